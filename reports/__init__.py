@@ -1,0 +1,1 @@
+"""Reports: result objects -> plotly figures -> one self-contained offline HTML file."""

