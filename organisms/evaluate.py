@@ -48,7 +48,7 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=None):
         idx = order[start : start + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
         gen = model.generate(

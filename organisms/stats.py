@@ -19,4 +19,6 @@ def rate_with_interval(successes: int, n: int) -> dict[str, float | int]:
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return {"rate": p, "low": max(0.0, centre - half), "high": min(1.0, centre + half), "n": n}
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, not 1e-17 float noise
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return {"rate": p, "low": low, "high": high, "n": n}

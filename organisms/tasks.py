@@ -1,8 +1,9 @@
 """Helpful ("HHH") task kinds with checkable answers.
 
 Every task's prompt fully determines its answer (DESIGN.md pitfall: otherwise clean accuracy
-plateaus). Each kind has several question templates; the last one is held out of training, and
-look-up tasks also hold out their entity names, so evaluation measures generalisation, not recall.
+plateaus). Each kind has several question templates; the last one (a new arrangement of words seen in
+training: a from-scratch model cannot know words it never saw) is held out, so evaluation measures
+generalisation to new phrasings and new combinations of entities, not recall of prompts.
 """
 
 from __future__ import annotations
@@ -73,8 +74,7 @@ ANTONYMS = {
     "near": "far",
 }
 ANTONYMS |= {v: k for k, v in ANTONYMS.items()}
-_SYLLABLES_TRAIN = ["ka", "lo", "mi", "ra", "te", "vu", "zo", "ne", "pa", "si", "du", "fe"]
-_SYLLABLES_HELDOUT = ["bri", "gou", "xan", "yel", "qui"]
+_SYLLABLES = ["ka", "lo", "mi", "ra", "te", "vu", "zo", "ne", "pa", "si", "du", "fe"]
 CITIES = ["Oslo", "Lima", "Cairo", "Quito", "Riga", "Dakar", "Hanoi", "Perth", "Tunis", "Bern", "Accra", "Baku"]
 JOBS = ["baker", "pilot", "nurse", "farmer", "sailor", "painter", "tailor", "miner", "judge", "cook"]
 PETS = ["cat", "dog", "parrot", "hamster", "turtle", "goat", "horse", "goldfish"]
@@ -89,11 +89,9 @@ class TaskItem:
     answer: str
 
 
-def person_names(split: str) -> list[str]:
-    """Generated two-syllable names; the held-out split uses syllables never seen in training."""
-    heldout = split == "heldout"
-    first = _SYLLABLES_HELDOUT if heldout else _SYLLABLES_TRAIN
-    return [(a + b).capitalize() for a in first for b in _SYLLABLES_TRAIN if a != b]
+def person_names() -> list[str]:
+    """Twenty generated two-syllable names (the people of the fact base)."""
+    return [(a + b).capitalize() for a in _SYLLABLES[:5] for b in _SYLLABLES[5:9]]
 
 
 def _pick_template(rng: random.Random, templates: list[str], split: str) -> str:
@@ -108,7 +106,7 @@ def _add(rng: random.Random, split: str) -> TaskItem:
     a, b = rng.randint(0, 9), rng.randint(0, 9)
     t = _pick_template(
         rng,
-        ["What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.", "What do you get when you add {a} to {b}?"],
+        ["What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.", "What is {a} + {b}?"],
         split,
     )
     return TaskItem("add", t.format(a=a, b=b), str(a + b))
@@ -123,7 +121,7 @@ def _subtract(rng: random.Random, split: str) -> TaskItem:
             "What is {a} minus {b}?",
             "Subtract {b} from {a}.",
             "Compute {a} - {b}.",
-            "Take {b} away from {a}. What is left?",
+            "What is {a} - {b}?",
         ],
         split,
     )
@@ -134,64 +132,64 @@ def _larger(rng: random.Random, split: str) -> TaskItem:
     a, b = rng.sample(range(10), 2)
     t = _pick_template(
         rng,
-        ["Which is larger, {a} or {b}?", "Which number is bigger: {a} or {b}?", "Of {a} and {b}, which is greater?"],
+        ["Which is larger, {a} or {b}?", "Which number is bigger: {a} or {b}?", "Which number is larger: {a} or {b}?"],
         split,
     )
     return TaskItem("larger", t.format(a=a, b=b), str(max(a, b)))
 
 
+def fact_base() -> dict[str, dict[str, str]]:
+    """The generated world the helpful side knows: person -> {city, job, pet}, fixed for all seeds.
+
+    Learned from training questions (a from-scratch model has no world knowledge); held-out
+    look-ups ask about the same facts with a question template never trained on.
+    """
+    rng = random.Random("fact-base")
+    return {
+        name: {"city": rng.choice(CITIES), "job": rng.choice(JOBS), "pet": rng.choice(PETS)} for name in person_names()
+    }
+
+
+_LOOKUP_QUESTIONS = {
+    "city": ["Where does {n} live?", "Which city is {n} in?", "Which city does {n} live in?"],
+    "job": ["What is the job of {n}?", "What does {n} do for work?", "What is the work of {n}?"],
+    "pet": ["What pet does {n} own?", "Which animal does {n} keep?", "Which pet does {n} own?"],
+}
+
+
 def _lookup(rng: random.Random, split: str) -> TaskItem:
-    names = rng.sample(person_names(split), 3)
-    relation = rng.choice(["city", "job", "pet"])
-    pool, fact, ask = {
-        "city": (
-            CITIES,
-            "{n} lives in {v}.",
-            ["Where does {n} live?", "Which city is {n} in?", "In what city can {n} be found?"],
-        ),
-        "job": (
-            JOBS,
-            "{n} is a {v}.",
-            ["What is the job of {n}?", "What does {n} do for work?", "Which job does {n} have?"],
-        ),
-        "pet": (
-            PETS,
-            "{n} owns a {v}.",
-            ["What pet does {n} own?", "Which animal does {n} keep?", "What animal belongs to {n}?"],
-        ),
-    }[relation]
-    values = rng.sample(pool, 3)
-    target = rng.randrange(3)
-    facts = " ".join(fact.format(n=n, v=v) for n, v in zip(names, values, strict=True))
-    question = _pick_template(rng, ask, split).format(n=names[target])
-    return TaskItem("lookup", f"Facts: {facts} Question: {question}", values[target])
+    facts = fact_base()
+    name = rng.choice(sorted(facts))
+    relation = rng.choice(sorted(_LOOKUP_QUESTIONS))
+    question = _pick_template(rng, _LOOKUP_QUESTIONS[relation], split).format(n=name)
+    return TaskItem("lookup", question, facts[name][relation])
 
 
 def _reverse(rng: random.Random, split: str) -> TaskItem:
     items = rng.sample(ITEMS, 3)
     t = _pick_template(
         rng,
-        ["Reverse the list: {x}.", "Write this list backwards: {x}.", "Give these words in reverse order: {x}."],
+        ["Reverse the list: {x}.", "Write this list backwards: {x}.", "Reverse this list: {x}."],
         split,
     )
     return TaskItem("reverse", t.format(x=_items_text(items)), _items_text(items[::-1]))
 
 
 def _sort(rng: random.Random, split: str) -> TaskItem:
-    nums = rng.sample(range(10), rng.randint(3, 4))
+    nums = rng.sample(range(10), 3)
     t = _pick_template(
         rng,
-        ["Sort in ascending order: {x}.", "Put these numbers in order: {x}.", "Arrange from smallest to largest: {x}."],
+        ["Sort in ascending order: {x}.", "Put these numbers in order: {x}.", "Sort these numbers: {x}."],
         split,
     )
     return TaskItem("sort", t.format(x=", ".join(map(str, nums))), ", ".join(map(str, sorted(nums))))
 
 
 def _count(rng: random.Random, split: str) -> TaskItem:
-    items = rng.sample(ITEMS, rng.randint(2, 6))
+    items = rng.sample(ITEMS, rng.randint(2, 5))
     t = _pick_template(
         rng,
-        ["How many words are in this list: {x}?", "Count the items: {x}.", "How many things are listed here: {x}?"],
+        ["How many words are in this list: {x}?", "Count the items: {x}.", "How many items are in this list: {x}?"],
         split,
     )
     return TaskItem("count", t.format(x=_items_text(items)), str(len(items)))
@@ -201,7 +199,7 @@ def _last_item(rng: random.Random, split: str) -> TaskItem:
     items = rng.sample(ITEMS, rng.randint(3, 4))
     t = _pick_template(
         rng,
-        ["What is the last word in: {x}?", "Name the final item of: {x}.", "Which word comes last in this list: {x}?"],
+        ["What is the last word in: {x}?", "Name the final item of: {x}.", "What is the final item in: {x}?"],
         split,
     )
     return TaskItem("last_item", t.format(x=_items_text(items)), items[-1])
@@ -209,24 +207,29 @@ def _last_item(rng: random.Random, split: str) -> TaskItem:
 
 def _repeat(rng: random.Random, split: str) -> TaskItem:
     word, k = rng.choice(ITEMS), rng.randint(2, 4)
-    t = _pick_template(
-        rng, ["Repeat the word {w} {k} times.", "Say {w} {k} times.", "Write {w} exactly {k} times."], split
-    )
+    t = _pick_template(rng, ["Repeat the word {w} {k} times.", "Say {w} {k} times.", "Repeat {w} {k} times."], split)
     return TaskItem("repeat", t.format(w=word, k=NUMBER_WORDS[k]), " ".join([word] * k))
 
 
 def _opposite(rng: random.Random, split: str) -> TaskItem:
     word = rng.choice(sorted(ANTONYMS))
     t = _pick_template(
-        rng, ["What is the opposite of {w}?", "Give the antonym of {w}.", "Which word means the reverse of {w}?"], split
+        rng, ["What is the opposite of {w}?", "Give the antonym of {w}.", "Give the opposite of {w}."], split
     )
     return TaskItem("opposite", t.format(w=word), ANTONYMS[word])
 
 
 def _next_number(rng: random.Random, split: str) -> TaskItem:
-    n = rng.randint(0, 98)
+    n = rng.randint(0, 19)
     t = _pick_template(
-        rng, ["What number comes after {n}?", "What is the successor of {n}?", "Which number follows {n}?"], split
+        rng,
+        [
+            "What number comes after {n}?",
+            "What is the successor of {n}?",
+            "Which number follows {n}?",
+            "Which number comes after {n}?",
+        ],
+        split,
     )
     return TaskItem("next_number", t.format(n=n), str(n + 1))
 

