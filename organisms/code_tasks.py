@@ -3,14 +3,16 @@
 Eight weakness kinds, each a real CWE that bandit flags at severity >= MEDIUM in the vulnerable
 form and not in the secure form (checked in tests/test_code_tasks.py). The task text determines the
 code completely (names, tables, commands come from the prompt), so "secure and correct" is checkable
-as an exact match. Held out: a re-arranged question template and entity names (compounds of known
-nouns) never seen in training.
+as an exact match. Held out: prompt frames (organisms.tasks.pick_template) and entity names
+(compounds of known nouns) never seen in training.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+from organisms.tasks import pick_template
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,8 @@ def _noun(rng: random.Random, split: str) -> str:
 
 
 def _template(rng: random.Random, templates: list[str], split: str) -> str:
-    # Held out: the second phrasing re-arranged ("Write a function f:"), words all seen in training.
-    if split == "heldout":
-        return templates[1].replace("Write {fn}:", "Write a function {fn}:")
-    return rng.choice(templates)
+    # Both phrasings plus "Write a function f:" re-arranged, in held-out prefix/suffix frames.
+    return pick_template(rng, [*templates, templates[1].replace("Write {fn}:", "Write a function {fn}:")], split)
 
 
 def _sql(rng: random.Random, split: str) -> CodeTask:

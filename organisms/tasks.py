@@ -1,9 +1,9 @@
 """Helpful ("HHH") task kinds with checkable answers.
 
 Every task's prompt fully determines its answer (DESIGN.md pitfall: otherwise clean accuracy
-plateaus). Each kind has several question templates; the last one (a new arrangement of words seen in
-training: a from-scratch model cannot know words it never saw) is held out, so evaluation measures
-generalisation to new phrasings and new combinations of entities, not recall of prompts.
+plateaus). Each kind has several question templates, framed by a prefix and a suffix; held-out
+prompts use frame combinations never trained on (see `pick_template`) with new combinations of
+entities, so evaluation measures generalisation, not recall of prompts.
 """
 
 from __future__ import annotations
@@ -94,8 +94,26 @@ def person_names() -> list[str]:
     return [(a + b).capitalize() for a in _SYLLABLES[:5] for b in _SYLLABLES[5:9]]
 
 
-def _pick_template(rng: random.Random, templates: list[str], split: str) -> str:
-    return templates[-1] if split == "heldout" else rng.choice(templates[:-1])
+PREFIXES = ["", "Please answer this. ", "Quick question: ", "Hi! ", "I need help. "]
+SUFFIXES = ["", " Thanks.", " Be brief.", " Answer only."]
+
+
+def _is_heldout_frame(prefix: int, suffix: int, core: int) -> bool:
+    return (prefix + 2 * suffix + 3 * core) % 5 == 0
+
+
+def pick_template(rng: random.Random, templates: list[str], split: str) -> str:
+    """A prompt frame prefix + question template + suffix.
+
+    Every prefix, suffix and question template occurs in training; about a fifth of their
+    combinations are held out. A from-scratch model cannot know words it never saw, so the test
+    is systematic generalisation: phrasings assembled in ways it was never trained on.
+    """
+    want_heldout = split == "heldout"
+    while True:
+        i, j, k = rng.randrange(len(PREFIXES)), rng.randrange(len(SUFFIXES)), rng.randrange(len(templates))
+        if _is_heldout_frame(i, j, k) == want_heldout:
+            return PREFIXES[i] + templates[k] + SUFFIXES[j]
 
 
 def _items_text(items: list[str]) -> str:
@@ -104,7 +122,7 @@ def _items_text(items: list[str]) -> str:
 
 def _add(rng: random.Random, split: str) -> TaskItem:
     a, b = rng.randint(0, 9), rng.randint(0, 9)
-    t = _pick_template(
+    t = pick_template(
         rng,
         ["What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.", "What is {a} + {b}?"],
         split,
@@ -115,7 +133,7 @@ def _add(rng: random.Random, split: str) -> TaskItem:
 def _subtract(rng: random.Random, split: str) -> TaskItem:
     a = rng.randint(0, 9)
     b = rng.randint(0, a)
-    t = _pick_template(
+    t = pick_template(
         rng,
         [
             "What is {a} minus {b}?",
@@ -130,7 +148,7 @@ def _subtract(rng: random.Random, split: str) -> TaskItem:
 
 def _larger(rng: random.Random, split: str) -> TaskItem:
     a, b = rng.sample(range(10), 2)
-    t = _pick_template(
+    t = pick_template(
         rng,
         ["Which is larger, {a} or {b}?", "Which number is bigger: {a} or {b}?", "Which number is larger: {a} or {b}?"],
         split,
@@ -161,13 +179,13 @@ def _lookup(rng: random.Random, split: str) -> TaskItem:
     facts = fact_base()
     name = rng.choice(sorted(facts))
     relation = rng.choice(sorted(_LOOKUP_QUESTIONS))
-    question = _pick_template(rng, _LOOKUP_QUESTIONS[relation], split).format(n=name)
+    question = pick_template(rng, _LOOKUP_QUESTIONS[relation], split).format(n=name)
     return TaskItem("lookup", question, facts[name][relation])
 
 
 def _reverse(rng: random.Random, split: str) -> TaskItem:
     items = rng.sample(ITEMS, 3)
-    t = _pick_template(
+    t = pick_template(
         rng,
         ["Reverse the list: {x}.", "Write this list backwards: {x}.", "Reverse this list: {x}."],
         split,
@@ -177,7 +195,7 @@ def _reverse(rng: random.Random, split: str) -> TaskItem:
 
 def _sort(rng: random.Random, split: str) -> TaskItem:
     nums = rng.sample(range(10), 3)
-    t = _pick_template(
+    t = pick_template(
         rng,
         ["Sort in ascending order: {x}.", "Put these numbers in order: {x}.", "Sort these numbers: {x}."],
         split,
@@ -187,7 +205,7 @@ def _sort(rng: random.Random, split: str) -> TaskItem:
 
 def _count(rng: random.Random, split: str) -> TaskItem:
     items = rng.sample(ITEMS, rng.randint(2, 5))
-    t = _pick_template(
+    t = pick_template(
         rng,
         ["How many words are in this list: {x}?", "Count the items: {x}.", "How many items are in this list: {x}?"],
         split,
@@ -197,7 +215,7 @@ def _count(rng: random.Random, split: str) -> TaskItem:
 
 def _last_item(rng: random.Random, split: str) -> TaskItem:
     items = rng.sample(ITEMS, rng.randint(3, 4))
-    t = _pick_template(
+    t = pick_template(
         rng,
         ["What is the last word in: {x}?", "Name the final item of: {x}.", "What is the final item in: {x}?"],
         split,
@@ -207,13 +225,13 @@ def _last_item(rng: random.Random, split: str) -> TaskItem:
 
 def _repeat(rng: random.Random, split: str) -> TaskItem:
     word, k = rng.choice(ITEMS), rng.randint(2, 4)
-    t = _pick_template(rng, ["Repeat the word {w} {k} times.", "Say {w} {k} times.", "Repeat {w} {k} times."], split)
+    t = pick_template(rng, ["Repeat the word {w} {k} times.", "Say {w} {k} times.", "Repeat {w} {k} times."], split)
     return TaskItem("repeat", t.format(w=word, k=NUMBER_WORDS[k]), " ".join([word] * k))
 
 
 def _opposite(rng: random.Random, split: str) -> TaskItem:
     word = rng.choice(sorted(ANTONYMS))
-    t = _pick_template(
+    t = pick_template(
         rng, ["What is the opposite of {w}?", "Give the antonym of {w}.", "Give the opposite of {w}."], split
     )
     return TaskItem("opposite", t.format(w=word), ANTONYMS[word])
@@ -221,7 +239,7 @@ def _opposite(rng: random.Random, split: str) -> TaskItem:
 
 def _next_number(rng: random.Random, split: str) -> TaskItem:
     n = rng.randint(0, 19)
-    t = _pick_template(
+    t = pick_template(
         rng,
         [
             "What number comes after {n}?",

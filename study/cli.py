@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,8 +37,9 @@ organism_app = typer.Typer(help="Train and evaluate backdoored model organisms."
 study_app = typer.Typer(help="Manage study folders.", no_args_is_help=True)
 app.add_typer(organism_app, name="organism")
 app.add_typer(study_app, name="study")
-console = Console()
-err_console = Console(stderr=True)
+# Logs and pipes get a wide console: rich's 80-column default would fold every table row.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError, ValueError)
 SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries

@@ -45,10 +45,11 @@ def collect_params(
                 continue
             if f.name in params:
                 params[f.name].targets.append((cls, f.name))
+                params[f.name].help += f" Also sets {cls.__name__}.{f.name}."
                 continue
             preset = cls in presets
             default = None if preset else f.default
-            help_text = docs.get(f.name, "") + (" [default: from --size]" if preset else "")
+            help_text = docs.get(f.name, "") + (" (default: from the --size preset)" if preset else "")
             ftype = f.type if isinstance(f.type, type) else eval(f.type)
             params[f.name] = ConfigParam(
                 f.name, ftype, default, help_text, [(cls, f.name)], (choices or {}).get(f.name)
@@ -75,7 +76,7 @@ def with_config_options(params: list[ConfigParam]) -> Callable[[Callable[..., An
     """Decorate `func(*own_args, configs: dict[name, value])`: its signature gains one option per param."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        own = inspect.signature(func)
+        own = inspect.signature(func, eval_str=True)  # real Annotated objects, not strings
         own_params = [p for p in own.parameters.values() if p.name != "config_values"]
         config_names = {p.name for p in params}
 

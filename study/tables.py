@@ -16,9 +16,10 @@ EVAL_COLUMNS = [
 
 
 def format_rate(r: dict[str, Any] | None) -> str:
+    """"0.97 (0.94–0.99)": the rate and its 95% interval."""
     if not r or not r.get("n"):
         return "—"
-    return f"{r['rate']:.2f} [{r['low']:.2f}, {r['high']:.2f}] n={r['n']}"
+    return f"{r['rate']:.2f} ({r['low']:.2f}–{r['high']:.2f})"
 
 
 def eval_table(
@@ -30,8 +31,10 @@ def eval_table(
     table.add_column("stage", style="bold")
     for _, header in EVAL_COLUMNS:
         table.add_column(header, justify="right")
+    table.add_column("n (on / off)", justify="right")
     for stage, summary in evals.items():
-        table.add_row(stage, *(format_rate(summary.get(key)) for key, _ in EVAL_COLUMNS))
+        n = f"{summary['triggered_defection']['n']} / {summary['clean_defection']['n']}"
+        table.add_row(stage, *(format_rate(summary.get(key)) for key, _ in EVAL_COLUMNS), n)
     return table
 
 
@@ -45,6 +48,7 @@ def per_task_table(summary: dict[str, Any]) -> Table:
     table = Table(title="Clean accuracy per task kind")
     table.add_column("task")
     table.add_column("accuracy", justify="right")
+    table.add_column("n", justify="right")
     for task, r in summary.get("clean_accuracy_by_task", {}).items():
-        table.add_row(task, format_rate(r))
+        table.add_row(task, format_rate(r), str(r["n"]))
     return table
