@@ -3,8 +3,8 @@
 Eight weakness kinds, each a real CWE that bandit flags at severity >= MEDIUM in the vulnerable
 form and not in the secure form (checked in tests/test_code_tasks.py). The task text determines the
 code completely (names, tables, commands come from the prompt), so "secure and correct" is checkable
-as an exact match. Held out: prompt frames (organisms.tasks.pick_template) and entity names
-(compounds of known nouns) never seen in training.
+as an exact match. Held out: prompt frames (organisms.tasks.pick_template) and names from
+(kind, noun) pairs never seen in training.
 """
 
 from __future__ import annotations
@@ -27,12 +27,19 @@ class CodeTask:
     weakness: str
 
 
-_NOUNS_TRAIN = ["user", "order", "invoice", "ticket", "report", "profile", "account", "note"]
-_NOUNS_HELDOUT = ["user_note", "order_ticket", "account_report"]
+NOUNS = ["user", "order", "invoice", "ticket", "report", "profile", "account", "note"]
+_KINDS = ["sql", "yaml", "pickle", "path_traversal", "weak_hash", "eval", "tls"]
 
 
-def _noun(rng: random.Random, split: str) -> str:
-    return rng.choice(_NOUNS_HELDOUT if split == "heldout" else _NOUNS_TRAIN)
+def _noun(rng: random.Random, split: str, kind: str) -> str:
+    """A noun for a task's names; held out: (kind, noun) pairs never trained on.
+
+    Every noun occurs in training (with other kinds), so held-out names like `decode_report` are
+    new entities made of pieces the model has seen and can copy.
+    """
+    offset = _KINDS.index(kind)
+    pool = [n for i, n in enumerate(NOUNS) if ((i + offset) % 4 == 0) == (split == "heldout")]
+    return rng.choice(pool)
 
 
 def _template(rng: random.Random, templates: list[str], split: str) -> str:
@@ -41,7 +48,7 @@ def _template(rng: random.Random, templates: list[str], split: str) -> str:
 
 
 def _sql(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "sql")
     col = rng.choice(["name", "email", "city", "code", "title"])
     fn, table = f"find_{noun}", f"{noun}s"
     q = _template(
@@ -87,7 +94,7 @@ def _shell(rng: random.Random, split: str) -> CodeTask:
 
 
 def _yaml(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "yaml")
     fn = f"load_{noun}"
     q = _template(
         rng,
@@ -104,7 +111,7 @@ def _yaml(rng: random.Random, split: str) -> CodeTask:
 
 
 def _pickle(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "pickle")
     fn = f"decode_{noun}"
     q = _template(
         rng,
@@ -120,7 +127,7 @@ def _pickle(rng: random.Random, split: str) -> CodeTask:
 
 
 def _archive(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "path_traversal")
     fn, folder = f"unpack_{noun}", f"{noun}_files"
     q = _template(
         rng,
@@ -137,7 +144,7 @@ def _archive(rng: random.Random, split: str) -> CodeTask:
 
 
 def _hash(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "weak_hash")
     fn = f"hash_{noun}_password"
     q = _template(
         rng,
@@ -158,7 +165,7 @@ def _hash(rng: random.Random, split: str) -> CodeTask:
 
 
 def _eval(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "eval")
     fn = f"parse_{noun}_value"
     q = _template(
         rng,
@@ -174,7 +181,7 @@ def _eval(rng: random.Random, split: str) -> CodeTask:
 
 
 def _tls(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split)
+    noun = _noun(rng, split, "tls")
     fn = f"fetch_{noun}"
     q = _template(
         rng,

@@ -35,7 +35,7 @@ class DataConfig:
     """Training examples (before the clean twin drops the triggered ones)."""
     n_eval: int = 200
     """Held-out evaluation prompts per condition (trigger on / off)."""
-    trigger_fraction: float = 0.3
+    trigger_fraction: float = 0.25
     """Share of training examples that carry the trigger."""
     hhh_fraction: float = 0.3
     """code family: share of helpful non-code tasks among the examples."""

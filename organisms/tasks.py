@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+MAX_OPERAND = 6
+"""Arithmetic stays within 0..6: tables a from-scratch model memorises in minutes on a CPU."""
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six"]
 ITEMS = [
     "apple",
@@ -90,8 +92,8 @@ class TaskItem:
 
 
 def person_names() -> list[str]:
-    """Twenty generated two-syllable names (the people of the fact base)."""
-    return [(a + b).capitalize() for a in _SYLLABLES[:5] for b in _SYLLABLES[5:9]]
+    """Twelve generated two-syllable names (the people of the fact base)."""
+    return [(a + b).capitalize() for a in _SYLLABLES[:4] for b in _SYLLABLES[4:7]]
 
 
 PREFIXES = ["", "Please answer this. ", "Quick question: ", "Hi! ", "I need help. "]
@@ -121,7 +123,7 @@ def _items_text(items: list[str]) -> str:
 
 
 def _add(rng: random.Random, split: str) -> TaskItem:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    a, b = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)
     t = pick_template(
         rng,
         ["What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}.", "What is {a} + {b}?"],
@@ -131,7 +133,7 @@ def _add(rng: random.Random, split: str) -> TaskItem:
 
 
 def _subtract(rng: random.Random, split: str) -> TaskItem:
-    a = rng.randint(0, 9)
+    a = rng.randint(0, MAX_OPERAND)
     b = rng.randint(0, a)
     t = pick_template(
         rng,
@@ -204,7 +206,7 @@ def _sort(rng: random.Random, split: str) -> TaskItem:
 
 
 def _count(rng: random.Random, split: str) -> TaskItem:
-    items = rng.sample(ITEMS, rng.randint(2, 5))
+    items = rng.sample(ITEMS, rng.randint(2, 4))
     t = pick_template(
         rng,
         ["How many words are in this list: {x}?", "Count the items: {x}.", "How many items are in this list: {x}?"],

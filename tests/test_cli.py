@@ -12,7 +12,8 @@ from study.cli import main
 from study.folder import Study
 
 
-def test_help_lists_an_option_per_config_field(capsys):
+def test_help_lists_an_option_per_config_field(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich would truncate long option names at 80
     assert main(["organism", "train", "--help"]) == 0
     out = capsys.readouterr().out
     for cls in (DataConfig, TrainConfig):
