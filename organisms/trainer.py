@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -50,32 +50,6 @@ def _collate(pad_id: int):
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
     return collate
-
-
-class LengthGroupedBatches(Sampler[list[int]]):
-    """Batches of similar-length sequences, in random order, so steps do not pay for padding.
-
-    Written here rather than using transformers' LengthGroupedSampler: that one yields each
-    megabatch's batches in descending length, and in our data length tracks the trigger (the
-    backdoor response is longer), so consecutive steps would see only triggered examples.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator, group: int = 16):
-        self.lengths, self.batch_size, self.generator, self.group = list(lengths), batch_size, generator, group
-
-    def _batches(self) -> list[list[int]]:
-        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
-        span, batches = self.batch_size * self.group, []
-        for start in range(0, len(order), span):
-            chunk = sorted(order[start : start + span], key=self.lengths.__getitem__)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        return [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
 
 
 def _lr_lambda(config: TrainConfig):
@@ -115,8 +89,13 @@ def train_supervised(
     accelerator = _accelerator(config.device)
     rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
     generator = torch.Generator().manual_seed(config.seed)
-    batches = LengthGroupedBatches([len(r["input_ids"]) for r in rows], config.batch_size, generator)
-    loader = DataLoader(rows, batch_sampler=batches, collate_fn=_collate(tokenizer.pad_token_id))
+    loader = DataLoader(
+        rows,
+        batch_size=config.batch_size,
+        drop_last=len(rows) >= config.batch_size,
+        sampler=RandomSampler(rows, generator=generator),
+        collate_fn=_collate(tokenizer.pad_token_id),
+    )
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     optimizer = torch.optim.AdamW(

@@ -64,13 +64,3 @@ def test_existing_output_refused_without_force(setup, tmp_path):
     (tmp_path / "backdoored").mkdir()
     with pytest.raises(FileExistsError, match="--force"):
         train_organism(data, shape, train, tmp_path / "backdoored", examples=examples)
-
-
-def test_length_grouped_batches_cover_every_row_once_with_little_padding():
-    lengths = [int(x) for x in torch.randint(5, 60, (1000,), generator=torch.Generator().manual_seed(0))]
-    sampler = trainer_module.LengthGroupedBatches(lengths, 32, torch.Generator().manual_seed(0))
-    first, second = list(sampler), list(sampler)
-    assert sorted(i for b in first for i in b) == list(range(1000))
-    assert first != second  # a new order every epoch
-    padded = sum(len(b) * max(lengths[i] for i in b) for b in first)
-    assert padded < 1.1 * sum(lengths)  # random batches would pad to ~1.6x here
