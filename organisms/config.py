@@ -101,7 +101,7 @@ class TrainConfig:
 
 SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "tiny": (ModelConfig("tiny", 2, 64, 4, 256, 512, 256), TrainConfig(steps=400, lr=3e-3, warmup_steps=20)),
-    "small": (ModelConfig("small", 4, 192, 4, 768, 1024, 256), TrainConfig(steps=1200, lr=2e-3)),
+    "small": (ModelConfig("small", 4, 192, 4, 768, 1024, 256), TrainConfig(steps=1000, lr=2e-3)),
     "base": (
         ModelConfig("base", 6, 512, 8, 1536, 2048, 256),
         TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=100),
