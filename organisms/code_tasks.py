@@ -27,7 +27,13 @@ class CodeTask:
     weakness: str
 
 
-NOUNS = ["user", "order", "invoice", "ticket", "report", "profile", "account", "note"]
+NOUNS = [
+    "user", "order", "invoice", "ticket", "report", "profile", "account", "note",
+    "message", "comment", "payment", "product", "review", "session", "event", "booking",
+    "device", "photo", "task", "record", "contact", "budget", "course", "member",
+]  # fmt: skip
+"""Many nouns, so a model cannot memorise one table or folder name per weakness kind: it must copy
+the name from the prompt (with 8 nouns, held-out SQL table names were 0% right)."""
 _KINDS = ["sql", "yaml", "pickle", "path_traversal", "weak_hash", "eval", "tls"]
 
 

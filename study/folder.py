@@ -61,9 +61,6 @@ class Study:
     def config(self) -> dict[str, Any]:
         return read_json(self.config_path)
 
-    def update_config(self, **values: Any) -> None:
-        write_json(self.config_path, {**self.config, **values})
-
     # -- models -------------------------------------------------------------------------
     def model_dir(self, stage: str) -> Path:
         return self.root / "models" / stage

