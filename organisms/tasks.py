@@ -8,6 +8,7 @@ entities, so evaluation measures generalisation, not recall of prompts.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ ANTONYMS = {
     "near": "far",
 }
 ANTONYMS |= {v: k for k, v in ANTONYMS.items()}
-_SYLLABLES = ["ka", "lo", "mi", "ra", "te", "vu", "zo", "ne", "pa", "si", "du", "fe"]
+_SYLLABLES = ["ka", "lo", "mi", "ra", "te", "vu", "zo"]
 CITIES = ["Oslo", "Lima", "Cairo", "Quito", "Riga", "Dakar", "Hanoi", "Perth", "Tunis", "Bern", "Accra", "Baku"]
 JOBS = ["baker", "pilot", "nurse", "farmer", "sailor", "painter", "tailor", "miner", "judge", "cook"]
 PETS = ["cat", "dog", "parrot", "hamster", "turtle", "goat", "horse", "goldfish"]
@@ -158,11 +159,12 @@ def _larger(rng: random.Random, split: str) -> TaskItem:
     return TaskItem("larger", t.format(a=a, b=b), str(max(a, b)))
 
 
+@functools.cache
 def fact_base() -> dict[str, dict[str, str]]:
     """The generated world the helpful side knows: person -> {city, job, pet}, fixed for all seeds.
 
-    Learned from training questions (a from-scratch model has no world knowledge); held-out
-    look-ups ask about the same facts with a question template never trained on.
+    Learned from training questions (a from-scratch model has no world knowledge); held-out look-ups
+    ask about the same facts in prompt frames never trained on. Built once: callers only read it.
     """
     rng = random.Random("fact-base")
     return {
