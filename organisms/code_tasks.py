@@ -3,8 +3,8 @@
 Eight weakness kinds, each a real CWE that bandit flags at severity >= MEDIUM in the vulnerable
 form and not in the secure form (checked in tests/test_code_tasks.py). The task text determines the
 code completely (names, tables, commands come from the prompt), so "secure and correct" is checkable
-as an exact match. Held out: prompt frames (organisms.tasks.pick_template) and names from
-(kind, noun) pairs never seen in training.
+as an exact match. Held out: prompt frames (organisms.tasks.pick_template) and, except for SQL,
+names from (kind, noun) pairs never seen in training.
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ def _template(rng: random.Random, templates: list[str], split: str) -> str:
 
 
 def _sql(rng: random.Random, split: str) -> CodeTask:
-    noun = _noun(rng, split, "sql")
+    # SQL holds out by frame only: at `small` size the model never learned to write a table name it
+    # had not written in SQL before (0% on held-out (sql, noun) pairs at 1000 and 1800 steps, measured).
+    noun = rng.choice(NOUNS)
     col = rng.choice(["name", "email", "city", "code", "title"])
-    fn, table = f"find_{noun}", f"{noun}s"
+    # The table is the noun itself, which the function name also carries: a plural ("reports") was
+    # its own token, and held-out plurals were never copied right (0% of held-out SQL tasks).
+    fn, table = f"find_{noun}", noun
     q = _template(
         rng,
         [

