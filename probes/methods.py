@@ -2,7 +2,8 @@
 
 `fit(acts [n, d], labels) -> self`, `score(acts) -> [n]` (higher = more "positive": triggered,
 defecting, anomalous), saved as safetensors + JSON. Supervised methods learn from both classes;
-anomaly detectors fit on the negative (clean) rows only and never see a positive.
+anomaly detectors never see a label: Mahalanobis and clustering fit on the negative (clean) rows
+only, the spectral signature on the unlabelled mix.
 """
 
 from __future__ import annotations
@@ -154,13 +155,17 @@ class MahalanobisDetector(Probe):
 
 @register
 class SpectralSignatureDetector(Probe):
-    """Squared projection on the top singular direction of the centred clean rows (Tran et al. 2018)."""
+    """Squared projection on the top singular direction of the centred rows (Tran et al. 2018).
+
+    Unlike the other detectors it fits on every row it is given, labels ignored: the method finds
+    the direction a poisoned minority adds to an unlabelled mix, and clean rows alone have none.
+    """
 
     name = "spectral"
     supervised = False
 
     def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
-        x = _np(acts) if labels is None else _np(acts)[~np.asarray(labels, bool)]
+        x = _np(acts)
         mean = x.mean(0)
         _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
         self.tensors = {"mean": torch.tensor(mean), "direction": torch.tensor(vt[0].copy())}

