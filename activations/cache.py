@@ -243,3 +243,25 @@ class ActivationCache:
     def labels(self, key: str) -> np.ndarray:
         """One label per cached vector (rows with several positions repeat their label)."""
         return np.array([row.get(key) for row in self.rows for _ in row["positions"]])
+
+
+def collect(
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    hooks: Sequence[str],
+    *,
+    positions: str | PositionFn = "last_prompt",
+    trigger: str = "",
+    batch_size: int = 32,
+) -> dict[str, torch.Tensor]:
+    """Activations of a few texts in memory (monitors, quick looks): {hook: [vectors, d]}."""
+    points = parse_hooks(loaded.model, hooks)
+    fn = resolve_positions(positions, trigger)
+    rows = [{"text": t} for t in texts]
+    token_positions = row_positions(rows, loaded.tokenizer, fn)
+    parts: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
+    device = next(loaded.model.parameters()).device
+    for b in range(0, len(texts), batch_size):
+        _forward_batch(loaded.model, loaded.tokenizer, list(texts[b : b + batch_size]),
+                       token_positions[b : b + batch_size], points, parts, "left", device, torch.float32)  # fmt: skip
+    return {name: torch.cat(chunks) for name, chunks in parts.items()}

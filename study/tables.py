@@ -135,3 +135,19 @@ def probe_table(summary: dict[str, Any]) -> Table:
                  f"{row['subject']['fpr_at_95tpr']['value']:.2f}"]  # fmt: skip
         table.add_row(summary["hooks"][int(key)], *cells, style="bold green" if key == best else None)
     return table
+
+
+def transfer_table(result: dict[str, Any], hook: str) -> Table:
+    """Rows: the stage a probe was trained on; columns: the stage it is scored on (AUROC, cosine)."""
+    stages = result["stages"]
+    table = Table(title=f"Probe transfer at {hook} ({result['kind']} {result['method']}): AUROC (direction cosine)")
+    table.add_column("trained on \\ scored on")
+    for b in stages:
+        table.add_column(b, justify="right")
+    for a in stages:
+        cells = []
+        for b in stages:
+            auc, cos = result["auroc"][hook][a][b], result["cosine"][hook][a][b]
+            cells.append(("—" if auc != auc else f"{auc:.2f}") + ("" if cos is None else f" ({cos:+.2f})"))
+        table.add_row(a, *cells)
+    return table
