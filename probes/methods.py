@@ -195,32 +195,30 @@ class ClusterDetector(Probe):
 
 
 def fit_logistic_all_layers(
-    acts: torch.Tensor, labels: np.ndarray, *, l2: float = 1e-3, steps: int = 200
+    acts: torch.Tensor, labels: np.ndarray, *, C: float = 1.0, max_iter: int = 25, tol: float = 1e-6
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logistic regression for every layer at once: acts [L, n, d] -> (weights [L, d], biases [L]).
 
-    Written in torch because scikit-learn fits one layer at a time; one batched L-BFGS over all
-    layers (standardised inputs, L2 penalty) gives the same probes several times faster.
+    Written in torch because scikit-learn fits one layer at a time: here every layer takes the same
+    batched Newton steps (IRLS, one [L, d+1, d+1] solve per step) on standardised inputs, with
+    scikit-learn's objective (C * sum of losses + |w|^2 / 2), so the probes match `logreg`.
     """
-    y = torch.tensor(check_binary(labels), dtype=torch.float32)
-    x = acts.float()
+    y = torch.tensor(check_binary(labels), dtype=torch.float64)
+    x = acts.double()
     mean, std = x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-6
-    z = (x - mean) / std
-    n_layers, _, d = z.shape
-    w = torch.zeros(n_layers, d, requires_grad=True)
-    b = torch.zeros(n_layers, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = torch.einsum("lnd,ld->ln", z, w) + b[:, None]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="none")
-        total = loss.mean(1).sum() + l2 * (w**2).sum() / 2
-        total.backward()
-        return total
-
-    opt.step(closure)
-    with torch.no_grad():
-        weights = w / std.squeeze(1)
-        biases = b - (mean.squeeze(1) * weights).sum(-1)
-    return weights.detach(), biases.detach()
+    z = torch.cat([(x - mean) / std, torch.ones(*x.shape[:2], 1, dtype=x.dtype)], -1)  # bias column
+    n_layers, _, d1 = z.shape
+    reg = torch.eye(d1, dtype=x.dtype) / C
+    reg[-1, -1] = 0.0  # the bias is not penalised
+    w = torch.zeros(n_layers, d1, dtype=x.dtype)
+    for _ in range(max_iter):
+        p = torch.sigmoid(torch.einsum("lnd,ld->ln", z, w))
+        grad = torch.einsum("lnd,ln->ld", z, p - y) + w @ reg
+        hess = torch.einsum("lnd,ln,lne->lde", z, p * (1 - p), z) + reg
+        step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
+        w = w - step
+        if step.abs().max() < tol:
+            break
+    coef = w[:, :-1] / std.squeeze(1)
+    bias = w[:, -1] - (mean.squeeze(1) * coef).sum(-1)
+    return coef.float(), bias.float()
