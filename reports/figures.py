@@ -49,7 +49,8 @@ def probe_heatmap(results: dict[str, dict[str, Any]], method: str) -> go.Figure:
     hooks = first["hooks"]
     panels = ["subject", "clean", "random", "margin"]
     fig = make_subplots(rows=1, cols=4, subplot_titles=["probed stage", "clean twin", "random init", "AUROC − control"],
-                        shared_yaxes=True)  # fmt: skip
+                        shared_yaxes=True, horizontal_spacing=0.07)  # fmt: skip
+    colorbars = {3: {"x": 0.72, "thickness": 10, "title": "AUROC"}, 4: {"x": 1.0, "thickness": 10, "title": "margin"}}
     for col, panel in enumerate(panels, start=1):
         z = []
         for s in stages:
@@ -64,10 +65,12 @@ def probe_heatmap(results: dict[str, dict[str, Any]], method: str) -> go.Figure:
         fig.add_heatmap(
             z=z, x=[h.split(".hook")[0] for h in hooks], y=stages, row=1, col=col,
             zmin=-0.5 if panel == "margin" else 0.5, zmax=0.5 if panel == "margin" else 1.0,
-            colorscale="RdBu" if panel == "margin" else "Viridis", showscale=col in (3, 4),
+            colorscale="RdBu" if panel == "margin" else "Viridis", showscale=col in colorbars,
+            colorbar=colorbars.get(col),
             text=np.round(np.array(z, dtype=float), 2), texttemplate="%{text}",
         )  # fmt: skip
     fig.update_layout(title=f"{first['kind']} probe: {method}")
+    fig.update_yaxes(autorange="reversed")  # stages top to bottom in pipeline order
     return fig
 
 

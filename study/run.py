@@ -33,6 +33,9 @@ class RunPlan:
     sae_layer: int | None = None
     """Layer of the SAEs (default: the middle of the model)."""
     sae_width: int = 1024
+    sae_samples: int = 300_000
+    removal: bool = True
+    """Ablate the top trigger feature on every stage (two behaviour evals per stage)."""
 
 
 def _step(log: Log, done: bool, name: str, action: Callable[[], Any], skipped: list[str]) -> Any:
@@ -80,7 +83,7 @@ def run_study(root: str | Path, plan: RunPlan, log: Log = lambda _: None) -> dic
     n_layers = model.n_layers
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook = f"blocks.{layer}.hook_resid_post"
-    sae_config = SAETrainConfig(width=plan.sae_width, seed=plan.seed)
+    sae_config = SAETrainConfig(width=plan.sae_width, samples=plan.sae_samples, seed=plan.seed)
     features_path = root / "dictionaries" / "backdoored" / hook / "trigger_features.json"
     _step(log, features_path.exists(), f"SAE trigger features at {hook}",
           lambda: trigger_features(folder, "backdoored", hook, config=sae_config), skipped)  # fmt: skip
@@ -100,7 +103,8 @@ def run_study(root: str | Path, plan: RunPlan, log: Log = lambda _: None) -> dic
         direction = feature_direction(folder, "backdoored", hook, top)
         return removal(folder, stages, hook, direction, label=f"backdoored-L{layer}-feature{top}")
 
-    _step(log, removal_done, "removal of the top trigger feature", remove_top_feature, skipped)
+    if plan.removal:
+        _step(log, removal_done, "removal of the top trigger feature", remove_top_feature, skipped)
     report = build_report(root)
     log(f"report: {report}")
     return {"skipped": skipped, "report": str(report)}
