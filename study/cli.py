@@ -475,11 +475,13 @@ def study_run(
         SizeName, typer.Option(help="Organism size (tiny: ~minutes on 2 cores; small: the default).")
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seed of every step.")] = 0,
+    light: Annotated[bool, typer.Option(help="Two probe methods, small SAEs, no removal: a quick look.")] = False,
 ) -> None:
     """The whole pipeline with defaults: organism, safety stages, evals, probes, SAEs, removal, report (resumable)."""
     from study.run import RunPlan, run_study
 
-    result = run_study(study, RunPlan(family=family, variant=variant, size=size, seed=seed), log=console.print)
+    plan = (RunPlan.light if light else RunPlan)(family=family, variant=variant, size=size, seed=seed)
+    result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:
         console.print(f"[yellow]skipped:[/] {line}")
     console.print(f"[bold]report:[/] {result['report']}")

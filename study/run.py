@@ -37,6 +37,11 @@ class RunPlan:
     removal: bool = True
     """Ablate the top trigger feature on every stage (two behaviour evals per stage)."""
 
+    @classmethod
+    def light(cls, **kw: Any) -> RunPlan:
+        """Fewer probe methods, small SAEs, no removal: quick looks and the notebook test."""
+        return cls(probe_methods=["logreg", "mass_mean"], sae_width=256, sae_samples=100_000, removal=False, **kw)
+
 
 def _step(log: Log, done: bool, name: str, action: Callable[[], Any], skipped: list[str]) -> Any:
     if done:
