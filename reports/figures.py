@@ -97,10 +97,12 @@ def features_by_stage(across: dict[str, Any]) -> go.Figure:
 def token_heatmap(features: dict[str, Any]) -> go.Figure:
     """Per-token activation of the top trigger features over example prompts (one panel per prompt)."""
     examples = features["token_activations"]
+    top = max((max(row) for ex in examples for row in ex["activations"] if row), default=1.0) or 1.0
     fig = make_subplots(rows=len(examples), cols=1, vertical_spacing=0.04)
     for i, ex in enumerate(examples, start=1):
+        # One shared scale from 0: per-panel autoscaling paints an all-zero prompt mid-blue.
         fig.add_heatmap(
-            z=ex["activations"], x=[f"{j}:{t}" for j, t in enumerate(ex["tokens"])],
+            z=ex["activations"], x=[f"{j}:{t}" for j, t in enumerate(ex["tokens"])], zmin=0, zmax=top,
             y=[f"f{f}" for f in features["token_features"]], row=i, col=1, colorscale="Blues", showscale=i == 1,
         )  # fmt: skip
     fig.update_layout(height=140 * len(examples) + 80)
