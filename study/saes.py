@@ -61,11 +61,18 @@ def _row_max(latents: torch.Tensor, rows: list[dict[str, Any]]) -> torch.Tensor:
     )
 
 
+def token_latents(folder: Study, stage: str, hook: str, sae: Any, prompt_set: str = "eval") -> tuple[torch.Tensor, Any]:
+    """Latents of every cached token of a prompt set (and the cache, for its rows)."""
+    cache = cached(folder, stage, prompt_set, "all")
+    return encode(sae, cache.acts(hook)), cache
+
+
 def prompt_latents(
     folder: Study, stage: str, hook: str, sae: Any, prompt_set: str = "eval"
 ) -> tuple[torch.Tensor, Any]:
-    cache = cached(folder, stage, prompt_set, "all")
-    return _row_max(encode(sae, cache.acts(hook)), cache.rows), cache
+    """Per prompt, each latent's largest activation over its tokens (and the cache)."""
+    latents, cache = token_latents(folder, stage, hook, sae, prompt_set)
+    return _row_max(latents, cache.rows), cache
 
 
 def _row_labels(folder: Study, cache: Any, prompt_set: str, stage: str, key: str) -> np.ndarray:
@@ -79,7 +86,8 @@ def trigger_features(
 ) -> dict[str, Any]:
     """Top trigger features of the stage's SAE, with controls, clean-twin counterparts and token maps."""
     sae = stage_sae(folder, stage, hook, config)
-    latents, cache = prompt_latents(folder, stage, hook, sae)
+    per_token, cache = token_latents(folder, stage, hook, sae)
+    latents = _row_max(per_token, cache.rows)
     triggered = _row_labels(folder, cache, "eval", stage, "triggered")
     auroc = latent_auroc(latents, triggered)
     top = top_features(auroc, n)
@@ -100,9 +108,8 @@ def trigger_features(
         defected = _row_labels(folder, nm_cache, "nearmiss", stage, "defected")
         if defected.any() and not defected.all():
             nearmiss_auroc = latent_auroc(nm_latents, defected)
-    all_latents = encode(sae, cache.acts(hook))
     examples = [r for r in cache.rows if r.get("triggered")][:4] + [r for r in cache.rows if not r.get("triggered")][:2]
-    tokens = per_token_activations(all_latents, examples, top[:3])
+    tokens = per_token_activations(per_token, examples, top[:3])
     tok = folder.model(stage).tokenizer
     for ex in tokens:
         text = next(r["text"] for r in examples if r["id"] == ex["id"])
@@ -127,18 +134,22 @@ def features_across_stages(
 ) -> dict[str, Any]:  # fmt: skip
     """(1) the base SAE's top trigger features encoded on every stage; (2) per-stage SAEs matched to it."""
     sae = stage_sae(folder, base, hook, config)
-    base_latents, base_cache = prompt_latents(folder, base, hook, sae)
-    top = top_features(latent_auroc(base_latents, _row_labels(folder, base_cache, "eval", base, "triggered")), n)
+
+    def encoded(stage: str, with_sae: Any) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        latents, cache = prompt_latents(folder, stage, hook, with_sae)
+        labels = _row_labels(folder, cache, "eval", stage, "triggered")
+        return latents, labels, latent_auroc(latents, labels)
+
+    base_encoded = encoded(base, sae)
+    top = top_features(base_encoded[2], n)
     tracked, matched = {}, {}
     for stage in stages:
-        latents, cache = prompt_latents(folder, stage, hook, sae)
-        labels = _row_labels(folder, cache, "eval", stage, "triggered")
-        auroc = latent_auroc(latents, labels)
+        # The base stage's own SAE is the base SAE: its encoding is already at hand.
+        latents, labels, auroc = base_encoded if stage == base else encoded(stage, sae)
         mean_on = latents[torch.from_numpy(labels)].mean(0)
         tracked[stage] = {str(f): {"auroc": float(auroc[f]), "mean_triggered": float(mean_on[f])} for f in top}
-        own = stage_sae(folder, stage, hook, config)
-        own_latents, own_cache = prompt_latents(folder, stage, hook, own)
-        own_auroc = latent_auroc(own_latents, _row_labels(folder, own_cache, "eval", stage, "triggered"))
+        own = sae if stage == base else stage_sae(folder, stage, hook, config)
+        own_auroc = auroc if stage == base else encoded(stage, own)[2]
         partner, cosine = match_latents(sae, own)
         matched[stage] = {
             str(f): {
