@@ -30,12 +30,29 @@ def run_sweep(
     variants: Sequence[str],
     seeds: Sequence[int],
     trigger_as_token: bool = False,
+    backdoor_steps: int = 0,
+    stages: Sequence[str] = SAFETY_STAGES,
     safety_values: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) every organism of the sweep; write and return the per-stage rows of sweep.json."""
+    """Run (or resume) every organism of the sweep; write and return the per-stage rows of sweep.json.
+
+    `backdoor_steps` (0 = the size preset's) trains the backdoor longer or shorter; `stages` picks the
+    safety stages, chained in the usual order (each from the previous one run).
+    """
     out = Path(out)
+    unknown = [s for s in stages if s not in SAFETY_STAGES]
+    if unknown:
+        raise ValueError(f"unknown safety stage {', '.join(unknown)}; choose from: {', '.join(SAFETY_STAGES)}")
+    stages = [s for s in SAFETY_STAGES if s in stages]
     overrides = {k: v for k, v in (safety_values or {}).items() if v is not None}
+    settings = {
+        "trigger_as_token": trigger_as_token,
+        "backdoor_steps": backdoor_steps,
+        "stages": stages,
+        "safety": overrides,
+    }
+    _check_same_settings(out / "sweep.json", settings)
     rows: list[dict[str, Any]] = []
     for size in sizes:
         for variant in variants:
@@ -50,12 +67,12 @@ def run_sweep(
                         folder.root,
                         data,
                         model,
-                        dataclasses.replace(train, seed=seed),
+                        dataclasses.replace(train, seed=seed, steps=backdoor_steps or train.steps),
                         size=size,
                         twin=False,
                         force=True,
                     )
-                for stage in SAFETY_STAGES:
+                for stage in stages:
                     if not folder.model_dir(stage).exists():
                         log(f"{name}: safety stage {stage}")
                         safety_into(folder, stage, SafetyConfig(**{"seed": seed, **overrides}), force=True)
@@ -73,5 +90,14 @@ def run_sweep(
                             "summary": summary,
                         }
                     )
-                write_json(out / "sweep.json", {"family": family, "rows": rows})
+                write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
     return rows
+
+
+def _check_same_settings(path: Path, settings: dict[str, Any]) -> None:
+    """Resuming with other settings would silently mix two experiments in one table: refuse."""
+    if not path.exists():
+        return
+    before = read_json(path).get("settings")
+    if before is not None and before != settings:
+        raise ValueError(f"{path.parent} was run with other settings ({before}); use a new folder for {settings}")
