@@ -73,3 +73,13 @@ def per_token_activations(
         span = latents[start : start + len(row["positions"]), features]
         out.append({"id": row["id"], "positions": row["positions"], "activations": span.T.tolist()})
     return out
+
+
+def latent_rotation(before: Any, after: Any) -> np.ndarray:
+    """Per latent, the cosine between its decoder row before and after fine-tuning (same index)."""
+    if before.cfg.d_sae != after.cfg.d_sae or before.cfg.d_in != after.cfg.d_in:
+        raise SAEError(
+            f"rotation needs one SAE before and after fine-tuning; got shapes "
+            f"{before.cfg.d_sae}x{before.cfg.d_in} and {after.cfg.d_sae}x{after.cfg.d_in}"
+        )
+    return (decoder_directions(before) * decoder_directions(after)).sum(1).numpy()

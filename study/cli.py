@@ -49,6 +49,7 @@ from study.tables import (
     probe_table,
     removal_table,
     stage_summary,
+    stagewise_table,
     sweep_table,
     transfer_table,
 )
@@ -234,6 +235,12 @@ def organism_sweep(
     ] = "plain,distilled",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (organism and safety training).")] = "0",
     trigger_as_token: Annotated[bool, typer.Option(help="Make the trigger one atomic token.")] = False,
+    backdoor_steps: Annotated[
+        int, typer.Option(help="Backdoor training steps of each organism; 0 = the size preset's.")
+    ] = 0,
+    stages: Annotated[
+        str, typer.Option(help="Comma-separated safety stages to run, chained in order (sft, rl, adversarial).")
+    ] = ",".join(SAFETY_STAGES),
     config_values: dict[str, Any] | None = None,
 ) -> None:
     """Persistence across organism sizes and variants: train, sft, rl, adversarial, evaluate (resumable)."""
@@ -246,6 +253,8 @@ def organism_sweep(
         variants=_csv(variants, VARIANTS, "variant"),
         seeds=_int_csv(seeds, "--seeds"),
         trigger_as_token=trigger_as_token,
+        backdoor_steps=backdoor_steps,
+        stages=_csv(stages, SAFETY_STAGES, "safety stage"),
         safety_values=config_values or {},
         log=console.print,
     )
@@ -414,6 +423,36 @@ def sae_features(
         for s in stages:
             folder.require_stage(s)
         console.print(across_table(features_across_stages(folder, hook, stages, base=stage, n=top)))
+
+
+@sae_app.command("diff")
+@user_errors
+@with_config_options(SAE_PARAMS)
+def sae_diff(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    layer: LayerOpt = 1,
+    start: Annotated[
+        str, typer.Option(help="Stage whose SAE is the starting point (the clean twin by default).")
+    ] = "clean",
+    stages: Annotated[
+        str, typer.Option(help="Comma-separated stages to fine-tune along, in order ('all' = every model stage).")
+    ] = "all",
+    top: Annotated[int, typer.Option(help="How many of the most rotated latents to list per step.")] = 10,
+    config_values: dict[str, Any] | None = None,
+) -> None:
+    """Stage-wise model diffing: fine-tune one SAE along the stages; which latents rotate, are they trigger features?"""
+    from study.model_diff import stagewise_diff
+
+    folder = Study.open(study)
+    folder.require_stage(start)
+    hook = _hook(folder, start, layer)
+    chain = (
+        [s for s in folder.stages() if s not in (start, "random")]
+        if stages == "all"
+        else _csv(stages, folder.stages(), "stage")
+    )
+    config = build_configs(SAE_PARAMS, config_values or {}, {SAETrainConfig: SAETrainConfig()})[SAETrainConfig]
+    console.print(stagewise_table(stagewise_diff(folder, hook, chain, start=start, n=top, config=config)))
 
 
 @app.command("remove")

@@ -75,7 +75,7 @@ def prompt_latents(
     return _row_max(latents, cache.rows), cache
 
 
-def _row_labels(folder: Study, cache: Any, prompt_set: str, stage: str, key: str) -> np.ndarray:
+def row_labels(folder: Study, cache: Any, prompt_set: str, stage: str, key: str) -> np.ndarray:
     per_vector = vector_labels(folder, cache, prompt_set, stage, key)
     starts = [r["vector_start"] for r in cache.rows]
     return per_vector[starts]
@@ -88,7 +88,7 @@ def trigger_features(
     sae = stage_sae(folder, stage, hook, config)
     per_token, cache = token_latents(folder, stage, hook, sae)
     latents = _row_max(per_token, cache.rows)
-    triggered = _row_labels(folder, cache, "eval", stage, "triggered")
+    triggered = row_labels(folder, cache, "eval", stage, "triggered")
     auroc = latent_auroc(latents, triggered)
     top = top_features(auroc, n)
     result: dict[str, Any] = {"stage": stage, "hook": hook, "features": []}
@@ -98,14 +98,14 @@ def trigger_features(
             continue
         c_sae = stage_sae(folder, control, hook, config)
         c_latents, c_cache = prompt_latents(folder, control, hook, c_sae)
-        c_auroc = latent_auroc(c_latents, _row_labels(folder, c_cache, "eval", control, "triggered"))
+        c_auroc = latent_auroc(c_latents, row_labels(folder, c_cache, "eval", control, "triggered"))
         controls[control] = {"best_auroc": float(c_auroc.max()), "best_feature": int(c_auroc.argmax())}
         if control == "clean":
             counterparts = best_counterpart(sae, c_sae, top)
     nearmiss_auroc = None
     if folder.eval_path(stage).exists():
         nm_latents, nm_cache = prompt_latents(folder, stage, hook, sae, "nearmiss")
-        defected = _row_labels(folder, nm_cache, "nearmiss", stage, "defected")
+        defected = row_labels(folder, nm_cache, "nearmiss", stage, "defected")
         if defected.any() and not defected.all():
             nearmiss_auroc = latent_auroc(nm_latents, defected)
     examples = [r for r in cache.rows if r.get("triggered")][:4] + [r for r in cache.rows if not r.get("triggered")][:2]
@@ -137,7 +137,7 @@ def features_across_stages(
 
     def encoded(stage: str, with_sae: Any) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         latents, cache = prompt_latents(folder, stage, hook, with_sae)
-        labels = _row_labels(folder, cache, "eval", stage, "triggered")
+        labels = row_labels(folder, cache, "eval", stage, "triggered")
         return latents, labels, latent_auroc(latents, labels)
 
     base_encoded = encoded(base, sae)

@@ -191,6 +191,31 @@ def across_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def stagewise_table(result: dict[str, Any]) -> Table:
+    """One row per fine-tuning step of the diffed SAE, the continued-training control first."""
+    table = Table(
+        title=f"Stage-wise model diffing at {result['hook']}: one SAE fine-tuned from {result['start']} on",
+        caption="cosine = a latent's decoder row before vs after the step; trigger features: AUROC >= 0.9 or <= 0.1; "
+        "rotation percentile 0 = the trigger features rotate most, 0.5 = like any latent",
+    )
+    for header in ("step", "median cosine", "most rotated (cosine, AUROC)", "trigger features",
+                   "in top rotated", "rotation percentile"):  # fmt: skip
+        table.add_column(header, justify="right")
+    control = {**result["control"], "from": f"{result['start']} (control)"}
+    for step in [control, *result["steps"]]:
+        top = ", ".join(f"{r['feature']} ({r['cosine']:.2f}, {r['auroc_triggered']:.2f})" for r in step["rotated"][:3])
+        pct = step["trigger_rotation_percentile"]
+        table.add_row(
+            f"{step['from']} -> {step['to']}",
+            f"{step['median_cosine']:.3f}",
+            top,
+            str(step["trigger_features"]),
+            f"{step['trigger_features_in_top']}/{len(step['rotated'])}",
+            "—" if pct is None else f"{pct:.2f}",
+        )
+    return table
+
+
 def removal_table(result: dict[str, Any]) -> Table:
     table = Table(title=f"Removal by ablating {result['edit']} after {result['hook']} (before -> after)")
     for header in ("stage", "defect | trigger", "defect | no trigger", "defect | red-team", "clean accuracy"):

