@@ -129,3 +129,20 @@ def removal_bars(result: dict[str, Any]) -> go.Figure:
             )
     fig.update_layout(barmode="group", yaxis={"range": [0, 1.05]}, title=f"removal: {result['edit']}")
     return fig
+
+
+def rotation_scatter(diff: dict[str, Any]) -> go.Figure:
+    """Stage-wise diffing: each live latent's rotation in a step against its trigger AUROC after it."""
+    steps = [{**diff["control"], "from": f"{diff['start']} (control)"}, *diff["steps"]]
+    fig = make_subplots(rows=1, cols=len(steps), shared_yaxes=True, shared_xaxes=True,
+                        subplot_titles=[f"{s['from']} → {s['to']}" for s in steps])  # fmt: skip
+    for i, step in enumerate(steps, start=1):
+        lat = step["latents"]
+        fig.add_scatter(
+            x=[1 - c for c in lat["cosine"]], y=lat["auroc_triggered"], mode="markers", row=1, col=i,
+            text=[f"latent {f}" for f in lat["feature"]], marker={"size": 5, "opacity": 0.6}, showlegend=False,
+        )  # fmt: skip
+        fig.update_xaxes(title_text="1 − decoder cosine", row=1, col=i)
+    fig.update_yaxes(title_text="AUROC (trigger) after the step", range=[0, 1.02], row=1, col=1)
+    fig.update_layout(height=380)
+    return fig

@@ -66,6 +66,11 @@ def _step(folder: Study, before: Any, after: Any, stage: str, hook: str, n: int)
         "trigger_features_in_top": int(trigger[top].sum()) if top else 0,
         # 0 = the trigger features are the most rotated latents, 0.5 = they rotate like any other.
         "trigger_rotation_percentile": float(np.median(rank[trigger])) if trigger.any() else None,
+        "latents": {  # every live latent, for the report's scatter
+            "feature": [int(i) for i in np.flatnonzero(alive)],
+            "cosine": [round(float(c), 4) for c in cosine[alive]],
+            "auroc_triggered": [round(float(a), 4) for a in auroc[alive]],
+        },
     }
 
 

@@ -12,6 +12,7 @@ from reports.figures import (
     persistence_bars,
     probe_heatmap,
     removal_bars,
+    rotation_scatter,
     token_heatmap,
     transfer_heatmap,
 )
@@ -78,6 +79,22 @@ def build_report(root: str | Path) -> Path:
             f"Surviving (AUROC >= {across['threshold']}): "
             + ", ".join(f"{s} {n}" for s, n in across["surviving"].items()) + ".",
             features_by_stage(across),
+        ))  # fmt: skip
+    for path in sorted((folder.root / "dictionaries" / "stagewise").glob("*/stagewise-from-*.json")):
+        diff = json.loads(path.read_text())
+        summary = "; ".join(
+            f"{s['from']} → {s['to']}: median cosine {s['median_cosine']:.3f}, trigger features' rotation percentile "
+            + ("—" if s["trigger_rotation_percentile"] is None else f"{s['trigger_rotation_percentile']:.2f}")
+            for s in diff["steps"]
+        )
+        sections.append(Section(
+            f"Stage-wise model diffing ({diff['hook']})",
+            f"One SAE, trained on {diff['start']}, fine-tuned on each next stage in turn. Each dot is a live latent: "
+            "how far its decoder direction turned in that step (x) against how well it flags the trigger after it "
+            "(y; far from 0.5 either way = a trigger feature). The first panel is the control: the same "
+            f"fine-tuning on {diff['start']} itself, i.e. the rotation continued training alone causes. "
+            f"Control median cosine {diff['control']['median_cosine']:.3f}; {summary}.",
+            rotation_scatter(diff),
         ))  # fmt: skip
     for path in sorted((folder.root / "dictionaries").glob("*/*/trigger_features.json")):
         features = json.loads(path.read_text())
