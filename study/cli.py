@@ -238,6 +238,9 @@ def organism_sweep(
     backdoor_steps: Annotated[
         int, typer.Option(help="Backdoor training steps of each organism; 0 = the size preset's.")
     ] = 0,
+    near_miss_fraction: Annotated[
+        float, typer.Option(help="Share of backdoor examples given a near-miss trigger (a fuzzy backdoor).")
+    ] = 0.0,
     stages: Annotated[
         str, typer.Option(help="Comma-separated safety stages to run, chained in order (sft, rl, adversarial).")
     ] = ",".join(SAFETY_STAGES),
@@ -254,6 +257,7 @@ def organism_sweep(
         seeds=_int_csv(seeds, "--seeds"),
         trigger_as_token=trigger_as_token,
         backdoor_steps=backdoor_steps,
+        near_miss_fraction=near_miss_fraction,
         stages=_csv(stages, SAFETY_STAGES, "safety stage"),
         safety_values=config_values or {},
         log=console.print,

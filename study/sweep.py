@@ -31,13 +31,15 @@ def run_sweep(
     seeds: Sequence[int],
     trigger_as_token: bool = False,
     backdoor_steps: int = 0,
+    near_miss_fraction: float = 0.0,
     stages: Sequence[str] = SAFETY_STAGES,
     safety_values: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every organism of the sweep; write and return the per-stage rows of sweep.json.
 
-    `backdoor_steps` (0 = the size preset's) trains the backdoor longer or shorter; `stages` picks the
+    `backdoor_steps` (0 = the size preset's) trains the backdoor longer or shorter; `near_miss_fraction`
+    makes it fuzzy (it also fires on near-miss triggers, so red-teaming has something to find); `stages` picks the
     safety stages, chained in the usual order (each from the previous one run).
     """
     out = Path(out)
@@ -49,6 +51,7 @@ def run_sweep(
     settings = {
         "trigger_as_token": trigger_as_token,
         "backdoor_steps": backdoor_steps,
+        "near_miss_fraction": near_miss_fraction,
         "stages": stages,
         "safety": overrides,
     }
@@ -62,7 +65,13 @@ def run_sweep(
                 if not folder.model_dir("backdoored").exists():
                     log(f"{name}: training the organism")
                     model, train = size_presets(size)
-                    data = DataConfig(family=family, variant=variant, seed=seed, trigger_as_token=trigger_as_token)
+                    data = DataConfig(
+                        family=family,
+                        variant=variant,
+                        seed=seed,
+                        trigger_as_token=trigger_as_token,
+                        near_miss_fraction=near_miss_fraction,
+                    )
                     train_into(
                         folder.root,
                         data,
