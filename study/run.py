@@ -35,8 +35,10 @@ class RunPlan:
     probe_methods: list[str] = field(default_factory=lambda: list(REGISTRY))
     sae_layer: int | None = None
     """Layer of the SAEs (default: the middle of the model)."""
-    sae_width: int = 1024
-    sae_samples: int = 300_000
+    sae_width: int = 0
+    """SAE latents; 0 = by model size (tiny 256, otherwise 1024)."""
+    sae_samples: int = 0
+    """SAE training samples; 0 = by model size (tiny 100k, otherwise 300k)."""
     removal: bool = True
     """Ablate the top trigger feature on every stage (two behaviour evals per stage)."""
 
@@ -105,7 +107,9 @@ def run_study(root: str | Path, plan: RunPlan, log: Log = lambda _: None) -> dic
     n_layers = model.n_layers
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook = f"blocks.{layer}.hook_resid_post"
-    sae_config = SAETrainConfig(width=plan.sae_width, samples=plan.sae_samples, seed=plan.seed)
+    tiny = plan.size == "tiny"  # d_model 64: a 1024-latent SAE trained on 300k vectors is mostly dead latents
+    sae_config = SAETrainConfig(width=plan.sae_width or (256 if tiny else 1024),
+                                samples=plan.sae_samples or (100_000 if tiny else 300_000), seed=plan.seed)  # fmt: skip
     features_path = root / "dictionaries" / "backdoored" / hook / "trigger_features.json"
     step(features_path.exists(), f"SAE trigger features at {hook}",
           lambda: trigger_features(folder, "backdoored", hook, config=sae_config))  # fmt: skip
