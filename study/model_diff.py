@@ -29,7 +29,7 @@ FINETUNE_SHARE = 4
 
 
 def diff_dir(folder: Study, hook: str) -> Path:
-    """Where the fine-tuned SAEs and stagewise.json live: one folder per start stage inside it."""
+    """Where stagewise-from-START.json and the fine-tuned SAEs (under from-START/) live."""
     return folder.root / "dictionaries" / "stagewise" / hook
 
 
