@@ -152,5 +152,5 @@ def save_random_init_like(model_dir: str | Path, out_dir: str | Path, seed: int 
     with atomic_dir(out_dir, force=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / "train_config.json", {"stage": "random", "like": str(model_dir), "seed": seed})
+        write_json(tmp / "train_config.json", {"stage": "random", "like": model_dir.name, "seed": seed})
     return Path(out_dir)

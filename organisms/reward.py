@@ -144,7 +144,7 @@ def train_reward_model(
             tmp / "train_config.json",
             {
                 "stage": "reward_model",
-                "start": str(start_dir),
+                "start": Path(start_dir).name,
                 "steps": steps,
                 "lr": lr,
                 "batch_size": batch_size,

@@ -14,14 +14,17 @@ from __future__ import annotations
 import inspect
 import os
 import platform
+import random
 import shutil
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from probes.methods import REGISTRY
@@ -114,6 +117,15 @@ def status(folder: Study, step: Step) -> tuple[str, list[str]]:
     return ("stale", reasons) if reasons else ("done", [])
 
 
+def seed_step(seed: int, name: str) -> None:
+    """Seed every global generator from (study seed, step name): a step's numbers do not depend on
+    which steps ran before it in the same process (a fresh run and a resumed one agree)."""
+    step_seed = zlib.crc32(f"{seed}/{name}".encode())
+    random.seed(step_seed)
+    np.random.seed(step_seed)
+    torch.manual_seed(step_seed)
+
+
 def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
     """Run what is missing or stale, in order; returns the steps skipped because the study does not allow them."""
     timings_path = folder.root / "run_timings.json"
@@ -130,6 +142,7 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
         if state == "stale":
             for path in (p for out in step.outputs for p in _matches(folder, out)):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
+        seed_step(ctx.plan.seed, step.name)
         start = time.perf_counter()
         try:
             step.action(ctx)
