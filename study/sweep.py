@@ -62,46 +62,35 @@ def run_sweep(
         for variant in variants:
             for seed in seeds:
                 name = organism_name(family, size, variant, seed)
-                folder = Study(out / name)
-                if not folder.model_dir("backdoored").exists():
-                    log(f"{name}: training the organism")
-                    model, train = size_presets(size)
-                    data = DataConfig(
-                        family=family,
-                        variant=variant,
-                        seed=seed,
-                        trigger_as_token=trigger_as_token,
-                        near_miss_fraction=near_miss_fraction,
-                    )
-                    train_into(
-                        folder.root,
-                        data,
-                        model,
-                        dataclasses.replace(train, seed=seed, steps=backdoor_steps or train.steps),
-                        size=size,
-                        twin=False,
-                        force=True,
-                    )
-                for stage in stages:
-                    if not folder.model_dir(stage).exists():
-                        log(f"{name}: safety stage {stage}")
-                        safety_into(folder, stage, SafetyConfig(**{"seed": seed, **overrides}), force=True)
-                if not folder.persistence_path.exists():
-                    log(f"{name}: evaluating every stage")
-                    persistence_into(folder)
+                data = DataConfig(family=family, variant=variant, seed=seed, trigger_as_token=trigger_as_token,
+                                  near_miss_fraction=near_miss_fraction)  # fmt: skip
+                folder = _organism(out / name, data, size, backdoor_steps, stages, overrides, log)
                 for stage, summary in read_json(folder.persistence_path)["stages"].items():
-                    rows.append(
-                        {
-                            "organism": name,
-                            "size": size,
-                            "variant": variant,
-                            "seed": seed,
-                            "stage": stage,
-                            "summary": summary,
-                        }
-                    )
+                    rows.append({"organism": name, "size": size, "variant": variant, "seed": seed, "stage": stage,
+                                 "summary": summary})  # fmt: skip
                 write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
     return rows
+
+
+def _organism(
+    root: Path, data: DataConfig, size: str, backdoor_steps: int, stages: list[str], overrides: dict[str, Any],
+    log: Callable[[str], None],
+) -> Study:  # fmt: skip
+    """One organism of the sweep, trained, safety-trained and evaluated where not done yet."""
+    folder = Study(root)
+    if not folder.model_dir("backdoored").exists():
+        log(f"{root.name}: training the organism")
+        model, train = size_presets(size)
+        train = dataclasses.replace(train, seed=data.seed, steps=backdoor_steps or train.steps)
+        train_into(folder.root, data, model, train, size=size, twin=False, force=True)
+    for stage in stages:
+        if not folder.model_dir(stage).exists():
+            log(f"{root.name}: safety stage {stage}")
+            safety_into(folder, stage, SafetyConfig(**{"seed": data.seed, **overrides}), force=True)
+    if not folder.persistence_path.exists():
+        log(f"{root.name}: evaluating every stage")
+        persistence_into(folder)
+    return folder
 
 
 def _check_same_settings(path: Path, settings: dict[str, Any]) -> None:
