@@ -84,6 +84,7 @@ def safety_into(
         reward_dir=folder.reward_model_dir,
         from_stage=start,
         force=force,
+        data_dir=folder.root / "data",  # <stage>_train.jsonl, redteam_search.jsonl: what the stage trained on
     )
     return start, metrics
 
