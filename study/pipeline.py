@@ -87,6 +87,7 @@ def safety_into(
         reward_dir=folder.reward_model_dir,
         from_stage=start,
         force=force,
+        data_dir=folder.root / "data",  # <stage>_train.jsonl, redteam_search.jsonl: what the stage trained on
     )
     made = {**to_dict(config), "from_stage": start}
     record(folder.model_dir(stage), inputs, made)
