@@ -117,20 +117,6 @@ def patching_heatmap(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def removal_bars(result: dict[str, Any]) -> go.Figure:
-    fig = go.Figure()
-    stages = list(result["stages"])
-    for when in ("before", "after"):
-        for key in ("triggered_defection", "clean_accuracy"):
-            fig.add_bar(
-                name=f"{RATE_KEYS[key]}, {when}",
-                x=stages,
-                y=[result["stages"][s][when][key]["rate"] for s in stages],
-            )
-    fig.update_layout(barmode="group", yaxis={"range": [0, 1.05]}, title=f"removal: {result['edit']}")
-    return fig
-
-
 def rotation_scatter(diff: dict[str, Any]) -> go.Figure:
     """Stage-wise diffing: each live latent's rotation in a step against its trigger AUROC after it."""
     steps = [{**diff["control"], "from": f"{diff['start']} (control)"}, *diff["steps"]]

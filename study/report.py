@@ -11,12 +11,12 @@ from reports.figures import (
     patching_heatmap,
     persistence_bars,
     probe_heatmap,
-    removal_bars,
     rotation_scatter,
     token_heatmap,
     transfer_heatmap,
 )
 from reports.html import Section, write_report
+from reports.removal import removal_sections
 from study.folder import Study
 
 
@@ -114,14 +114,7 @@ def build_report(root: str | Path) -> Path:
             f"{result['peak']['site']}, position {result['peak']['position']}.",
             patching_heatmap(result),
         ))  # fmt: skip
-    for path in sorted((folder.root / "interventions").glob("removal-*.json")):
-        result = json.loads(path.read_text())
-        sections.append(Section(
-            f"Removal: {result['edit']}",
-            "Triggered defection and clean accuracy of each stage before and after projecting the direction out "
-            f"of the residual stream after {result['hook']} during generation.",
-            removal_bars(result),
-        ))  # fmt: skip
+    sections += removal_sections(folder.root, folder.stages())
     intro = (
         f"Study {folder.root.name}: family {config.get('family')}, variant {config.get('variant')}, size "
         f"{config.get('size')}; stages {', '.join(folder.stages())}. Built from the saved results in the study folder."

@@ -172,7 +172,11 @@ def features_across_stages(
 def removal(
     folder: Study, stages: list[str], hook: str, direction: torch.Tensor, *, label: str, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Behaviour of each stage with and without `direction` projected out after `hook`'s block."""
+    """Behaviour of each stage with and without `direction` projected out after `hook`'s block.
+
+    Legacy (one layer, measured on the prompts that chose the feature, no controls): superseded by
+    `study.removal.removal_into`; kept only until study/run.py calls that instead, then delete it.
+    """
     layer = int(hook.split(".")[1])
     data = from_dict(DataConfig, folder.config["data"])
     examples = folder.eval_examples()

