@@ -158,12 +158,17 @@ def score_layer(
     `acts` maps "subject" and each control to [n, d] vectors of the same rows.
     """
     labels = np.asarray(labels, bool)
-    oof = {who: out_of_fold(method, x, labels, folds, fit=contrast[who] if contrast else None)
-           for who, x in acts.items()}  # fmt: skip
+    batched = method == "logreg" and not contrast
+    if batched:
+        oof, shuffled_scores = _logreg_batched(acts, labels, folds, n_shuffles, seed)
+    else:
+        oof = {who: out_of_fold(method, x, labels, folds, fit=contrast[who] if contrast else None)
+               for who, x in acts.items()}  # fmt: skip
     scored = np.logical_and.reduce([np.isfinite(s) for s, _ in oof.values()])
     y = labels[scored]
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     row: dict[str, Any] = {"n_positive": n_pos, "n_negative": n_neg, "n_unscored": int((~scored).sum()),
+                           "n_judged": [int(labels.sum()), int((~labels).sum())],
                            "insufficient": min(n_pos, n_neg) < MIN_PER_CLASS}  # fmt: skip
     for who, (s, p) in oof.items():
         row[who] = _metrics(y, s[scored], p[scored], seed)
@@ -179,7 +184,12 @@ def score_layer(
     def refit(rng: np.random.Generator) -> np.ndarray:
         return out_of_fold(method, x, labels, folds, fit=fit, rng=rng)[0][scored]
 
-    shuffled = shuffled_label_null(refit, y, n_shuffles, seed) if both else np.array([])
+    if not both:
+        shuffled = np.array([])
+    elif batched:
+        shuffled = auroc_many(y, shuffled_scores[:, scored]) if n_shuffles else np.array([])
+    else:
+        shuffled = shuffled_label_null(refit, y, n_shuffles, seed)
     row["null"] = null_block(rand, shuffled)
     row["folds"] = _fold_rows(labels, oof["subject"][0], folds, scored)
     row["fold_auroc"] = _fold_spread(row["folds"])
@@ -191,9 +201,66 @@ def score_layer(
     return row
 
 
-def final_probe(method: str, x: torch.Tensor, labels: np.ndarray, fit: tuple[torch.Tensor, np.ndarray] | None) -> Probe:
-    """The probe saved for use (monitor, transfer): fitted on every row (its numbers come from the folds)."""
+def _logreg_batched(
+    acts: dict[str, torch.Tensor], labels: np.ndarray, folds: Folds, n_shuffles: int, seed: int
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """`logreg` held-out scores of every model and of `n_shuffles` shuffled-label refits of the subject.
+
+    Each fold is one batched fit (`fit_logistic_all_layers`, the same objective as `logreg`) over
+    the models and the shuffles: permuting the training labels is permuting the training rows
+    against fixed labels, so a shuffle is one more stacked copy of the subject's rows.
+    """
+    rng = np.random.default_rng(seed)
+    who = list(acts)
+    xs = {w: (a if isinstance(a, torch.Tensor) else torch.as_tensor(a)).float() for w, a in acts.items()}
+    scores = np.full((len(who) + n_shuffles, len(labels)), np.nan)
+    for train, test in folds.pairs:
+        if not _fits("logreg", labels[train]):
+            continue
+        tr, te = torch.from_numpy(train), torch.from_numpy(test)
+        perms = [torch.from_numpy(rng.permutation(train)) for _ in range(n_shuffles)]
+        stack = torch.stack([xs[w][tr] for w in who] + [xs["subject"][p] for p in perms])
+        weights, biases = _batched_logistic(stack, labels[train])
+        tests = torch.stack([xs[w][te] for w in who] + [xs["subject"][te]] * n_shuffles)
+        scores[:, test] = (torch.einsum("snd,sd->sn", tests, weights) + biases[:, None]).numpy()
+    oof = {w: (scores[i], scores[i] > 0) for i, w in enumerate(who)}
+    return oof, scores[len(who):]
+
+
+def _batched_logistic(
+    x: torch.Tensor, labels: np.ndarray, C: float = 1.0, max_iter: int = 15, tol: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2 logistic regression (scikit-learn's objective, standardised inputs) of every [n, d] slice of x
+    [k, n, d] at once: Newton steps whose Hessian is one batched matmul (no [k, n, d, d] intermediate)."""
+    y = torch.tensor(np.asarray(labels, bool), dtype=torch.float32)
+    x = x.float()
+    mean, std = x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-6
+    z = torch.cat([(x - mean) / std, torch.ones(*x.shape[:2], 1, dtype=x.dtype)], -1)
+    k, _, d1 = z.shape
+    reg = torch.eye(d1, dtype=x.dtype) / C
+    reg[-1, -1] = 0.0
+    w = torch.zeros(k, d1, dtype=x.dtype)
+    for _ in range(max_iter):
+        p = torch.sigmoid(torch.einsum("knd,kd->kn", z, w))
+        grad = torch.einsum("knd,kn->kd", z, p - y) + w @ reg
+        hess = torch.bmm(z.transpose(1, 2), z * (p * (1 - p)).unsqueeze(-1)) + reg
+        step = torch.cholesky_solve(grad.unsqueeze(-1), torch.linalg.cholesky(hess)).squeeze(-1)
+        w = w - step
+        if step.abs().max() < tol:
+            break
+    coef = w[:, :-1] / std.squeeze(1)
+    return coef.float(), (w[:, -1] - (mean.squeeze(1) * coef).sum(-1)).float()
+
+
+def final_probe(
+    method: str, x: torch.Tensor, labels: np.ndarray, fit: tuple[torch.Tensor, np.ndarray] | None
+) -> Probe | None:
+    """The probe saved for use (monitor, transfer): fitted on every row (its numbers come from the folds).
+
+    None when the rows cannot fit it (one behaviour only)."""
     fx, fy = fit if fit is not None else (x, np.asarray(labels, bool))
+    if not _fits(method, np.asarray(fy, bool)):
+        return None
     probe = make_probe(method).fit(fx, fy)
     if not REGISTRY[method].supervised or fit is not None:
         probe.threshold = float(np.median(probe.score(fx)))
@@ -210,8 +277,8 @@ def layer_table(
     seed: int = 0,
     n_random: int = N_RANDOM_DIRECTIONS,
     n_shuffles: int = N_SHUFFLES,
-) -> tuple[dict[int, dict[str, Any]], dict[int, Probe]]:
-    """{layer: score_layer(...)} and the subject's saved probes.
+) -> tuple[dict[int, dict[str, Any]], dict[int, Probe | None]]:
+    """{layer: score_layer(...)} and the subject's probes to save (None where the rows cannot fit one).
 
     `acts_by_model` maps "subject" and each control to [layers, vectors, d] tensors of the same rows
     and the same depth (a control of another depth is not a matched control: the caller drops it).
@@ -221,7 +288,7 @@ def layer_table(
         if a.shape[0] != depth:
             raise ValueError(f"control {who!r} has {a.shape[0]} layers, the probed model {depth}: not matched")
     results: dict[int, dict[str, Any]] = {}
-    probes: dict[int, Probe] = {}
+    probes: dict[int, Probe | None] = {}
     for layer in range(depth):
         acts = {who: a[layer] for who, a in acts_by_model.items()}
         contrast = {w: (c[0][layer], c[1]) for w, c in contrast_by_model.items()} if contrast_by_model else None

