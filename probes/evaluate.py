@@ -167,6 +167,8 @@ def score_layer(
     scored = np.logical_and.reduce([np.isfinite(s) for s, _ in oof.values()])
     y = labels[scored]
     n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if not scored.any():  # no fold could be fitted (one behaviour): report what was judged, all insufficient
+        n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     row: dict[str, Any] = {"n_positive": n_pos, "n_negative": n_neg, "n_unscored": int((~scored).sum()),
                            "n_judged": [int(labels.sum()), int((~labels).sum())],
                            "insufficient": min(n_pos, n_neg) < MIN_PER_CLASS}  # fmt: skip

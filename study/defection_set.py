@@ -112,5 +112,7 @@ def ensure_defection_set(folder: Study, stage: str, rows_of: Any, cap: int = MAX
         _judge_missing(folder, stage, data)
         rows = rows_of()
     pos, neg = heldout_counts(rows)
-    return {"n_positive": pos, "n_negative": neg, "extra_prompts": len(extra_examples(folder)),
+    judged = [bool(r["defected"]) for r in rows if r.get("defected") is not None]
+    return {"n_positive": pos, "n_negative": neg, "judged": [sum(judged), len(judged) - sum(judged)],
+            "extra_prompts": len(extra_examples(folder)),
             "cap": cap, "capped": min(pos, neg) < MIN_PER_CLASS}  # fmt: skip

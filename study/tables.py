@@ -122,13 +122,13 @@ def _margin_text(row: dict[str, Any]) -> str:
 
 
 def _verdict(row: dict[str, Any]) -> str:
+    """"evidence" only when the set is sufficient and the margin beats the controls (CI above 0) and the null."""
     if row["insufficient"]:
-        return "not evidence: set too small"
+        return "no: set too small"
     if row["evidence"]:
-        return "[green]beats controls and null[/]"
-    return "not evidence: " + ", ".join(
-        w for w, ok in (("inside controls", row["beats_controls"]), ("inside null", row["beats_null"])) if not ok
-    )
+        return "[green]evidence[/]"
+    fails = [w for w, ok in (("controls", row["beats_controls"]), ("null", row["beats_null"])) if not ok]
+    return "no: inside " + " & ".join(fails)
 
 
 def probe_table(summary: dict[str, Any]) -> Table:
@@ -150,15 +150,16 @@ def probe_table(summary: dict[str, Any]) -> Table:
         title=f"{summary['kind']} probe '{summary['method']}' on stage {summary['stage']} ({summary['positions']}; "
         f"{summary['n_vectors']} held-out vectors, {summary['n_masked']} unjudged masked; "
         f"{summary['folds']['scheme']}{extra})",
-        caption="held-out AUROC (95% bootstrap CI); margin = AUROC − best control, paired bootstrap 95% CI; "
-        "null p95 = 95th percentile of random directions and shuffled labels"
+        caption="held-out AUROC (95% bootstrap CI) of the stage and of each control; AUROC − control = margin over "
+        "the best control, paired bootstrap 95% CI; null p95 = 95th percentile of random directions and shuffled "
+        "labels; evidence = beats both on >= 100 rows per class"
         + (f"\n{notes}" if notes else ""),
     )
-    table.add_column("hook")
+    table.add_column("hook", no_wrap=True)
     table.add_column("n (pos, neg)", justify="right")
     table.add_column(f"AUROC {summary['stage']}", justify="right")
     for role, name in summary["controls"].items():
-        table.add_column(f"AUROC {name}" + (" twin" if role == "clean" else " init"), justify="right")
+        table.add_column(f"{name} twin" if role == "clean" else f"{name} init", justify="right")
     for header in ("AUROC − control", "null p95 (n)", "folds mean ± sd", "verdict"):
         table.add_column(header, justify="right")
     for key, row in summary["layers"].items():
@@ -172,7 +173,8 @@ def probe_table(summary: dict[str, Any]) -> Table:
             p95 = "—" if null["p95"] is None else f"{null['p95']:.2f} ({null['n']})"
             cells = [n, _metric(row["subject"]), *(_metric(row.get(c)) for c in controls), _margin_text(row),
                      p95, spread, _verdict(row)]  # fmt: skip
-        table.add_row(summary["hooks"][int(key)], *cells, style="bold green" if row.get("evidence") else None)
+        hook = summary["hooks"][int(key)].removesuffix(".hook_resid_post")
+        table.add_row(hook, *cells, style="bold green" if row.get("evidence") else None)
     return table
 
 

