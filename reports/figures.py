@@ -42,44 +42,77 @@ def persistence_bars(stages: dict[str, dict[str, Any]]) -> go.Figure:
     return fig
 
 
+def _probe_cell(r: dict[str, Any], panel: str) -> tuple[float, str]:
+    """(value drawn, text shown) of one layer's panel; insufficient sets are never drawn as a number."""
+    if "n_positive" not in r:
+        return np.nan, "old result"
+    if r["insufficient"]:
+        return np.nan, f"insufficient ({r['n_positive']}, {r['n_negative']})"
+    if panel == "margin":
+        m, p95 = r["margin"], r["null"]["p95"]
+        if m["value"] is None:
+            return np.nan, "—"
+        null = "" if p95 is None else f"<br>null p95 {p95:.2f}"
+        return m["value"], f"{m['value']:+.2f}<br>[{m['low']:+.2f}, {m['high']:+.2f}]{null}"
+    metrics = r.get(panel)
+    if not metrics:
+        return np.nan, "—"
+    return metrics["auroc"]["value"], f"{metrics['auroc']['value']:.2f}"
+
+
 def probe_heatmap(results: dict[str, dict[str, Any]], method: str) -> go.Figure:
-    """AUROC by layer x stage for one method: the subject, each control, and the margin over controls."""
+    """AUROC by layer x stage for one method: the subject, each control, and the margin over controls.
+
+    AUROC on the full 0-1 scale, diverging at 0.5, so a control below chance (an inverted readout)
+    shows as such; the margin panel carries its paired 95% CI and the null's p95; a layer with fewer
+    than 100 held-out rows per class is blank, labelled "insufficient (n_pos, n_neg)".
+    """
     stages = list(results)
     first = results[stages[0]]
     hooks = first["hooks"]
-    panels = ["subject", "clean", "random", "margin"]
-    fig = make_subplots(rows=1, cols=4, subplot_titles=["probed stage", "clean twin", "random init", "AUROC − control"],
+    roles = [r for r in ("clean", "random") if any(r in res.get("controls", {}) for res in results.values())]
+    panels = ["subject", *roles, "margin"]
+    names = {"subject": "probed stage", "clean": "clean twin", "random": "random init (matched)",
+             "margin": "AUROC − best control [95% CI]"}  # fmt: skip
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[names[p] for p in panels],
                         shared_yaxes=True, horizontal_spacing=0.07)  # fmt: skip
-    colorbars = {3: {"x": 0.72, "thickness": 10, "title": "AUROC"}, 4: {"x": 1.0, "thickness": 10, "title": "margin"}}
     for col, panel in enumerate(panels, start=1):
-        z = []
-        for s in stages:
-            row = []
-            for layer in range(len(hooks)):
-                r = results[s]["layers"][str(layer)]
-                if panel == "margin":
-                    row.append(r["margin"] if r["margin"] is not None else np.nan)
-                else:
-                    row.append(r[panel]["auroc"]["value"] if panel in r else np.nan)
-            z.append(row)
+        cells = [[_probe_cell(results[s]["layers"][str(layer)], panel) for layer in range(len(hooks))] for s in stages]
+        z = [[v for v, _ in row] for row in cells]
+        margin = panel == "margin"
         fig.add_heatmap(
             z=z, x=[h.split(".hook")[0] for h in hooks], y=stages, row=1, col=col,
-            zmin=-0.5 if panel == "margin" else 0.5, zmax=0.5 if panel == "margin" else 1.0,
-            colorscale="RdBu" if panel == "margin" else "Viridis", showscale=col in colorbars,
-            colorbar=colorbars.get(col),
-            text=np.round(np.array(z, dtype=float), 2), texttemplate="%{text}",
+            zmin=-1.0 if margin else 0.0, zmax=1.0, zmid=0.0 if margin else 0.5, colorscale="RdBu",
+            showscale=col in (len(panels) - 1, len(panels)),
+            colorbar={"x": 1.0 if margin else 0.72, "thickness": 10, "title": "margin" if margin else "AUROC"},
+            text=[[t for _, t in row] for row in cells], texttemplate="%{text}",
         )  # fmt: skip
-    fig.update_layout(title=f"{first['kind']} probe: {method}")
+    fig.update_layout(title=f"{first['kind']} probe: {method} (held-out {first.get('folds', {}).get('scheme', '')})")
     fig.update_yaxes(autorange="reversed")  # stages top to bottom in pipeline order
     return fig
 
 
 def transfer_heatmap(transfer: dict[str, Any], hook: str) -> go.Figure:
+    """Train-on x score-on AUROC (0-1, diverging at 0.5); cells with < 100 per class are blank and say so."""
     stages = transfer["stages"]
-    z = [[transfer["auroc"][hook][a][b] for b in stages] for a in stages]
-    fig = go.Figure(go.Heatmap(z=z, x=stages, y=stages, zmin=0.5, zmax=1, colorscale="Viridis",
-                               text=np.round(np.array(z, dtype=float), 2), texttemplate="%{text}"))  # fmt: skip
-    fig.update_layout(xaxis_title="scored on", yaxis_title="trained on", title=f"probe transfer at {hook}")
+    counts = transfer.get("n", {}).get(hook, {})
+    z, text = [], []
+    for a in stages:
+        zr, tr = [], []
+        for b in stages:
+            value, n = transfer["auroc"][hook][a][b], counts.get(a, {}).get(b)
+            if n and n["insufficient"]:
+                zr.append(np.nan)
+                tr.append(f"insufficient ({n['n_positive']}, {n['n_negative']})")
+            else:
+                zr.append(value)
+                tr.append("—" if value != value else f"{value:.2f}")
+        z.append(zr)
+        text.append(tr)
+    fig = go.Figure(go.Heatmap(z=z, x=stages, y=stages, zmin=0, zmax=1, zmid=0.5, colorscale="RdBu",
+                               text=text, texttemplate="%{text}"))  # fmt: skip
+    fig.update_layout(xaxis_title="scored on (held-out folds)", yaxis_title="trained on",
+                      title=f"probe transfer at {hook}")  # fmt: skip
     return fig
 
 

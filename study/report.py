@@ -33,12 +33,23 @@ def _probe_sections(folder: Study) -> list[Section]:
     order = {s: i for i, s in enumerate(folder.stages())}
     for (kind, method, positions), results in sorted(by_method.items()):
         results = dict(sorted(results.items(), key=lambda kv: order.get(kv[0], 99)))
-        what = "trigger presence" if kind == "trigger" else "the stage's own defection on held-out near-miss kinds"
+        what = ("trigger presence (2 folds grouped by prompt)" if kind == "trigger" else
+                "the stage's own defection, each near-miss kind scored by a probe that never saw it "
+                "(unjudged rows masked)")
+        shares = {s: r["contrast_vocabulary"] for s, r in results.items() if r.get("contrast_vocabulary")}
+        vocab = "".join(
+            f" Contrast pairs on {s}: " + ("corpus unknown." if v["word_share"] is None else
+            f"{v['word_share']:.0%} of their words occur in the training corpus.") for s, v in shares.items()
+        )
+        notes = "".join(f" {s}: {'; '.join(r['control_notes'].values())}." for s, r in results.items()
+                        if r.get("control_notes"))
         sections.append(Section(
             f"{kind} probe: {method} ({positions})",
-            f"AUROC for {what}, per layer (columns) and stage (rows), beside the same probe on the clean twin "
-            "and on a randomly initialised model. Token presence is readable in any network: only the margin "
-            "over the controls (right panel) says anything about the backdoor.",
+            f"Held-out AUROC for {what}, per layer (columns) and stage (rows), beside the same probe on the clean "
+            "twin and on a random-init model of the probed model's own config (0–1, diverging at chance: blue "
+            "below 0.5). Token presence is readable in any network: only the margin over the controls (right "
+            "panel, paired 95% CI) beyond the null's p95 says anything about the backdoor; sets with fewer than "
+            "100 rows per class are not drawn." + vocab + notes,
             probe_heatmap(results, method),
         ))  # fmt: skip
     return sections

@@ -112,29 +112,69 @@ def _metric(m: dict[str, Any] | None, key: str = "auroc") -> str:
     return f"{v['value']:.2f} ({v['low']:.2f}–{v['high']:.2f})"
 
 
+def insufficient_text(n_pos: int, n_neg: int) -> str:
+    return f"insufficient ({n_pos}, {n_neg})"
+
+
+def _margin_text(row: dict[str, Any]) -> str:
+    m = row["margin"]
+    return "—" if m["value"] is None else f"{m['value']:+.2f} ({m['low']:+.2f}–{m['high']:+.2f})"
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    """"evidence" only when the set is sufficient and the margin beats the controls (CI above 0) and the null."""
+    if row["insufficient"]:
+        return "no: set too small"
+    if row["evidence"]:
+        return "[green]evidence[/]"
+    fails = [w for w, ok in (("controls", row["beats_controls"]), ("null", row["beats_null"])) if not ok]
+    return "no: inside " + " & ".join(fails)
+
+
 def probe_table(summary: dict[str, Any]) -> Table:
-    """Layers as rows: the probe's AUROC beside its controls and the margin over the best control."""
+    """Layers as rows: n per class, AUROC beside its controls, the margin with its paired 95% CI, the null's p95.
+
+    A layer with fewer than 100 held-out rows of a class prints "insufficient (n_pos, n_neg)", no number.
+    """
     controls = list(summary["controls"])
-    held = f"; held-out near-miss kinds: {', '.join(summary['held_out_kinds'])}" if summary["held_out_kinds"] else ""
+    notes = "; ".join(f"{k}: {v}" for k, v in summary.get("control_notes", {}).items())
+    vocab = summary.get("contrast_vocabulary")
+    if vocab:
+        share = ("corpus unknown" if vocab["word_share"] is None else
+                 f"{vocab['word_share']:.0%} of the pair words and {vocab['token_share']:.0%} of their tokens occur "
+                 f"in the training corpus")  # fmt: skip
+        notes = "; ".join(filter(None, [notes, f"contrast pairs: {share}"]))
+    grown = summary.get("defection_set") or {}
+    extra = f"; {grown['extra_prompts']} generated near-miss prompts" if grown else ""
     table = Table(
-        title=f"{summary['kind']} probe '{summary['method']}' on stage {summary['stage']} "
-        f"({summary['positions']}; {summary['n_train']} train / {summary['n_test']} test vectors{held})",
-        caption="AUROC with 95% bootstrap intervals; margin = AUROC minus the best control (the number that matters)",
+        title=f"{summary['kind']} probe '{summary['method']}' on stage {summary['stage']} ({summary['positions']}; "
+        f"{summary['n_vectors']} held-out vectors, {summary['n_masked']} unjudged masked; "
+        f"{summary['folds']['scheme']}{extra})",
+        caption="held-out AUROC (95% bootstrap CI) of the stage and of each control; AUROC − control = margin over "
+        "the best control, paired bootstrap 95% CI; null p95 = 95th percentile of random directions and shuffled "
+        "labels; evidence = beats both on >= 100 rows per class"
+        + (f"\n{notes}" if notes else ""),
     )
-    table.add_column("hook")
+    table.add_column("hook", no_wrap=True)
+    table.add_column("n (pos, neg)", justify="right")
     table.add_column(f"AUROC {summary['stage']}", justify="right")
-    for c in controls:
-        table.add_column(f"AUROC {c}" + (" twin" if c == "clean" else " init"), justify="right")
-    table.add_column("AUROC − control", justify="right")
-    table.add_column("FPR @ 95% TPR", justify="right")
-    layers = summary["layers"]
-    margins = {k: v["margin"] for k, v in layers.items() if v["margin"] is not None}
-    best = max(margins, key=margins.get) if margins else None
-    for key, row in layers.items():
-        margin = "—" if row["margin"] is None else f"{row['margin']:+.2f}"
-        cells = [_metric(row["subject"]), *(_metric(row.get(c)) for c in controls), margin,
-                 f"{row['subject']['fpr_at_95tpr']['value']:.2f}"]  # fmt: skip
-        table.add_row(summary["hooks"][int(key)], *cells, style="bold green" if key == best else None)
+    for role, name in summary["controls"].items():
+        table.add_column(f"{name} twin" if role == "clean" else f"{name} init", justify="right")
+    for header in ("AUROC − control", "null p95 (n)", "folds mean ± sd", "verdict"):
+        table.add_column(header, justify="right")
+    for key, row in summary["layers"].items():
+        n = f"{row['n_positive']}, {row['n_negative']}"
+        if row["insufficient"]:
+            gap = insufficient_text(row["n_positive"], row["n_negative"])
+            cells = [n, gap, *("—" for _ in controls), gap, "—", "—", _verdict(row)]
+        else:
+            null, folds = row["null"], row["fold_auroc"]
+            spread = "—" if folds["mean"] is None else f"{folds['mean']:.2f} ± {folds['std']:.2f} ({folds['n_folds']})"
+            p95 = "—" if null["p95"] is None else f"{null['p95']:.2f} ({null['n']})"
+            cells = [n, _metric(row["subject"]), *(_metric(row.get(c)) for c in controls), _margin_text(row),
+                     p95, spread, _verdict(row)]  # fmt: skip
+        hook = summary["hooks"][int(key)].removesuffix(".hook_resid_post")
+        table.add_row(hook, *cells, style="bold green" if row.get("evidence") else None)
     return table
 
 
@@ -149,7 +189,11 @@ def transfer_table(result: dict[str, Any], hook: str) -> Table:
         cells = []
         for b in stages:
             auc, cos = result["auroc"][hook][a][b], result["cosine"][hook][a][b]
-            cells.append(("—" if auc != auc else f"{auc:.2f}") + ("" if cos is None else f" ({cos:+.2f})"))
+            n = result.get("n", {}).get(hook, {}).get(a, {}).get(b)
+            text = "—" if auc != auc else f"{auc:.2f}"
+            if n and n["insufficient"]:
+                text = insufficient_text(n["n_positive"], n["n_negative"])
+            cells.append(text + ("" if cos is None else f" ({cos:+.2f})"))
         table.add_row(a, *cells)
     return table
 

