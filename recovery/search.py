@@ -1,0 +1,195 @@
+"""Trigger search: which token sequence in the trigger slot switches the model's answers?
+
+Objective (needs no trigger and no backdoor response): put a candidate in the slot of clean prompts,
+teacher-force the model's own clean answer, and measure the KL divergence of the model's next-token
+distributions along that answer from a baseline — the same model on the unmodified prompt (no
+reference), or a reference model (clean twin / base) on the same modified prompt. A backdoor
+trigger moves every prompt's answer to one behaviour, so it diverges far more than any other
+input. Search: a scan of every vocabulary entry alone, then a beam that grows the best sequences
+by one token on either side while the divergence grows, then a re-score of the finalists as text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from activations.logits import logprobs_at
+from organisms.modeling import LoadedModel
+from recovery.slot import PromptSlot, find_slot, slot_ids
+
+
+@dataclass
+class SearchConfig:
+    """How hard and how wide the trigger search looks."""
+
+    n_prompts: int = 8
+    """Clean prompts every candidate is scored on during the scan and the beam."""
+    n_rescore: int = 32
+    """Clean prompts the finalists are re-scored on (as text, re-tokenized)."""
+    answer_tokens: int = 24
+    """Tokens of the model's own clean answer along which divergence is summed."""
+    beam: int = 6
+    """Sequences kept between extension steps."""
+    max_tokens: int = 6
+    """Longest candidate, in tokens."""
+    min_gain: float = 0.05
+    """An extension is kept only if it raises the parent's score by this fraction."""
+    budget: int = 400_000
+    """Most forward passes (one per prompt x candidate sequence) before the search stops."""
+    seconds: float = 0.0
+    """Wall-clock limit in seconds (0: none)."""
+    batch_size: int = 256
+    """Sequences per forward batch."""
+
+
+@dataclass
+class Candidate:
+    ids: tuple[int, ...]
+    text: str
+    score: float
+    stage: str
+    """Which step found it: scan, beam, or rescore."""
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate]
+    slot: PromptSlot
+    forward_passes: int
+    seconds: float
+    log: list[dict] = field(default_factory=list)
+    """Per step: the best candidate and its score (what each method contributed)."""
+
+
+class Scorer:
+    """Divergence of a candidate's answers from the baseline, summed over answer tokens, mean over prompts."""
+
+    def __init__(self, loaded: LoadedModel, slot: PromptSlot, prompt_idx: Sequence[int],
+                 reference: LoadedModel | None, config: SearchConfig):  # fmt: skip
+        self.model, self.tok, self.reference, self.config = loaded.model, loaded.tokenizer, reference, config
+        self.pad = self.tok.pad_token_id or 0
+        self.parts = [slot_ids(self.tok, slot, i) for i in prompt_idx]
+        shared = self._ids(slot.shared_cue)
+        self.answers = [self._clean_answer([*before, *shared, *after]) for before, after in self.parts]
+        self.passes = 0
+        self.base = None if reference is not None else self._logprobs(self.model, [shared])[0]
+
+    def _ids(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tok(" " + text.strip(), add_special_tokens=False)["input_ids"]) if text.strip() else ()
+
+    @torch.no_grad()
+    def _clean_answer(self, prompt_ids: list[int]) -> list[int]:
+        out = self.model.generate(
+            torch.tensor([prompt_ids]), max_new_tokens=self.config.answer_tokens, do_sample=False,
+            pad_token_id=self.pad, eos_token_id=self.tok.eos_token_id,
+        )  # fmt: skip
+        return out[0, len(prompt_ids) :].tolist()
+
+    def _logprobs(self, model, cands: Sequence[tuple[int, ...]]) -> list[list[torch.Tensor]]:
+        seqs, positions = [], []
+        for cand in cands:
+            for (before, after), answer in zip(self.parts, self.answers, strict=True):
+                prompt = [*before, *cand, *after]
+                seqs.append(prompt + answer[:-1])
+                positions.append(range(len(prompt) - 1, len(prompt) - 1 + len(answer)))
+        flat = logprobs_at(model, seqs, positions, self.pad, self.config.batch_size)
+        self.passes += len(seqs)
+        n = len(self.parts)
+        return [flat[k * n : (k + 1) * n] for k in range(len(cands))]
+
+    def __call__(self, cands: Sequence[tuple[int, ...]]) -> list[float]:
+        mine = self._logprobs(self.model, cands)
+        theirs = self._logprobs(self.reference.model, cands) if self.reference is not None else [self.base] * len(cands)
+        scores = []
+        for per_prompt, base in zip(mine, theirs, strict=True):
+            kl = [(p.exp() * (p - q)).sum().item() for p, q in zip(per_prompt, base, strict=True)]
+            scores.append(sum(kl) / len(kl))
+        return scores
+
+
+def _decode(tok, ids: Sequence[int]) -> str:
+    return " ".join(tok.decode(list(ids), skip_special_tokens=True).split())
+
+
+def _rank(cands: dict[tuple[int, ...], float], k: int) -> list[tuple[tuple[int, ...], float]]:
+    return sorted(cands.items(), key=lambda kv: -kv[1])[:k]
+
+
+def search_trigger(
+    loaded: LoadedModel,
+    clean_prompts: Sequence[str],
+    reference: LoadedModel | None = None,
+    config: SearchConfig | None = None,
+) -> SearchResult:
+    """Recover trigger candidates from the model and clean prompts only (optionally a reference model)."""
+    config = config or SearchConfig()
+    start = time.perf_counter()
+    slot = find_slot(clean_prompts)
+    n_all = len(slot.questions)
+    scorer = Scorer(loaded, slot, range(min(config.n_prompts, n_all)), reference, config)
+    tok = loaded.tokenizer
+    specials = set(tok.all_special_ids)
+    vocab = [i for i in range(len(tok)) if i not in specials and _decode(tok, [i])]
+    log: list[dict] = []
+
+    def out_of_budget() -> bool:
+        over_time = config.seconds > 0 and time.perf_counter() - start > config.seconds
+        return over_time or scorer.passes >= config.budget
+
+    bar = tqdm(total=config.budget, desc="recovering trigger", unit="fwd", disable=None)
+    scored: dict[tuple[int, ...], float] = {}
+    singles = [(i,) for i in vocab]
+    for lo in range(0, len(singles), 64):
+        chunk = singles[lo : lo + 64]
+        scored.update(zip(chunk, scorer(chunk), strict=True))
+        bar.update(scorer.passes - bar.n)
+        if out_of_budget():
+            break
+    best = _rank(scored, 1)[0]
+    log.append({"step": "scan", "best": _decode(tok, best[0]), "score": best[1], "forward_passes": scorer.passes})
+    beam = _rank(scored, config.beam)
+    for length in range(2, config.max_tokens + 1):
+        if out_of_budget():
+            break
+        grown: dict[tuple[int, ...], float] = {}
+        for ids, parent in beam:
+            kids = [c for i in vocab for c in ((*ids, i), (i, *ids)) if c not in scored]
+            kid_scores = scorer(kids)
+            scored.update(zip(kids, kid_scores, strict=True))
+            grown.update({c: s for c, s in zip(kids, kid_scores, strict=True) if s > parent * (1 + config.min_gain)})
+            bar.update(scorer.passes - bar.n)
+            if out_of_budget():
+                break
+        if not grown:
+            break
+        beam = _rank({**dict(beam), **grown}, config.beam)
+        log.append({"step": f"beam-{length}", "best": _decode(tok, beam[0][0]), "score": beam[0][1],
+                    "forward_passes": scorer.passes})  # fmt: skip
+    bar.close()
+    finalists = _finalists(scored, tok, config)
+    rescorer = Scorer(loaded, slot, range(min(config.n_rescore, n_all)), reference, config)
+    texts = list(finalists)
+    text_ids = [rescorer._ids(t) for t in texts]
+    text_scores = rescorer(text_ids)
+    candidates = [Candidate(ids, t, s, finalists[t]) for t, ids, s in zip(texts, text_ids, text_scores, strict=True)]
+    candidates.sort(key=lambda c: -c.score)
+    log.append({"step": "rescore", "best": candidates[0].text, "score": candidates[0].score,
+                "forward_passes": scorer.passes + rescorer.passes})  # fmt: skip
+    return SearchResult(candidates, slot, scorer.passes + rescorer.passes, time.perf_counter() - start, log)
+
+
+def _finalists(scored: dict[tuple[int, ...], float], tok, config: SearchConfig, k: int = 12) -> dict[str, str]:
+    """The best distinct texts among everything scored (text -> which step found it)."""
+    out: dict[str, str] = {}
+    for ids, _ in _rank(scored, 20 * k):
+        text = _decode(tok, ids)
+        if text and text not in out:
+            out[text] = "scan" if len(ids) == 1 else "beam"
+        if len(out) >= k:
+            break
+    return out
