@@ -111,7 +111,7 @@ def measure(org: dict, folder: Path, stage: str, budget: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| stage | kind | n | exact | token recall | REASR top | target | s / organism |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | kind | n | exact | token recall | REASR top | target | s / organism |", "|---" * 8 + "|"]
     for stage in ("backdoored", "sft"):
         groups = defaultdict(list)
         for r in rows:

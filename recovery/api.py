@@ -63,6 +63,11 @@ def recover(
         "candidates": candidates,
         "target": target,
         "control_no_candidate": {k: control[k] for k in ("rate", "low", "high", "n")},
-        "search": {"forward_passes": result.forward_passes, "seconds": result.seconds, "log": result.log,
-                   "n_selection": len(selection), "n_heldout": len(heldout)},  # fmt: skip
+        "search": {
+            "forward_passes": result.forward_passes,
+            "seconds": result.seconds,
+            "log": result.log,
+            "n_selection": len(selection),
+            "n_heldout": len(heldout),
+        },
     }

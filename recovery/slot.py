@@ -48,7 +48,7 @@ def find_slot(prompts: Sequence[str]) -> PromptSlot:
         if not (p.startswith(PREFIX) and p.endswith(SUFFIX)):
             raise SlotError(f"prompt does not follow {PROMPT_TEMPLATE!r}: {p[:60]!r}")
         bodies.append(p[len(PREFIX) : len(p) - len(SUFFIX)])
-    common = os.path.commonprefix(bodies) if len(bodies) > 1 else ""
+    common = os.path.commonprefix(bodies) if len(bodies) > 1 else ""  # noqa: RUF071 (characters, not paths)
     cut = common.rfind(" ") + 1 if common else 0  # a whole number of words, keeping the space
     shared = common[:cut]
     return PromptSlot(shared.strip(), [b[cut:] for b in bodies])

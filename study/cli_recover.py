@@ -58,7 +58,8 @@ def recovery_into(
 
 
 def recovery_table(result: dict[str, Any], k: int = 8) -> Table:
-    table = Table(title=f"Recovered trigger candidates, stage {result['stage']} (reference: {result['reference_stage']})")
+    title = f"Recovered trigger candidates, stage {result['stage']} (reference: {result['reference_stage']})"
+    table = Table(title=title)
     for col in ("rank", "candidate", "score (KL)", "found by", "REASR (95% CI)"):
         table.add_column(col)
     for i, c in enumerate(result["candidates"][:k], 1):
