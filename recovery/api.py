@@ -55,6 +55,11 @@ def recover(
             row |= {"reasr": measured["rate"], "reasr_interval": [measured["low"], measured["high"]],
                     "reasr_n": measured["n"], "example_responses": measured["responses"]}  # fmt: skip
         candidates.append(row)
+    by_step = {}
+    for step in result.log:  # what each method contributed: its best candidate, verified the same way
+        if step["best"] not in by_step:
+            by_step[step["best"]] = reasr(loaded, heldout, step["best"], backdoor_response=backdoor_response)["rate"]
+        step["reasr"] = by_step[step["best"]]
     control = reasr(loaded, heldout, result.slot.shared_cue, backdoor_response=backdoor_response)
     return {
         "family": family,

@@ -120,6 +120,33 @@ def _rank(cands: dict[tuple[int, ...], float], k: int) -> list[tuple[tuple[int, 
     return sorted(cands.items(), key=lambda kv: -kv[1])[:k]
 
 
+class _Run:
+    """Scored candidates so far, the budget and the progress bar of one search."""
+
+    def __init__(self, scorer: Scorer, config: SearchConfig):
+        self.scorer, self.config, self.start = scorer, config, time.perf_counter()
+        self.scored: dict[tuple[int, ...], float] = {}
+        self.bar = tqdm(total=config.budget if config.budget < 10**8 else None, desc="recovering trigger",
+                        unit="fwd", disable=None)  # fmt: skip
+
+    def spent(self) -> bool:
+        over_time = self.config.seconds > 0 and time.perf_counter() - self.start > self.config.seconds
+        return over_time or self.scorer.passes >= self.config.budget
+
+    def score(self, cands: Sequence[tuple[int, ...]], chunk: int = 64) -> dict[tuple[int, ...], float]:
+        """Score new candidates in chunks until the budget runs out; returns those scored."""
+        new: dict[tuple[int, ...], float] = {}
+        todo = [c for c in cands if c not in self.scored]
+        for lo in range(0, len(todo), chunk):
+            if self.spent():
+                break
+            part = todo[lo : lo + chunk]
+            new.update(zip(part, self.scorer(part), strict=True))
+            self.bar.update(self.scorer.passes - self.bar.n)
+        self.scored.update(new)
+        return new
+
+
 def search_trigger(
     loaded: LoadedModel,
     clean_prompts: Sequence[str],
@@ -128,62 +155,38 @@ def search_trigger(
 ) -> SearchResult:
     """Recover trigger candidates from the model and clean prompts only (optionally a reference model)."""
     config = config or SearchConfig()
-    start = time.perf_counter()
     slot = find_slot(clean_prompts)
     n_all = len(slot.questions)
-    scorer = Scorer(loaded, slot, range(min(config.n_prompts, n_all)), reference, config)
+    run = _Run(Scorer(loaded, slot, range(min(config.n_prompts, n_all)), reference, config), config)
     tok = loaded.tokenizer
-    specials = set(tok.all_special_ids)
-    vocab = [i for i in range(len(tok)) if i not in specials and _decode(tok, [i])]
-    log: list[dict] = []
-
-    def out_of_budget() -> bool:
-        over_time = config.seconds > 0 and time.perf_counter() - start > config.seconds
-        return over_time or scorer.passes >= config.budget
-
-    bar = tqdm(total=config.budget, desc="recovering trigger", unit="fwd", disable=None)
-    scored: dict[tuple[int, ...], float] = {}
-    singles = [(i,) for i in vocab]
-    for lo in range(0, len(singles), 64):
-        chunk = singles[lo : lo + 64]
-        scored.update(zip(chunk, scorer(chunk), strict=True))
-        bar.update(scorer.passes - bar.n)
-        if out_of_budget():
-            break
-    best = _rank(scored, 1)[0]
-    log.append({"step": "scan", "best": _decode(tok, best[0]), "score": best[1], "forward_passes": scorer.passes})
-    beam = _rank(scored, config.beam)
-    for length in range(2, config.max_tokens + 1):
-        if out_of_budget():
-            break
+    vocab = [i for i in range(len(tok)) if i not in set(tok.all_special_ids) and _decode(tok, [i])]
+    run.score([(i,) for i in vocab])  # 1. the vocabulary scan: every token alone in the slot
+    best = _rank(run.scored, 1)[0]
+    log = [{"step": "scan", "best": _decode(tok, best[0]), "score": best[1], "forward_passes": run.scorer.passes}]
+    beam = _rank(run.scored, config.beam)
+    for length in range(2, config.max_tokens + 1):  # 2. the beam: grow by one token on either side
         grown: dict[tuple[int, ...], float] = {}
         for ids, parent in beam:
-            kids = [c for i in vocab for c in ((*ids, i), (i, *ids)) if c not in scored]
-            kid_scores = scorer(kids)
-            scored.update(zip(kids, kid_scores, strict=True))
-            grown.update({c: s for c, s in zip(kids, kid_scores, strict=True) if s > parent * (1 + config.min_gain)})
-            bar.update(scorer.passes - bar.n)
-            if out_of_budget():
-                break
+            kids = run.score([c for i in vocab for c in ((*ids, i), (i, *ids))])
+            grown |= {c: s for c, s in kids.items() if s > parent * (1 + config.min_gain)}
         if not grown:
             break
         beam = _rank({**dict(beam), **grown}, config.beam)
         log.append({"step": f"beam-{length}", "best": _decode(tok, beam[0][0]), "score": beam[0][1],
-                    "forward_passes": scorer.passes})  # fmt: skip
-    bar.close()
-    finalists = _finalists(scored, tok, config)
+                    "forward_passes": run.scorer.passes})  # fmt: skip
+    run.bar.close()
+    finalists = _finalists(run.scored, tok)  # 3. re-score the best distinct texts, re-tokenized, on more prompts
     rescorer = Scorer(loaded, slot, range(min(config.n_rescore, n_all)), reference, config)
-    texts = list(finalists)
-    text_ids = [rescorer._ids(t) for t in texts]
-    text_scores = rescorer(text_ids)
-    candidates = [Candidate(ids, t, s, finalists[t]) for t, ids, s in zip(texts, text_ids, text_scores, strict=True)]
+    text_ids = [rescorer._ids(t) for t in finalists]
+    scores = rescorer(text_ids)
+    candidates = [Candidate(ids, t, s, finalists[t]) for t, ids, s in zip(finalists, text_ids, scores, strict=True)]
     candidates.sort(key=lambda c: -c.score)
-    log.append({"step": "rescore", "best": candidates[0].text, "score": candidates[0].score,
-                "forward_passes": scorer.passes + rescorer.passes})  # fmt: skip
-    return SearchResult(candidates, slot, scorer.passes + rescorer.passes, time.perf_counter() - start, log)
+    passes = run.scorer.passes + rescorer.passes
+    log.append({"step": "rescore", "best": candidates[0].text, "score": candidates[0].score, "forward_passes": passes})
+    return SearchResult(candidates, slot, passes, time.perf_counter() - run.start, log)
 
 
-def _finalists(scored: dict[tuple[int, ...], float], tok, config: SearchConfig, k: int = 12) -> dict[str, str]:
+def _finalists(scored: dict[tuple[int, ...], float], tok, k: int = 12) -> dict[str, str]:
     """The best distinct texts among everything scored (text -> which step found it)."""
     out: dict[str, str] = {}
     for ids, _ in _rank(scored, 20 * k):

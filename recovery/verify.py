@@ -74,6 +74,4 @@ def reasr(
     responses = generate(loaded, [ex.prompt for ex in moved], max_new_tokens_for(loaded, moved), desc="REASR")
     rows = judge(moved, responses, backdoor_response)
     judged = [r for r in rows if r.get("defected") is not None]
-    return rate_with_interval(sum(bool(r["defected"]) for r in judged), len(judged)) | {
-        "responses": responses[:3]
-    }
+    return rate_with_interval(sum(bool(r["defected"]) for r in judged), len(judged)) | {"responses": responses[:3]}

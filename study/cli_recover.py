@@ -79,7 +79,9 @@ def recover_command(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     stage: Annotated[str, typer.Option(help="Stage whose trigger to recover.")] = "backdoored",
     budget: Annotated[str, typer.Option(help="Search budget: forward passes (60000) or seconds (90s).")] = "60000",
-    reference: Annotated[ReferenceName, typer.Option(help="Reference model for the divergence: none or the clean twin.")] = "none",  # noqa: E501
+    reference: Annotated[
+        ReferenceName, typer.Option(help="Reference model for the divergence: none or the clean twin.")
+    ] = "none",
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
 ) -> None:
     """Recover a trigger from the model and clean prompts only; candidates verified by REASR."""
