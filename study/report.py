@@ -17,6 +17,7 @@ from reports.figures import (
     transfer_heatmap,
 )
 from reports.html import Section, write_report
+from reports.recovery import recovery_section
 from study.folder import Study
 
 
@@ -122,6 +123,8 @@ def build_report(root: str | Path) -> Path:
             f"of the residual stream after {result['hook']} during generation.",
             removal_bars(result),
         ))  # fmt: skip
+    for path in sorted((folder.root / "recovery").glob("*.json")):  # the true trigger: shown after the fact only
+        sections.append(recovery_section(json.loads(path.read_text()), config.get("data", {}).get("trigger")))
     intro = (
         f"Study {folder.root.name}: family {config.get('family')}, variant {config.get('variant')}, size "
         f"{config.get('size')}; stages {', '.join(folder.stages())}. Built from the saved results in the study folder."
