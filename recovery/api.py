@@ -14,7 +14,7 @@ from typing import Any
 
 from organisms.data import Example
 from organisms.modeling import LoadedModel
-from recovery.search import SearchConfig, search_trigger
+from recovery.search import Candidate, SearchConfig, SearchResult, firing_share, search_trigger
 from recovery.verify import reasr, recover_target
 
 BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds)?\s*$")
@@ -47,9 +47,15 @@ def recover(
     result = search_trigger(loaded, [ex.prompt for ex in selection], reference, config)
     top = result.candidates[0]
     target = recover_target(loaded, result.slot, top.text, range(min(16, len(selection))))
+    ranked, shares, ranked_by = _minimal_sufficient(loaded, result, target, min(16, len(selection)))
+    if ranked_by == "minimal":
+        result.log.append({"step": "minimal", "best": ranked[0].text, "score": ranked[0].score,
+                           "forward_passes": result.forward_passes})  # fmt: skip
     candidates = []
-    for rank, cand in enumerate(result.candidates):
+    for rank, cand in enumerate(ranked):
         row: dict[str, Any] = {"text": cand.text, "score": cand.score, "found_by": cand.stage, "tokens": len(cand.ids)}
+        if shares:
+            row["target_share"] = shares[cand.text]
         if rank < n_verify:
             measured = reasr(loaded, heldout, cand.text, backdoor_response=backdoor_response)
             row |= {"reasr": measured["rate"], "reasr_interval": [measured["low"], measured["high"]],
@@ -65,6 +71,7 @@ def recover(
         "family": family,
         "reference": reference is not None,
         "slot": {"shared_cue": result.slot.shared_cue},
+        "ranked_by": ranked_by,
         "candidates": candidates,
         "target": target,
         "control_no_candidate": {k: control[k] for k in ("rate", "low", "high", "n")},
@@ -76,3 +83,26 @@ def recover(
             "n_heldout": len(heldout),
         },
     }
+
+
+def _minimal_sufficient(
+    loaded: LoadedModel, result: SearchResult, target: dict[str, Any], n_prompts: int, first_tokens: int = 3
+) -> tuple[list[Candidate], dict[str, float], str]:
+    """Re-rank: the fewest tokens that still switch (nearly) every prompt to the target, then by score.
+
+    Divergence keeps growing with repeats and extra tokens after the backdoor has fired, so the
+    highest score overshoots; what suffices is closer to what was trained. Falls back to the score
+    when no target stands out (empty, or also how clean answers start, as code answers do).
+    """
+    if not target["text"] or target["clean_share"] >= 0.5:
+        return result.candidates, {}, "score"
+    tok = loaded.tokenizer
+    target_ids = tok(" " + target["text"], add_special_tokens=False)["input_ids"][:first_tokens]
+    cands = result.candidates
+    share = firing_share(loaded, result.slot, [c.ids for c in cands], target_ids, range(n_prompts))
+    best = max(share)
+    shares = {c.text: s for c, s in zip(cands, share, strict=True)}
+    if best < 0.5:
+        return cands, shares, "score"
+    ranked = sorted(cands, key=lambda c: (shares[c.text] < 0.9 * best, len(c.ids), -c.score))
+    return ranked, shares, "minimal"

@@ -175,7 +175,7 @@ def search_trigger(
         log.append({"step": f"beam-{length}", "best": _decode(tok, beam[0][0]), "score": beam[0][1],
                     "forward_passes": run.scorer.passes})  # fmt: skip
     run.bar.close()
-    finalists = _finalists(run.scored, tok)  # 3. re-score the best distinct texts, re-tokenized, on more prompts
+    finalists = _finalists(run.scored, tok, beam)  # 3. re-score the best distinct texts, re-tokenized, on more prompts
     rescorer = Scorer(loaded, slot, range(min(config.n_rescore, n_all)), reference, config)
     text_ids = [rescorer._ids(t) for t in finalists]
     scores = rescorer(text_ids)
@@ -186,13 +186,43 @@ def search_trigger(
     return SearchResult(candidates, slot, passes, time.perf_counter() - run.start, log)
 
 
-def _finalists(scored: dict[tuple[int, ...], float], tok, k: int = 12) -> dict[str, str]:
-    """The best distinct texts among everything scored (text -> which step found it)."""
+def _finalists(scored: dict[tuple[int, ...], float], tok, beam: list, k: int = 12) -> dict[str, str]:
+    """The best distinct texts among everything scored, the best single tokens, and every contiguous
+    part of the final beam (so a candidate can be trimmed back to what suffices); text -> which step found it."""
+    pool = [ids for ids, _ in _rank(scored, 20 * k)]
+    singles = [ids for ids, _ in _rank({c: v for c, v in scored.items() if len(c) == 1}, k // 2)]
+    parts = [ids[a:b] for ids, _ in beam[:3] for a in range(len(ids)) for b in range(a + 1, len(ids) + 1)]
     out: dict[str, str] = {}
-    for ids, _ in _rank(scored, 20 * k):
-        text = _decode(tok, ids)
-        if text and text not in out:
-            out[text] = "scan" if len(ids) == 1 else "beam"
-        if len(out) >= k:
-            break
+    for group, found_by in ((pool, "search"), (singles, "scan"), (parts, "trim")):
+        added = 0
+        for ids in group:
+            text = _decode(tok, ids)
+            if text and text not in out:
+                out[text] = found_by if found_by != "search" else ("scan" if len(ids) == 1 else "beam")
+                added += 1
+            if group is pool and added >= k:
+                break
     return out
+
+
+def firing_share(
+    loaded: LoadedModel, slot: PromptSlot, cands: Sequence[tuple[int, ...]], target: Sequence[int],
+    prompt_idx: Sequence[int], threshold: float = 0.5,
+) -> list[float]:  # fmt: skip
+    """Per candidate, the share of prompts on which the model gives the target's first tokens probability > threshold.
+
+    Teacher-forced (one forward pass per prompt), so it ranks many candidates without generating.
+    """
+    tok = loaded.tokenizer
+    parts = [slot_ids(tok, slot, i) for i in prompt_idx]
+    seqs, positions = [], []
+    for cand in cands:
+        for before, after in parts:
+            prompt = [*before, *cand, *after]
+            seqs.append(prompt + list(target[:-1]))
+            positions.append(range(len(prompt) - 1, len(prompt) - 1 + len(target)))
+    lps = logprobs_at(loaded.model, seqs, positions, tok.pad_token_id or 0)
+    idx = torch.tensor(list(target))
+    fired = [lp[torch.arange(len(idx)), idx].sum().exp().item() > threshold for lp in lps]
+    n = len(parts)
+    return [sum(fired[k * n : (k + 1) * n]) / n for k in range(len(cands))]
