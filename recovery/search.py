@@ -84,8 +84,9 @@ class Scorer:
 
     @torch.no_grad()
     def _clean_answer(self, prompt_ids: list[int]) -> list[int]:
+        ids = torch.tensor([prompt_ids], device=self.model.device)
         out = self.model.generate(
-            torch.tensor([prompt_ids]), max_new_tokens=self.config.answer_tokens, do_sample=False,
+            ids, max_new_tokens=self.config.answer_tokens, do_sample=False,
             pad_token_id=self.pad, eos_token_id=self.tok.eos_token_id,
         )  # fmt: skip
         return out[0, len(prompt_ids) :].tolist()
