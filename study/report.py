@@ -16,6 +16,7 @@ from reports.figures import (
     transfer_heatmap,
 )
 from reports.html import Section, write_report
+from reports.recovery import recovery_section
 from reports.removal import removal_sections
 from study.folder import Study
 
@@ -126,6 +127,8 @@ def build_report(root: str | Path) -> Path:
             patching_heatmap(result),
         ))  # fmt: skip
     sections += removal_sections(folder.root, folder.stages())
+    for path in sorted((folder.root / "recovery").glob("*.json")):  # the true trigger: shown after the fact only
+        sections.append(recovery_section(json.loads(path.read_text()), config.get("data", {}).get("trigger")))
     intro = (
         f"Study {folder.root.name}: family {config.get('family')}, variant {config.get('variant')}, size "
         f"{config.get('size')}; stages {', '.join(folder.stages())}. Built from the saved results in the study folder."

