@@ -102,6 +102,7 @@ class _Measure:
         self.folder, self.data, self.heldout = folder, data, heldout
         self.trig = [ex for ex in heldout if ex.triggered and "cue" not in ex.meta]
         self.clean = [ex for ex in heldout if not ex.triggered and "cue" not in ex.meta]
+        self._unedited: dict[str, tuple[float, float, float]] = {}
 
     def behaviour(self, loaded: LoadedModel) -> Any:
         return evaluate_model(loaded, self.heldout, family=self.data.family, backdoor_response=self.data.response)
@@ -115,7 +116,9 @@ class _Measure:
               cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
         with ablate_everywhere(loaded.model, chosen.dirs):
             after = self.behaviour(loaded)
-        score_before, ce_before, all_before = _cheap(loaded, None, self.trig, self.clean, self.data)
+        if stage not in self._unedited:  # the same for every method
+            self._unedited[stage] = _cheap(loaded, None, self.trig, self.clean, self.data)
+        score_before, ce_before, all_before = self._unedited[stage]
         score_after, ce_after, all_after = _cheap(loaded, chosen.dirs, self.trig, self.clean, self.data)
         randoms = [_cheap(loaded, d, self.trig, self.clean, self.data)
                    for d in method.random_like(chosen, sel, cfg.n_random, cfg.seed)]  # fmt: skip
