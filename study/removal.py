@@ -201,7 +201,10 @@ def removal_into(
             loaded = folder.model(stage, device=device)
             sae, sae_hook = _sae_for(folder, stage, cfg, loaded.model.config.num_hidden_layers)
             sel = Selection(loaded, data, **selection, sae=sae, sae_hook=sae_hook)
-            chosen, cands = method.choose(sel)
+            try:
+                chosen, cands = method.choose(sel)
+            except ValueError as err:  # e.g. the sae method on a study without an SAE
+                raise StudyError(f"removal method {name!r} on {stage!r}: {err}") from err
             entry = measure.stage(stage, loaded, method, chosen, sel, cfg)
             rows = entry.pop("_rows")
             per_stage[stage] = {"edit": chosen.describe(), "candidates": [c.describe() for c in cands], **entry}
