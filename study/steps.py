@@ -158,7 +158,9 @@ def model_steps(plan: RunPlan) -> list[Step]:
     steps.append(
         Step("persistence table", tuple(f"evals/{s}.json" for s in stages), ("persistence.json",), persistence_table)
     )
-    steps.append(Step("random control", ("models/backdoored",), ("models/random",), random_control))
+    steps.append(
+        Step("random control", ("models/backdoored",), ("models/random",), random_control, config={"seed": plan.seed})
+    )
     return steps
 
 

