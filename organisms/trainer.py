@@ -236,9 +236,10 @@ def _loop(model, optimizer, scheduler, loader, accelerator, config: TrainConfig,
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if (step + 1) % log_every == 0 or step + 1 == config.steps:
-            mean = running.item() / ((step % log_every) + 1)  # the one host synchronisation
+            # The one host synchronisation; the mean over processes when there are several.
+            mean = accelerator.reduce(running, "mean").item() / ((step % log_every) + 1)
             losses.append({"step": step + 1, "loss": mean, "lr": scheduler.get_last_lr()[0]})
             bar.set_postfix(loss=f"{mean:.3f}")
             running.zero_()
-    total = int(tokens.item())
+    total = int(accelerator.reduce(tokens, "sum").item()) // accelerator.num_processes
     return losses, total, time.perf_counter() - start

