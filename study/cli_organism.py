@@ -72,7 +72,7 @@ def organism_train(
     for stage, m in result.metrics.items():
         console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
     if evaluate:
-        _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []))
+        _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []), device=train_config.device)
 
 
 def _evaluate_stages(

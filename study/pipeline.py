@@ -93,7 +93,7 @@ def safety_into(
     return start, metrics
 
 
-def evaluate_into(folder: Study, stages: Sequence[str], device: str = "cpu") -> dict[str, dict[str, Any]]:
+def evaluate_into(folder: Study, stages: Sequence[str], device: str = "auto") -> dict[str, dict[str, Any]]:
     """Evaluate stages on the held-out and red-team sets; write evals/STAGE.json; return the summaries."""
     data = from_dict(DataConfig, folder.config["data"])
     examples = folder.eval_examples()
@@ -107,7 +107,7 @@ def evaluate_into(folder: Study, stages: Sequence[str], device: str = "cpu") -> 
     return results
 
 
-def persistence_into(folder: Study, device: str = "cpu") -> dict[str, dict[str, Any]]:
+def persistence_into(folder: Study, device: str = "auto") -> dict[str, dict[str, Any]]:
     """Evaluate every stage and write persistence.json (the paper's persistence table)."""
     stages = folder.stages()
     if not stages:
