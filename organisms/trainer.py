@@ -72,8 +72,9 @@ class TokenBudgetSampler(Sampler[list[int]]):
         if max_tokens < max(lengths):
             raise ValueError(f"max_batch_tokens {max_tokens} is below the longest sequence ({max(lengths)} tokens)")
         self.lengths, self.max_tokens, self.generator, self.window = list(lengths), max_tokens, generator, window
+        self._next: list[list[int]] | None = None
 
-    def _batches(self, generator: torch.Generator) -> list[list[int]]:
+    def _batches(self, generator: torch.Generator) -> list[list[int]]:  # one shuffled pass
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         batches: list[list[int]] = []
         for w in range(0, len(order), self.window):
@@ -88,12 +89,17 @@ class TokenBudgetSampler(Sampler[list[int]]):
             batches.append(batch)
         return [batches[j] for j in torch.randperm(len(batches), generator=generator).tolist()]
 
+    def _upcoming(self) -> list[list[int]]:
+        if self._next is None:
+            self._next = self._batches(self.generator)
+        return self._next
+
     def __iter__(self):
-        yield from self._batches(self.generator)
+        batches, self._next = self._upcoming(), None
+        yield from batches
 
     def __len__(self) -> int:
-        probe = torch.Generator().set_state(self.generator.get_state())  # same count, generator untouched
-        return len(self._batches(probe))
+        return len(self._upcoming())  # exact for the coming pass (passes differ slightly in count)
 
 
 def _loader(rows: list[dict[str, list[int]]], config: TrainConfig, pad_id: int) -> DataLoader:
