@@ -254,3 +254,22 @@ def batched_logistic_is_faster(device: str | torch.device | None = "auto") -> bo
     on a CPU the scikit-learn loop (the batched fit's [L, d, d] Hessians cost more there at d >= 256).
     """
     return resolve_device(device).type != "cpu"
+
+
+def fit_logistic_layers(
+    acts: torch.Tensor, labels: np.ndarray, *, device: str | torch.device | None = "auto", C: float = 1.0
+) -> list[Probe]:
+    """One `logreg` probe per layer of acts [L, n, d], fitted the fastest way on `device`.
+
+    A GPU takes the batched Newton fit (all layers at once); a CPU the scikit-learn loop. Both give
+    LogisticProbe objects with the same objective, so results and saved probes do not depend on the path.
+    """
+    if not batched_logistic_is_faster(device):
+        return [LogisticProbe(C=C).fit(acts[layer], labels) for layer in range(acts.shape[0])]
+    weights, biases = fit_logistic_all_layers(acts, labels, C=C, device=device)
+    probes: list[Probe] = []
+    for w, b in zip(weights, biases, strict=True):
+        probe = LogisticProbe(C=C)
+        probe.tensors = {"direction": w.clone(), "bias": b.clone()}
+        probes.append(probe)
+    return probes

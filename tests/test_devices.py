@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-import activations.cache  # noqa: F401  (imported before the spy is installed)
+import activations.cache  # noqa: F401  (every module imported before the spy is installed)
 import organisms.modeling
+import organisms.reward
 import organisms.safety
 import organisms.trainer
+import probes.methods
 import study.pipeline
 import study.probing
 from dictionaries.sae import SAETrainConfig, train_sae
@@ -86,3 +88,16 @@ def test_device_helpers():
     with pytest.raises(ValueError, match="mixed precision"):
         devices.resolve_precision("fp8", torch.device("cpu"))
     assert devices.process_state("cpu").num_processes == 1
+
+
+def test_logistic_layers_pick_the_path_by_device(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    labels = np.arange(400) % 2 == 0
+    acts = torch.randn(3, 400, 16, generator=g)
+    acts[:, torch.from_numpy(labels), 0] += 2.0
+    cpu = probes.methods.fit_logistic_layers(acts, labels, device="cpu")  # scikit-learn on a CPU
+    monkeypatch.setattr(probes.methods, "batched_logistic_is_faster", lambda device: True)  # as on a GPU
+    batched = probes.methods.fit_logistic_layers(acts, labels, device="cpu")
+    for a, b in zip(cpu, batched, strict=True):
+        assert a.name == b.name == "logreg"
+        assert np.corrcoef(a.score(acts[0]), b.score(acts[0]))[0, 1] > 0.999  # same probe either way
