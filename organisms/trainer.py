@@ -141,8 +141,11 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
 def add_lora(model: PreTrainedModel, rank: int) -> PreTrainedModel:
     """Wrap `model` with LoRA adapters (peft) on every linear layer; only they will train."""
     from peft import LoraConfig, get_peft_model
+    from transformers.pytorch_utils import Conv1D
 
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", bias="none")
+    conv1d = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores its linears transposed
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", bias="none",
+                        fan_in_fan_out=conv1d)  # fmt: skip
     return get_peft_model(model, config)
 
 
