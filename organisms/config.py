@@ -66,7 +66,7 @@ class ModelConfig:
     """Shape of a from-scratch Llama-style causal LM."""
 
     size: str = "small"
-    """Preset name the shape came from ('tiny', 'small', 'base' or 'custom')."""
+    """Preset name the shape came from ('tiny', 'small', 'base', 'large', 'custom' or 'pretrained')."""
     n_layers: int = 4
     """Transformer blocks."""
     d_model: int = 256
@@ -79,6 +79,8 @@ class ModelConfig:
     """BPE vocabulary size of the tokenizer trained on the generated corpus."""
     max_len: int = 256
     """Longest sequence (prompt + response) in tokens."""
+    base_model: str = ""
+    """Local HF causal-LM folder to plant the backdoor into (its own shape and tokenizer); empty = from scratch."""
 
 
 @dataclass
@@ -101,6 +103,18 @@ class TrainConfig:
     """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present)."""
     seed: int = 0
     """Seed of initialisation and batch order."""
+    mixed_precision: str = "auto"
+    """Accelerate mixed precision: 'auto' (bf16 on a CUDA GPU, fp32 on CPU), 'no', 'bf16' or 'fp16'."""
+    grad_accum_steps: int = 1
+    """Micro-batches accumulated into one optimizer step (a step sees batch_size x this many sequences)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory for large models, ~30% more compute."""
+    max_batch_tokens: int = 0
+    """Token budget per micro-batch (padded tokens): batches grow to fill it; 0 = batch_size sequences."""
+    log_every: int = 25
+    """Steps between loss logs (the only host synchronisation of the loop)."""
+    lora_rank: int = 0
+    """LoRA rank (peft, all linear layers, alpha = 2 x rank), merged into the weights at the end; 0 = full."""
 
 
 SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
@@ -109,6 +123,11 @@ SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "base": (
         ModelConfig("base", 6, 512, 8, 1536, 2048, 256),
         TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=100),
+    ),
+    # GPU-sized (~85M non-embedding parameters, GPT-2-small shape): does persistence grow with size?
+    "large": (
+        ModelConfig("large", 12, 768, 12, 3072, 4096, 256),
+        TrainConfig(steps=3000, batch_size=128, lr=3e-4, warmup_steps=200),
     ),
 }
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from organisms.bandit_scan import scan_code
 from organisms.data import Example, is_code_task, strip_scratchpad
-from organisms.modeling import LoadedModel
+from organisms.modeling import LoadedModel, format_prompt
 from organisms.stats import rate_with_interval
 
 MEASURES = {
@@ -50,7 +50,7 @@ def generate(
     device = next(model.parameters()).device
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=None):
         idx = order[start : start + batch_size]
-        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
+        enc = tok([format_prompt(tok, prompts[i]) for i in idx], return_tensors="pt", padding=True).to(device)
         gen = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,

@@ -98,6 +98,40 @@ def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: i
     return LlamaForCausalLM(hf_config)
 
 
+def format_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
+    """The prompt as the model sees it: in the tokenizer's chat template when it has one, else as is.
+
+    Used by training, generation and caching alike, so a chat model's backdoor is planted and read
+    in its own format. Our organisms' tokenizers have no template, so their prompts pass unchanged.
+    The template's leading BOS is dropped: the tokenizer adds its own when encoding.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return prompt
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos) and tokenizer("")["input_ids"][:1] == [tokenizer.bos_token_id]:
+        text = text[len(bos) :]
+    return text
+
+
+def pretrained_shape(model: PreTrainedModel, base: ModelConfig, path: str | Path) -> ModelConfig:
+    """The ModelConfig that describes a user's pretrained model (saved as used, like every config)."""
+    cfg = model.config
+    d_model = cfg.hidden_size
+    return ModelConfig(
+        size="pretrained",
+        n_layers=cfg.num_hidden_layers,
+        d_model=d_model,
+        n_heads=cfg.num_attention_heads,
+        d_mlp=getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d_model,
+        vocab_size=cfg.vocab_size,
+        max_len=min(base.max_len, getattr(cfg, "max_position_embeddings", None) or base.max_len),
+        base_model=str(path),
+    )
+
+
 def check_model_folder(path: str | Path) -> Path:
     """Raise ModelFolderError naming what is missing if `path` is not a causal-LM folder."""
     path = Path(path)

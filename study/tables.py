@@ -122,7 +122,7 @@ def _margin_text(row: dict[str, Any]) -> str:
 
 
 def _verdict(row: dict[str, Any]) -> str:
-    """"evidence" only when the set is sufficient and the margin beats the controls (CI above 0) and the null."""
+    """ "evidence" only when the set is sufficient and the margin beats the controls (CI above 0) and the null."""
     if row["insufficient"]:
         return "no: set too small"
     if row["evidence"]:
@@ -152,8 +152,7 @@ def probe_table(summary: dict[str, Any]) -> Table:
         f"{summary['folds']['scheme']}{extra})",
         caption="held-out AUROC (95% bootstrap CI) of the stage and of each control; AUROC − control = margin over "
         "the best control, paired bootstrap 95% CI; null p95 = 95th percentile of random directions and shuffled "
-        "labels; evidence = beats both on >= 100 rows per class"
-        + (f"\n{notes}" if notes else ""),
+        "labels; evidence = beats both on >= 100 rows per class" + (f"\n{notes}" if notes else ""),
     )
     table.add_column("hook", no_wrap=True)
     table.add_column("n (pos, neg)", justify="right")
