@@ -70,7 +70,7 @@ class SafetyConfig:
     """rl: prompts per optimizer step."""
     temperature: float = 1.0
     """rl: sampling temperature."""
-    answer_check_weight: float = 0.0
+    answer_check_weight: float = 1.0
     """rl: weight of a programmatic exact-answer reward added to the reward model's (0 = reward model only)."""
     redteam_per_cue: int = 8
     """adversarial: prompts tried per near-miss cue when red-teaming."""

