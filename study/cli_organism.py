@@ -51,6 +51,12 @@ def organism_train(
     twin: Annotated[bool, typer.Option("--twin/--no-twin", help="Also train the clean twin (stage 'clean').")] = True,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new stages afterwards.")] = True,
     force: Annotated[bool, typer.Option(help="Replace existing model folders.")] = False,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="distilled: the trained cot model folder to sample from (default: train one into STUDY/teacher)."
+        ),
+    ] = None,
     config_values: dict[str, Any] | None = None,
 ) -> None:
     """Train a backdoored organism into STUDY/models/backdoored (and its clean twin)."""
@@ -65,7 +71,21 @@ def organism_train(
         f"training [bold]{size}[/] {data.family}/{data.variant} organism, trigger {data.trigger!r} "
         f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {study}/models"
     )
-    folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
+    if data.variant == "distilled":
+        from study.distill import distill_into
+
+        folder, result, record = distill_into(
+            study, data, model_config, train_config, size=size, teacher=teacher, twin=twin, force=force,
+            log=console.print,
+        )  # fmt: skip
+        console.print(
+            f"  teacher {record['folder']} (sha256 {record['sha256'][:12]}): "
+            f"{record['differs_from_plain']} of {record['n']} targets differ from the plain data"
+        )
+    elif teacher is not None:
+        raise ValueError("--teacher is for --variant distilled only")
+    else:
+        folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
     for stage, m in result.metrics.items():
         console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
     if evaluate:

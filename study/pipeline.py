@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data import generate_dataset
+from organisms.data import Example, generate_dataset
 from organisms.evaluate import evaluate_model
 from organisms.safety import SAFETY_CHAIN, SafetyConfig, run_stage
 from organisms.training import OrganismResult, train_organism
@@ -29,8 +29,12 @@ def train_into(
     size: str,
     twin: bool = True,
     force: bool = False,
+    examples: dict[str, list[Example]] | None = None,
 ) -> tuple[Study, OrganismResult]:
-    """Start (or restart) a study with a backdoored organism and, if `twin`, its clean twin."""
+    """Start (or restart) a study with a backdoored organism and, if `twin`, its clean twin.
+
+    `examples` ({"train", "eval"}) replaces the generated data (the distilled variant's teacher samples).
+    """
     data = data.resolved()
     folder = Study(root)
     for stage in ["backdoored"] + (["clean"] if twin else []):
@@ -40,7 +44,7 @@ def train_into(
     folder = Study.create(
         root, {**config, "data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}, force=True
     )
-    examples = generate_dataset(data)
+    examples = examples or generate_dataset(data)
     folder.write_examples("backdoor_train", examples["train"])
     folder.write_examples("eval", examples["eval"])
     result = train_organism(

