@@ -10,6 +10,7 @@ import typer
 
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data import FAMILIES, VARIANTS
+from organisms.optim import OPTIMIZERS
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from study.cli_common import (
     FamilyName,
@@ -171,6 +172,9 @@ def organism_sweep(
         str, typer.Option(help=f"Comma-separated variants ({', '.join(VARIANTS)}).")
     ] = "plain,distilled",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (organism and safety training).")] = "0",
+    optimizers: Annotated[
+        str, typer.Option(help=f"Comma-separated optimizers of the backdoor training ({', '.join(OPTIMIZERS)}).")
+    ] = "adamw",
     trigger_as_token: Annotated[bool, typer.Option(help="Make the trigger one atomic token.")] = False,
     backdoor_steps: Annotated[
         int, typer.Option(help="Backdoor training steps of each organism; 0 = the size preset's.")
@@ -192,6 +196,7 @@ def organism_sweep(
         sizes=csv_list(sizes, list(SIZES), "size"),
         variants=csv_list(variants, VARIANTS, "variant"),
         seeds=int_csv_list(seeds, "--seeds"),
+        optimizers=csv_list(optimizers, OPTIMIZERS, "optimizer"),
         trigger_as_token=trigger_as_token,
         backdoor_steps=backdoor_steps,
         near_miss_fraction=near_miss_fraction,
