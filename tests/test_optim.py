@@ -12,7 +12,7 @@ from organisms.optim import OPTIMIZERS, make_optimizer
 def test_each_optimizer_lowers_a_simple_loss(name: str, seeded: None) -> None:
     layer = torch.nn.Linear(4, 1)
     groups = [{"params": [layer.weight], "weight_decay": 0.01}, {"params": [layer.bias], "weight_decay": 0.0}]
-    opt = make_optimizer(name, groups, lr=0.05)
+    opt = make_optimizer(name, groups, lr=0.01)
     x, y = torch.randn(64, 4), torch.randn(64, 1)
     first = torch.nn.functional.mse_loss(layer(x), y).item()
     for _ in range(30):
