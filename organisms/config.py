@@ -92,11 +92,13 @@ class TrainConfig:
     batch_size: int = 32
     """Sequences per step."""
     lr: float = 1e-3
-    """Peak AdamW learning rate (linear warm-up, then cosine decay to 10%)."""
+    """Peak learning rate (linear warm-up, then cosine decay to 10%)."""
     warmup_steps: int = 30
     """Linear warm-up steps."""
     weight_decay: float = 0.01
-    """AdamW weight decay."""
+    """Weight decay (decoupled for adamw)."""
+    optimizer: str = "adamw"
+    """'adamw', 'sgd' (Nesterov momentum 0.9, at 30x lr) or 'adafactor' (transformers, fixed lr): organisms/optim.py."""
     grad_clip: float = 1.0
     """Gradient-norm clipping threshold."""
     device: str = "auto"

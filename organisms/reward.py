@@ -69,7 +69,13 @@ class RewardScorer:
         return out
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
-        return self.score_texts(prompts, [answer_text(c) for c in completions])
+        """GRPO reward: the preference model's probability that the answer beats a score-0 reference.
+
+        Squashed to (0, 1) so that it shares a scale with the exact-answer check (0 or 1): the raw
+        logits spread over several units, and GRPO's group-normalised sum would drown the check.
+        """
+        scores = torch.tensor(self.score_texts(prompts, [answer_text(c) for c in completions]))
+        return torch.sigmoid(scores).tolist()
 
 
 def pairwise_accuracy(scorer: RewardScorer, pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -81,12 +81,17 @@ def train_grpo(
         trainer.train()
         seconds = time.perf_counter() - start
     curve = reward_curve(trainer.state.log_history)
+    stds = [r["reward_std"] for r in curve if "reward_std" in r]
+    checks = [r["rewards/answer_check/mean"] for r in curve if "rewards/answer_check/mean" in r]
     metrics = {
         "steps": steps,
         "train_seconds": round(seconds, 2),
         "reward_curve": curve,
         "first_reward": curve[0]["reward"] if curve else None,
         "final_reward": curve[-1]["reward"] if curve else None,
+        "min_reward_std": min(stds) if stds else None,
+        "first_answer_check": checks[0] if checks else None,
+        "final_answer_check": checks[-1] if checks else None,
         "device": str(trainer.accelerator.device),
     }
     return trainer.model.cpu().eval(), loaded.tokenizer, metrics

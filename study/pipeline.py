@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data import generate_dataset
+from organisms.data import Example, generate_dataset
 from organisms.evaluate import evaluate_model
 from organisms.safety import SAFETY_CHAIN, SafetyConfig, run_stage
 from organisms.training import OrganismResult, train_organism
@@ -32,15 +32,19 @@ def train_into(
     size: str,
     twin: bool = True,
     force: bool = False,
+    examples: dict[str, list[Example]] | None = None,
 ) -> tuple[Study, OrganismResult]:
-    """Start (or restart) a study with a backdoored organism and, if `twin`, its clean twin."""
+    """Start (or restart) a study with a backdoored organism and, if `twin`, its clean twin.
+
+    `examples` ({"train", "eval"}) replaces the generated data (the distilled variant's teacher samples).
+    """
     data = data.resolved()
     folder = Study(root)
     for stage in ["backdoored"] + (["clean"] if twin else []):
         if folder.model_dir(stage).exists() and not force:
             raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
     config = {"family": data.family, "variant": data.variant, "size": size}
-    examples = generate_dataset(data)
+    examples = examples or generate_dataset(data)
     state = process_state(train.device)  # under torchrun / accelerate launch: only the main process writes
     with undo_on_failure(root):  # a new study whose training fails leaves nothing behind
         if state.is_main_process:

