@@ -8,7 +8,7 @@ a div from `to_html(include_plotlyjs=False)`. Works offline.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -27,6 +27,8 @@ class Section:
     caption: str
     figure: go.Figure | None = None
     missing: str = ""
+    items: list[str] = field(default_factory=list)
+    """Text lines shown as a list instead of a figure (the findings section)."""
 
 
 def write_report(path: str | Path, title: str, intro: str, sections: list[Section]) -> Path:
@@ -40,9 +42,11 @@ def write_report(path: str | Path, title: str, intro: str, sections: list[Sectio
     for i, section in enumerate(sections):
         parts.append(f"<section><h2>{html.escape(section.title)}</h2>")
         parts.append(f"<p class='caption'>{html.escape(section.caption)}</p>")
+        if section.items:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "</ul>")
         if section.figure is not None:
             parts.append(section.figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig{i}"))
-        else:
+        elif not section.items:
             parts.append(f"<p class='missing'>{html.escape(section.missing)}</p>")
         parts.append("</section>")
     parts.append("</body></html>")

@@ -159,9 +159,10 @@ def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, ch
         fold_gap = float((model.model(**enc).logits - hooked).abs().max())
     result: dict[str, Any] = {"edited_stage": edited, "fold_max_abs_logit_diff": fold_gap, "steps": cfg.recover_steps}
     if cfg.recover_steps > 0:
-        safety = SafetyConfig(steps=cfg.recover_steps, seed=cfg.seed, device="cpu")
+        device = str(next(loaded.model.parameters()).device)  # the study's device, not a fixed one
+        safety = SafetyConfig(steps=cfg.recover_steps, seed=cfg.seed, device=device)
         safety = safety.resolved("sft", organism_train_config(folder.model_dir(stage)))
-        tuned = LoadedModel(copy.deepcopy(model.model).cpu(), model.tokenizer, out)
+        tuned = LoadedModel(copy.deepcopy(model.model), model.tokenizer, out)
         run_sft(tuned, measure.data, safety, max_len=getattr(model.model.config, "max_position_embeddings", 256))
         score = float(defection_scores(tuned, measure.trig, measure.data).mean())
         result |= {"safety": to_dict(safety), "after_finetune": measure.behaviour(tuned).summary,

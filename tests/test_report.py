@@ -49,3 +49,19 @@ def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> N
     assert rendered == 3
     assert errors == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_report_opens_with_findings_and_lists_what_is_not_evidence(report: Path) -> None:
+    from study.findings import study_findings
+    from study.probe_findings import probe_findings
+
+    study = report.parent.parent
+    html = report.read_text()
+    first, second = html.index("<h2>Findings</h2>"), html.index("<h2>Not evidence</h2>")
+    assert first < second < html.index("<h2>Backdoor persistence")
+    found, probes = study_findings(study), probe_findings(study)
+    assert probes, "the fixture trains one probe"
+    for f in probes:  # each probe result is in exactly one list, with its n and margin
+        assert (f["summary"] in found.findings) != (f["summary"] in found.not_evidence)
+        assert f"n=({f['n_positive']}, {f['n_negative']})" in f["summary"] or "insufficient" in f["summary"]
+    assert any(line.startswith("Triggered defection through the stages") for line in found.findings)
