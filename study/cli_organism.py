@@ -98,7 +98,7 @@ def organism_train(
 
 
 def _evaluate_stages(
-    folder: Study, stages: Sequence[str], device: str = "cpu", title: str | None = None
+    folder: Study, stages: Sequence[str], device: str = "auto", title: str | None = None
 ) -> dict[str, dict[str, Any]]:
     results = evaluate_into(folder, stages, device=device)
     console.print(eval_table(results, **({"title": title} if title else {})))
@@ -113,7 +113,7 @@ def _evaluate_stages(
 def organism_eval(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     stage: Annotated[str, typer.Option(help="Stage to evaluate, or 'all'.")] = "all",
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
 ) -> None:
     """Evaluate stages by greedy generation on the held-out prompts; writes STUDY/evals/STAGE.json."""
     folder = Study.open(study)
@@ -156,7 +156,7 @@ def organism_safety(
 @user_errors
 def organism_persistence(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
 ) -> None:
     """Evaluate every stage (trigger on, off, red-team prompts) and write STUDY/persistence.json."""
     folder = Study.open(study)

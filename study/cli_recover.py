@@ -31,7 +31,7 @@ def recovery_path(folder: Study, stage: str, reference: str = "none") -> Path:
 
 
 def recovery_into(
-    folder: str | Path | Study, stage: str, budget: str | int = 60_000, device: str = "cpu", reference: str = "none"
+    folder: str | Path | Study, stage: str, budget: str | int = 60_000, device: str = "auto", reference: str = "none"
 ) -> dict[str, Any]:
     """Recover `stage`'s trigger blind and write STUDY/recovery/STAGE.json (STAGE-ref-clean.json with a reference)."""
     study = folder if isinstance(folder, Study) else Study.open(folder)
@@ -82,7 +82,7 @@ def recover_command(
     reference: Annotated[
         ReferenceName, typer.Option(help="Reference model for the divergence: none or the clean twin.")
     ] = "none",
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
 ) -> None:
     """Recover a trigger from the model and clean prompts only; candidates verified by REASR."""
     folder = Study.open(study)

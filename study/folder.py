@@ -140,7 +140,7 @@ class Study:
             raise StudyError(f"stage {stage!r} is not in {self.root} (stages: {have})")
         return self.model_dir(stage)
 
-    def model(self, stage: str, device: str = "cpu") -> LoadedModel:
+    def model(self, stage: str, device: str = "auto") -> LoadedModel:
         return load_model(self.require_stage(stage), device=device)
 
     def add_model(self, source: str | Path, stage: str, *, link: bool = False, force: bool = False) -> Path:

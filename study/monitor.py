@@ -80,7 +80,7 @@ class Monitor:
     @classmethod
     def load(
         cls, study: str | Path, stage: str, method: str = "logreg", kind: str = "trigger",
-        positions: str = "last_prompt", hook: str | None = None, target_fpr: float = 0.01, device: str = "cpu",
+        positions: str = "last_prompt", hook: str | None = None, target_fpr: float = 0.01, device: str = "auto",
         allow_weak: bool = False,
     ) -> Monitor:  # fmt: skip
         """The stage's probe at `hook` (default: the layer with the largest margin over its controls).

@@ -129,7 +129,7 @@ def persistence_into(folder: Study, device: str = "auto") -> dict[str, dict[str,
     return write_persistence(folder, device=device)
 
 
-def write_persistence(folder: Study, device: str = "cpu") -> dict[str, dict[str, Any]]:
+def write_persistence(folder: Study, device: str = "auto") -> dict[str, dict[str, Any]]:
     """persistence.json from the stages' saved evals (evaluating only stages that have none)."""
     stages = folder.stages()
     if not stages:

@@ -106,7 +106,7 @@ def cache_stage(
     positions: str = "last_prompt",
     label_stage: str | None = None,
     batch_size: int = 32,
-    device: str = "cpu",
+    device: str = "auto",
     force: bool = False,
 ) -> ActivationCache:
     """Cache a stage's activations on a prompt set into STUDY/activations/STAGE/SET (resumable).

@@ -180,7 +180,7 @@ def _sae_for(folder: Study, stage: str, cfg: RemovalConfig, n_layers: int) -> tu
 
 
 def removal_into(
-    folder: Study, stages: list[str], config: RemovalConfig | None = None, *, device: str = "cpu",
+    folder: Study, stages: list[str], config: RemovalConfig | None = None, *, device: str = "auto",
     log: Log = lambda _: None,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Run every configured method on every stage; write interventions/removal-<method>.json; return them."""

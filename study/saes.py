@@ -167,7 +167,7 @@ def features_across_stages(
     return result
 
 
-def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "cpu") -> dict[str, Any]:
+def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") -> dict[str, Any]:
     """Activation-patching map for the stage: triggered prompts patched into trigger-neutralised ones.
 
     The clean counterpart is the triggered prompt with the trigger's tokens replaced by a neutral
