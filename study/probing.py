@@ -240,13 +240,7 @@ def probe_stage(
     labels, judged = judged_labels(folder, caches["subject"], prompt_set, stage, key)
     folds = _subset(probe_folds(caches["subject"], kind, labels, seed), judged)
     acts = {who: c.stacked()[:, torch_index(judged)] for who, c in caches.items()}
-    contrast, vocabulary = None, None
-    if method == "contrast_pair":
-        contrast = {}
-        for who, s in models.items():
-            c = cached(folder, s, "contrast", "last_prompt")
-            contrast[who] = (c.stacked(), c.labels("side").astype(bool))
-        vocabulary = contrast_vocabulary(folder, stage, [*CONTRAST_QUESTIONS, " yes", " no"])
+    contrast, vocabulary = _contrast_pairs(folder, stage, models) if method == "contrast_pair" else (None, None)
     results, probes = layer_table(method, acts, labels[judged], folds, contrast_by_model=contrast, seed=seed,
                                   n_random=n_random, n_shuffles=n_shuffles)  # fmt: skip
     out = folder.probes_dir(stage, method, kind, positions)
@@ -265,6 +259,15 @@ def probe_stage(
     }  # fmt: skip
     write_json(out / "results.json", summary)
     return summary
+
+
+def _contrast_pairs(folder: Study, stage: str, models: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each model's contrast-pair activations and sides, and how much of the pairs' vocabulary the model knows."""
+    contrast = {}
+    for who, s in models.items():
+        c = cached(folder, s, "contrast", "last_prompt")
+        contrast[who] = (c.stacked(), c.labels("side").astype(bool))
+    return contrast, contrast_vocabulary(folder, stage, [*CONTRAST_QUESTIONS, " yes", " no"])
 
 
 def torch_index(rows: np.ndarray) -> Any:
