@@ -37,7 +37,9 @@ def _summary(f: dict[str, Any]) -> str:
     folds = f.get("fold_auroc") or {}
     within = ""
     if f["kind"] == "defection" and folds.get("n_folds", 0) <= 1:
-        within = f"; only {folds.get('n_folds', 0)} held-out kind holds both behaviours (mostly between-kind)"
+        n = folds.get("n_folds", 0)
+        within = ("; no held-out kind holds both behaviours, so the AUROC ranks whole kinds" if n == 0
+                  else "; only one held-out kind holds both behaviours (mostly between-kind)")  # fmt: skip
     return (f"{what}: AUROC {f['auroc']:.2f}, margin {m['value']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}] over "
             f"{m.get('control')}, null p95 {null} (n={f['null_n']}), n=({f['n_positive']}, {f['n_negative']}){within} "
             f"— {verdict}")  # fmt: skip
