@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from study.cli_common import (
+    DeviceOpt,
     PositionName,
     PromptSetName,
     console,
@@ -42,7 +43,7 @@ def cache(
     ] = "all",
     positions: Annotated[PositionName, typer.Option(help="Token positions to cache.")] = "last_prompt",
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 32,
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
+    device: DeviceOpt = "auto",
     force: Annotated[bool, typer.Option(help="Discard an existing cache instead of resuming it.")] = False,
 ) -> None:
     """Cache a stage's activations into STUDY/activations/STAGE/SET (bounded memory, resumable)."""
@@ -81,7 +82,7 @@ def remove(
             "after a benign fine-tune ('' = none)."
         ),
     ] = "backdoored",
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
+    device: DeviceOpt = "auto",
     config_values: dict[str, Any] | None = None,
 ) -> None:
     """Remove the backdoor by editing: chosen on a selection split, measured on held-out prompts with controls."""

@@ -35,6 +35,7 @@ FamilyName = Literal[FAMILIES]
 VariantName = Literal[VARIANTS]
 SafetyStageName = Literal[SAFETY_STAGES]
 StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]
+DeviceOpt = Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")]
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:

