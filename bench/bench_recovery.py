@@ -88,7 +88,7 @@ def norm(text: str) -> str:
 def measure(org: dict, folder: Path, stage: str, budget: int) -> dict:
     """Recover blind on one stage, then score against the truth (read here, never in recovery/)."""
     from study import Study
-    from study.cli_recover import recovery_into
+    from study.trigger_recovery import recovery_into
 
     study = Study.open(folder)
     start = time.perf_counter()
