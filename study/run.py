@@ -48,6 +48,9 @@ class RunPlan:
     variant: str = "plain"
     size: str = "small"
     seed: int = 0
+    base_model: str = ""
+    """A pretrained base (local Hugging Face folder, e.g. the bundled `bases/small`) that the organism and its
+    clean twin start from, as in the paper; '' trains both from scratch."""
     device: str = "auto"
     """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
     probe_methods: list[str] = field(default_factory=lambda: [m for m in REGISTRY if m not in UNUSED_DETECTORS])
@@ -223,6 +226,10 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _same_path(path: str) -> str:
+    return str(Path(path).resolve()) if path else ""
+
+
 def check_plan(root: Path, plan: RunPlan) -> None:
     """Refuse a plan that contradicts the study already in `root` (family, variant, size, seed)."""
     if not (root / "study.json").exists():
@@ -234,6 +241,9 @@ def check_plan(root: Path, plan: RunPlan) -> None:
     clash = [f"--{k} {v} (the study has {was[k]})" for k, v in asked.items() if was[k] is not None and was[k] != v]
     if was_seed is not None and was_seed != plan.seed:
         clash.append(f"--seed {plan.seed} (the study has {was_seed})")
+    had_base = have.get("model", {}).get("base_model") or ""
+    if _same_path(had_base) != _same_path(plan.base_model):
+        clash.append(f"--base-model {plan.base_model or '(none)'} (the study has {had_base or 'none'})")
     if clash:
         raise StudyError(f"{root} is another study: {', '.join(clash)}; use another folder or the study's settings")
 

@@ -14,6 +14,8 @@ import itertools
 from functools import partial
 from typing import Any
 
+from transformers import AutoConfig
+
 from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety import SAFETY_STAGES, SafetyConfig
@@ -38,6 +40,7 @@ def train_organism(ctx: Context) -> Any:
     plan = ctx.plan
     model, train = size_presets(plan.size)
     train = dataclasses.replace(train, seed=plan.seed, device=plan.device)
+    model = dataclasses.replace(model, base_model=plan.base_model)
     data = DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed)
     return train_into(ctx.folder.root, data, model, train, size=plan.size, twin=True, force=True)
 
@@ -132,7 +135,13 @@ def model_steps(plan: RunPlan) -> list[Step]:
             (),
             ("models/backdoored", "models/clean"),
             train_organism,
-            config={"family": plan.family, "variant": plan.variant, "size": plan.size, "seed": plan.seed},
+            config={
+                "family": plan.family,
+                "variant": plan.variant,
+                "size": plan.size,
+                "seed": plan.seed,
+                "base_model": plan.base_model,
+            },
         )
     ]
     chain = ["backdoored", *SAFETY_STAGES]
@@ -193,9 +202,16 @@ def probe_steps(plan: RunPlan) -> list[Step]:
     return steps
 
 
+def plan_layers(plan: RunPlan) -> int:
+    """Layers of the study's organisms: the base model's when it starts from one, else the size preset's."""
+    if plan.base_model:
+        return AutoConfig.from_pretrained(plan.base_model).num_hidden_layers
+    return size_presets(plan.size)[0].n_layers
+
+
 def dictionary_steps(plan: RunPlan) -> list[Step]:
     """SAEs per stage, trigger features, their fate across stages, stage-wise diffing, patching, removal."""
-    n_layers = size_presets(plan.size)[0].n_layers
+    n_layers = plan_layers(plan)
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
     stages = ["backdoored", *SAFETY_STAGES]

