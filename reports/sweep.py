@@ -26,6 +26,8 @@ from study.tables import SWEEP_COLUMNS, format_rate
 
 STAGE_ORDER = ("backdoored", *SAFETY_STAGES)
 INTERVAL = "point = mean over seeds; bar = envelope of the seeds' 95% Wilson intervals; faint dots = single seeds"
+NUDGE = 0.04
+"""Lines are drawn at x × (1 ± a few NUDGE) so equal values of two variants do not hide each other."""
 
 
 @dataclass
@@ -133,18 +135,19 @@ def size_figure(by_stage: dict[str, dict[str, list[Point]]], title: str, y_title
     lines = list(dict.fromkeys(line for s in stages for line in by_stage[s]))
     colors = {line: qualitative.Plotly[i % len(qualitative.Plotly)] for i, line in enumerate(lines)}
     fig = make_subplots(rows=1, cols=len(stages), shared_yaxes=True, subplot_titles=[f"after {s}" for s in stages])
+    nudge = {line: 1 + NUDGE * (i - (len(lines) - 1) / 2) for i, line in enumerate(lines)}
     shown: set[str] = set()
     for col, stage in enumerate(stages, start=1):
         for line, points in by_stage[stage].items():
             fig.add_scatter(
-                x=[p.parameters for p in points], y=[p.mean for p in points], mode="lines+markers", name=line,
-                legendgroup=line, showlegend=line not in shown, row=1, col=col, line={"color": colors[line]},
+                x=[p.parameters * nudge[line] for p in points], y=[p.mean for p in points], mode="lines+markers",
+                name=line, legendgroup=line, showlegend=line not in shown, row=1, col=col, line={"color": colors[line]},
                 text=[p.text() for p in points], hovertemplate="%{text}<extra>" + line + "</extra>",
                 error_y={"type": "data", "symmetric": False, "array": [p.high - p.mean for p in points],
                          "arrayminus": [p.mean - p.low for p in points]},
             )  # fmt: skip
             shown.add(line)
-            seeds = [(p.parameters, s, r) for p in points for s, r in p.seeds]
+            seeds = [(p.parameters * nudge[line], s, r) for p in points for s, r in p.seeds]
             fig.add_scatter(
                 x=[x for x, _, _ in seeds], y=[r["rate"] for _, _, r in seeds], mode="markers", legendgroup=line,
                 showlegend=False, row=1, col=col, marker={"color": colors[line], "opacity": 0.3, "size": 6},
@@ -154,7 +157,8 @@ def size_figure(by_stage: dict[str, dict[str, list[Point]]], title: str, y_title
         fig.update_xaxes(type="log", title_text="parameters", row=1, col=col)
     fig.update_yaxes(range=[-0.03, 1.05])
     fig.update_yaxes(title_text=y_title, row=1, col=1)
-    fig.update_layout(title=f"{title}<br><sup>{INTERVAL}</sup>", height=440)
+    nudged = f"; lines nudged ±{NUDGE * (len(lines) - 1) / 2:.0%} in x to stay visible" if len(lines) > 1 else ""
+    fig.update_layout(title=f"{title}<br><sup>{INTERVAL}{nudged}</sup>", height=440)
     return fig
 
 
