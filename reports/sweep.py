@@ -10,6 +10,7 @@ than a pooled interval would be. The verdict compares the smallest and the large
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,9 @@ def size_figure(by_stage: dict[str, dict[str, list[Point]]], title: str, y_title
                 text=[f"seed {s}: {format_rate(r)} n={r['n']}" for _, s, r in seeds],
                 hovertemplate="%{text}<extra>" + line + "</extra>",
             )  # fmt: skip
-        fig.update_xaxes(type="log", title_text="parameters", row=1, col=col)
+    xs = [p.parameters for s in stages for points in by_stage[s].values() for p in points]
+    span = [math.log10(min(xs)) - 0.3, math.log10(max(xs)) + 0.3]  # fixed: one size alone must not zoom in
+    fig.update_xaxes(type="log", range=span, title_text="parameters")
     fig.update_yaxes(range=[-0.03, 1.05])
     fig.update_yaxes(title_text=y_title, row=1, col=1)
     nudged = f"; lines nudged ±{NUDGE * (len(lines) - 1) / 2:.0%} in x to stay visible" if len(lines) > 1 else ""
