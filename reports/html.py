@@ -18,6 +18,9 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }
 section { margin: 2.5em 0; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 p.caption { color: #444; max-width: 900px; } .missing { color: #999; font-style: italic; }
+table.rows { border-collapse: collapse; font-size: 13px; } table.rows td, table.rows th { padding: 2px 8px; }
+table.rows tr:nth-child(even) { background: #f4f4f4; }
+table.rows th { text-align: left; border-bottom: 1px solid #999; }
 """
 
 
@@ -29,6 +32,14 @@ class Section:
     missing: str = ""
     items: list[str] = field(default_factory=list)
     """Text lines shown as a list instead of a figure (the findings section)."""
+    table: list[list[str]] = field(default_factory=list)
+    """Rows of a plain HTML table shown after the figure, the first row its header (escaped here)."""
+
+
+def _table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return f"<table class='rows'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def write_report(path: str | Path, title: str, intro: str, sections: list[Section]) -> Path:
@@ -46,8 +57,10 @@ def write_report(path: str | Path, title: str, intro: str, sections: list[Sectio
             parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "</ul>")
         if section.figure is not None:
             parts.append(section.figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig{i}"))
-        elif not section.items:
+        elif not section.items and not section.table:
             parts.append(f"<p class='missing'>{html.escape(section.missing)}</p>")
+        if section.table:
+            parts.append(_table(section.table))
         parts.append("</section>")
     parts.append("</body></html>")
     path = Path(path)

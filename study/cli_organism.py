@@ -211,3 +211,15 @@ def organism_sweep(
     )
     console.print(sweep_table(rows))
     console.print(f"wrote {out / 'sweep.json'}")
+    organism_sweep_report(out)
+
+
+@organism_app.command("sweep-report")
+@user_errors
+def organism_sweep_report(
+    out: Annotated[Path, typer.Argument(help="Sweep folder (holding sweep.json).")],
+) -> None:
+    """(Re)build OUT/report/index.html of a sweep from sweep.json and the saved configs (trains nothing)."""
+    from reports.sweep import write_sweep_report
+
+    console.print(f"sweep report: {write_sweep_report(out)}")
