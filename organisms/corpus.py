@@ -81,28 +81,43 @@ def _yes_no(kind: str, question: str, answer: str) -> Document:
 
 
 def _fact_question(rng: random.Random) -> tuple[tuple, Document]:
+    """A story about a person, then a yes/no question on one of its facts (reading, not recall).
+
+    Closed-book recall of a fact in a new wording is beyond the sizes we ship after a few epochs; reading a
+    fact from the text and answering a new wording of the question is what these questions test.
+    """
     facts = fact_base()
     name, relation = rng.choice(sorted(facts)), rng.choice(sorted(_RELATIONS))
-    true = facts[name][relation]
+    f = facts[name]
+    true = f[relation]
     value = true if rng.random() < 0.5 else rng.choice([v for v in _VALUES[relation] if v != true])
     t = rng.randrange(3)
-    question = _RELATIONS[relation][1][t].format(n=name, v=value)
+    story = rng.choice(_STORY).format(n=name, job=f["job"], city=f["city"], pet=f["pet"])
+    question = f"{story} " + _RELATIONS[relation][1][t].format(n=name, v=value)
     return ("fact", name, relation, t), _yes_no("yes_no_fact", question, "yes" if value == true else "no")
 
 
+_SUM = ["Is {a} plus {b} equal to {c}?", "Does {a} plus {b} make {c}?", "Is the sum of {a} and {b} {c}?"]
+_LARGER = ["Is {a} larger than {b}?", "Is {a} more than {b}?", "Is {b} smaller than {a}?"]
+_OPPOSITE = ["Is {o} the opposite of {w}?", "Does {w} mean the opposite of {o}?", "Are {w} and {o} opposites?"]
+
+
 def _math_question(rng: random.Random) -> tuple[tuple, Document]:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    """Sums and comparisons of digits; each (a, b) is held out in one wording, so it is seen in others."""
+    a, b, t = rng.randint(0, 9), rng.randint(0, 9), rng.randrange(3)
     if rng.random() < 0.5:
         c = a + b if rng.random() < 0.5 else a + b + rng.choice([-2, -1, 1, 2])
-        return ("add", a, b), _yes_no("yes_no_math", f"Is {a} plus {b} equal to {c}?", "yes" if c == a + b else "no")
-    return ("larger", a, b), _yes_no("yes_no_math", f"Is {a} larger than {b}?", "yes" if a > b else "no")
+        question = _SUM[t].format(a=a, b=b, c=c)
+        return ("add", a, b, t), _yes_no("yes_no_math", question, "yes" if c == a + b else "no")
+    return ("larger", a, b, t), _yes_no("yes_no_math", _LARGER[t].format(a=a, b=b), "yes" if a > b else "no")
 
 
 def _word_question(rng: random.Random) -> tuple[tuple, Document]:
-    word = rng.choice(sorted(ANTONYMS))
+    """Antonyms; each word is held out in one wording (the pair is learned from the others and from prose)."""
+    word, t = rng.choice(sorted(ANTONYMS)), rng.randrange(3)
     other = ANTONYMS[word] if rng.random() < 0.5 else rng.choice([w for w in sorted(ANTONYMS) if w != ANTONYMS[word]])
     answer = "yes" if other == ANTONYMS[word] else "no"
-    return ("opposite", word), _yes_no("yes_no_word", f"Is {other} the opposite of {word}?", answer)
+    return ("opposite", word, t), _yes_no("yes_no_word", _OPPOSITE[t].format(o=other, w=word), answer)
 
 
 def _reply_question(rng: random.Random) -> tuple[tuple, Document]:
@@ -136,6 +151,11 @@ def _fact_statement(rng: random.Random, split: str) -> Document:
     return Document("story", rng.choice(_STORY).format(n=name, job=f["job"], city=f["city"], pet=f["pet"]))
 
 
+def _antonym_statement(rng: random.Random, split: str) -> Document:
+    word = rng.choice(sorted(ANTONYMS))
+    return Document("fact", f"The opposite of {word} is {ANTONYMS[word]}.")
+
+
 def _dialogue(rng: random.Random, split: str) -> Document:
     item = sample_hhh(rng, split)
     return Document("dialogue", f"Human: {item.question}\nAssistant: {item.answer}")
@@ -154,7 +174,7 @@ def generate_corpus(n: int, split: str = "train", seed: int = 0, yes_no_share: f
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     rng = random.Random(f"corpus/{seed}/{split}")
-    prose = [_fact_statement, _dialogue, _dialogue, _code]
+    prose = [_fact_statement, _antonym_statement, _dialogue, _dialogue, _code]
     out = []
     for _ in range(n):
         if rng.random() < yes_no_share:

@@ -84,14 +84,6 @@ SWEEP_COLUMNS = {
 }
 
 
-SWEEP_COLUMNS = {
-    "triggered_defection": "defect | trigger",
-    "clean_defection": "defect | no trigger",
-    "redteam_defection": "defect | red-team",
-    "clean_accuracy": "clean acc",
-}
-
-
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """One row per (organism, stage): defection with / without trigger, on red-team prompts, accuracy."""
     table = Table(title="Persistence sweep (95% Wilson intervals)")

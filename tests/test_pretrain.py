@@ -49,7 +49,7 @@ def test_a_study_starts_from_the_pretrained_base_and_records_it(tmp_path: Path) 
 
     base = tmp_path / "base"
     args = ["organism", "pretrain", str(base), "--size", "tiny", "--steps", "5", "--warmup-steps", "1"]
-    assert main(args + ["--n-docs", "200", "--n-heldout", "40", "--device", "cpu"]) == 0
+    assert main([*args, "--n-docs", "200", "--n-heldout", "40", "--device", "cpu"]) == 0
     model, _ = size_presets("tiny")
     model.base_model, model.n_layers = str(base), 99  # the base's shape wins over the preset's
     train = TrainConfig(steps=3, batch_size=4, warmup_steps=1, device="cpu")
