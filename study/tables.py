@@ -59,6 +59,8 @@ def per_task_table(summary: dict[str, Any]) -> Table:
 def stage_summary(stage: str, metrics: dict[str, Any]) -> str:
     """One or two lines on how a safety stage trained (loss, reward, red-team rates)."""
     lines = [f"  {stage}: {metrics.get('steps')} steps, {metrics.get('train_seconds', 0):.0f} s"]
+    if metrics.get("start_loss") is not None:
+        lines[0] += f", start loss {metrics['start_loss']:.4f} on {metrics.get('start_loss_n_rows', '?')} of its rows"
     if "final_loss" in metrics:
         lines[0] += f", final loss {metrics['final_loss']:.3f}"
     if metrics.get("reward_curve"):
@@ -85,15 +87,18 @@ SWEEP_COLUMNS = {
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
-    """One row per (organism, stage): defection with / without trigger, on red-team prompts, accuracy."""
+    """One row per (organism, stage): defection with / without trigger, on red-team prompts, accuracy, and
+    the stage's start loss on its own data (sft, adversarial) or train / held-out loss (backdoored)."""
     table = Table(title="Persistence sweep (95% Wilson intervals)")
     for header in ("size", "variant", "seed", "stage"):
         table.add_column(header)
-    for header in SWEEP_COLUMNS.values():
+    for header in (*SWEEP_COLUMNS.values(), "start loss", "train / held-out loss"):
         table.add_column(header, justify="right")
     for r in rows:
         rates = [format_rate(r["summary"].get(key)) for key in SWEEP_COLUMNS]
-        table.add_row(r["size"], r["variant"], str(r["seed"]), r["stage"], *rates)
+        start = "—" if r.get("start_loss") is None else f"{r['start_loss']:.4f}"
+        gap = "—" if r.get("heldout_loss") is None else f"{r['train_loss_sample']:.3f} / {r['heldout_loss']:.3f}"
+        table.add_row(r["size"], r["variant"], str(r["seed"]), r["stage"], *rates, start, gap)
     return table
 
 
