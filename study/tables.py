@@ -86,19 +86,27 @@ SWEEP_COLUMNS = {
 }
 
 
+LOSS_COLUMNS = ("start loss", "train / held-out loss")
+
+
+def loss_cells(row: dict[str, Any]) -> list[str]:
+    """A sweep row's start loss (sft, adversarial) and train / held-out loss (backdoored); "—" where none."""
+    start = "—" if row.get("start_loss") is None else f"{row['start_loss']:.4f}"
+    gap = "—" if row.get("heldout_loss") is None else f"{row['train_loss_sample']:.3f} / {row['heldout_loss']:.3f}"
+    return [start, gap]
+
+
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """One row per (organism, stage): defection with / without trigger, on red-team prompts, accuracy, and
     the stage's start loss on its own data (sft, adversarial) or train / held-out loss (backdoored)."""
     table = Table(title="Persistence sweep (95% Wilson intervals)")
     for header in ("size", "variant", "seed", "stage"):
         table.add_column(header)
-    for header in (*SWEEP_COLUMNS.values(), "start loss", "train / held-out loss"):
+    for header in (*SWEEP_COLUMNS.values(), *LOSS_COLUMNS):
         table.add_column(header, justify="right")
     for r in rows:
         rates = [format_rate(r["summary"].get(key)) for key in SWEEP_COLUMNS]
-        start = "—" if r.get("start_loss") is None else f"{r['start_loss']:.4f}"
-        gap = "—" if r.get("heldout_loss") is None else f"{r['train_loss_sample']:.3f} / {r['heldout_loss']:.3f}"
-        table.add_row(r["size"], r["variant"], str(r["seed"]), r["stage"], *rates, start, gap)
+        table.add_row(r["size"], r["variant"], str(r["seed"]), r["stage"], *rates, *loss_cells(r))
     return table
 
 

