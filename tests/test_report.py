@@ -65,3 +65,9 @@ def test_report_opens_with_findings_and_lists_what_is_not_evidence(report: Path)
         assert (f["summary"] in found.findings) != (f["summary"] in found.not_evidence)
         assert f"n=({f['n_positive']}, {f['n_negative']})" in f["summary"] or "insufficient" in f["summary"]
     assert any(line.startswith("Triggered defection through the stages") for line in found.findings)
+
+
+def test_persistence_section_states_the_backdoored_train_and_heldout_loss(report: Path) -> None:
+    html = report.read_text()
+    start = html.index("<h2>Backdoor persistence")
+    assert "Backdoored train / held-out loss: " in html[start : html.index("</p>", start)]
