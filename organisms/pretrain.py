@@ -41,32 +41,44 @@ class CorpusConfig:
 
 
 @torch.no_grad()
-def _sequence_logprobs(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 64) -> list[tuple[float, int]]:
-    """(summed log-prob, token count) of each text, encoded as in training (bos + " " + text + eos)."""
+def _pair_logprobs(
+    loaded: LoadedModel, pairs: Sequence[tuple[str, str]], batch_size: int = 64
+) -> list[tuple[float, int]]:
+    """(summed log-prob, token count) of each pair's scored tokens, encoded and masked exactly as in training."""
     model, tok = loaded.model.eval(), loaded.tokenizer
     device = next(model.parameters()).device
     out: list[tuple[float, int]] = []
-    for start in range(0, len(texts), batch_size):
-        rows = [encode_pair(tok, "", t, 10_000)["input_ids"] for t in texts[start : start + batch_size]]
-        width = max(map(len, rows))
+    for start in range(0, len(pairs), batch_size):
+        rows = [encode_pair(tok, p, r, 10_000) for p, r in pairs[start : start + batch_size]]
+        width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), tok.pad_token_id)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100)
         for i, r in enumerate(rows):
-            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
-        keep = mask[:, 1:].to(device).bool()
+            ids[i, : len(r["input_ids"])], labels[i, : len(r["labels"])] = (
+                torch.tensor(r["input_ids"]),
+                torch.tensor(r["labels"]),
+            )
+        logits = model(
+            input_ids=ids.to(device), attention_mask=(labels != -100).to(device) | (ids != tok.pad_token_id).to(device)
+        ).logits.float()
+        target = labels[:, 1:].to(device)
+        keep = target != -100
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
         out += [(float(lp[k].sum()), int(k.sum())) for lp, k in zip(logp, keep, strict=True)]
     return out
 
 
 def evaluate_base(loaded: LoadedModel, heldout: Sequence[Document]) -> dict[str, Any]:
-    """Held-out loss (nats per token) and yes/no accuracy, overall and per question kind."""
-    scored = _sequence_logprobs(loaded, [d.text for d in heldout])
+    """Held-out loss (nats per scored token, the training objective) and yes/no accuracy, overall and per kind.
+
+    A question is asked exactly as in training (its prompt, then " yes" or " no"): the answer with the higher
+    likelihood is the model's. Prose documents are scored whole, questions on their answer, as in training.
+    """
+    scored = _pair_logprobs(loaded, training_pairs(heldout))
     loss = -sum(s for s, _ in scored) / max(1, sum(n for _, n in scored))
     questions = [d for d in heldout if d.answer in ("yes", "no")]
-    yes = _sequence_logprobs(loaded, [f"{d.question} yes" for d in questions])
-    no = _sequence_logprobs(loaded, [f"{d.question} no" for d in questions])
+    yes = _pair_logprobs(loaded, [(d.question, "yes") for d in questions])
+    no = _pair_logprobs(loaded, [(d.question, "no") for d in questions])
     right_by_kind: dict[str, list[bool]] = defaultdict(list)
     for d, y, n in zip(questions, yes, no, strict=True):
         right_by_kind[d.kind].append(("yes" if y[0] > n[0] else "no") == d.answer)
@@ -77,6 +89,15 @@ def evaluate_base(loaded: LoadedModel, heldout: Sequence[Document]) -> dict[str,
         "yes_no_accuracy": rate_with_interval(sum(right), len(right)),
         "yes_no_accuracy_by_kind": {k: rate_with_interval(sum(v), len(v)) for k, v in sorted(right_by_kind.items())},
     }
+
+
+def training_pairs(docs: Sequence[Document]) -> list[tuple[str, str]]:
+    """Prose is learned whole; a yes/no question only through its answer, like instruction data in a pretraining mix.
+
+    With the whole question in the loss its one answer token is a small share of the document's loss; a tiny
+    model trained so for one epoch (2,000 steps) stayed at chance on held-out questions: 0.56 (0.51–0.60).
+    """
+    return [(d.question, d.answer) if d.answer else ("", d.text) for d in docs]
 
 
 def pretrain(
@@ -96,7 +117,7 @@ def pretrain(
     tokenizer = train_tokenizer([d.text for d in docs], model_config.vocab_size)
     model = build_model(model_config, tokenizer, seed=train.seed)
     metrics = train_supervised(
-        model, tokenizer, [("", d.text) for d in docs], train, max_len=model_config.max_len, desc="pretrain"
+        model, tokenizer, training_pairs(docs), train, max_len=model_config.max_len, desc="pretrain"
     )
     metrics |= evaluate_base(LoadedModel(model.cpu().eval(), tokenizer), heldout)
     metrics["epochs"] = round(train.steps * train.batch_size / len(docs), 3)
