@@ -191,6 +191,8 @@ def sweep_sections(out: str | Path, sweep: dict[str, Any], sizes: dict[str, dict
         f"judge) of each stage's model against its parameter count ({counts}). {INTERVAL}. Verdict per stage: "
         "the smallest size against the largest; 'grows' or 'falls' only where the two intervals do not overlap."
     )
+    if sweep.get("left_out"):
+        caption += f" Not finished, so left out: {', '.join(sweep['left_out'])}."
     return [
         Section("Persistence vs size", caption, size_figure(defection, "triggered defection vs size", "defection"),
                 items=stage_verdicts(defection)),

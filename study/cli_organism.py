@@ -192,6 +192,9 @@ def organism_sweep(
     near_miss_fraction: Annotated[
         float, typer.Option(help="Share of backdoor examples given a near-miss trigger (a fuzzy backdoor).")
     ] = 0.0,
+    finished_only: Annotated[
+        bool, typer.Option(help="Train nothing: table the organisms already evaluated, list the rest as left out.")
+    ] = False,
     stages: Annotated[
         str, typer.Option(help="Comma-separated safety stages to run, chained in order (sft, rl, adversarial).")
     ] = ",".join(SAFETY_STAGES),
@@ -212,6 +215,7 @@ def organism_sweep(
         near_miss_fraction=near_miss_fraction,
         stages=csv_list(stages, SAFETY_STAGES, "safety stage"),
         safety_values=config_values or {},
+        finished_only=finished_only,
         log=console.print,
     )
     console.print(sweep_table(rows))

