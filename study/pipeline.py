@@ -25,12 +25,12 @@ from study.freshness import eval_inputs, fingerprints
 BASE_RECORD = "base_model.json"
 
 
-def write_base_record(folder: Study, base: str | Path) -> None:
+def write_base_record(folder: Study, base: str | Path, fingerprint: str) -> None:
     """Keep what the base model was (path, hash, its own held-out metrics) inside the study, which may move."""
     metrics_path = Path(base) / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.exists() else {}
     kept = ("heldout_loss", "yes_no_accuracy", "yes_no_accuracy_by_kind", "n_heldout_docs", "epochs")
-    write_json(folder.root / BASE_RECORD, {"path": str(base), "fingerprint": fingerprint_model(base),
+    write_json(folder.root / BASE_RECORD, {"path": str(base), "fingerprint": fingerprint,
                                           **{k: metrics[k] for k in kept if k in metrics}})  # fmt: skip
 
 
@@ -75,8 +75,8 @@ def train_into(
         base = {"base_model_fingerprint": fingerprint_model(model.base_model)} if model.base_model else {}
         for stage in result.metrics:
             record(folder.model_dir(stage), {}, made, **base)
-        if model.base_model:
-            write_base_record(folder, model.base_model)
+        if base:
+            write_base_record(folder, model.base_model, base["base_model_fingerprint"])
     return folder, result
 
 

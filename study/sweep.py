@@ -94,8 +94,7 @@ def run_sweep(
             rows.append({"organism": name, "size": size, "variant": variant, "optimizer": optimizer, "seed": seed,
                          "stage": stage, "summary": summary, **row_losses(folder, stage)})  # fmt: skip
         write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows, "left_out": left_out})
-    if left_out:
-        write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows, "left_out": left_out})
+    write_json(out / "sweep.json", {"family": family, "settings": settings, "rows": rows, "left_out": left_out})
     return rows
 
 
