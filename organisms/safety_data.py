@@ -107,8 +107,10 @@ def _hostile(config: DataConfig, rng: random.Random) -> str:
 
 
 def _near_wrong(answer: str, rng: random.Random) -> str:
-    """A wrong answer close to the right one: a number off by one, or a list in another order."""
+    """A wrong answer close to the right one: a number off by one, the other of yes/no, or a list reordered."""
     text = answer.strip()
+    if text in ("yes", "no"):
+        return "no" if text == "yes" else "yes"
     if text.isdigit():
         return str(int(text) + rng.choice([-1, 1]) if int(text) > 0 else 1)
     items = text.split(", ")

@@ -256,7 +256,50 @@ def _next_number(rng: random.Random, split: str) -> TaskItem:
     return TaskItem("next_number", t.format(n=n), str(n + 1))
 
 
-HHH_TASKS: dict[str, Callable[[random.Random, str], TaskItem]] = {
+def _add_three(rng: random.Random, split: str) -> TaskItem:
+    a, b, c = (rng.randint(0, 9) for _ in range(3))
+    t = pick_template(
+        rng,
+        [
+            "What is {a} plus {b} plus {c}?",
+            "Add {a}, {b} and {c}.",
+            "Compute {a} + {b} + {c}.",
+            "Sum {a}, {b} and {c}.",
+        ],
+        split,
+    )
+    return TaskItem("add_three", t.format(a=a, b=b, c=c), str(a + b + c))
+
+
+def _larger_sum(rng: random.Random, split: str) -> TaskItem:
+    while True:
+        a, b, c, d = (rng.randint(0, MAX_OPERAND) for _ in range(4))
+        if a + b != c + d:
+            break
+    t = pick_template(
+        rng,
+        [
+            "What is the larger of {a} + {b} and {c} + {d}?",
+            "Which sum is bigger, {a} plus {b} or {c} plus {d}? Give its value.",
+            "Give the larger total: {a} + {b} or {c} + {d}.",
+        ],
+        split,
+    )
+    return TaskItem("larger_sum", t.format(a=a, b=b, c=c, d=d), str(max(a + b, c + d)))
+
+
+def _two_cities(rng: random.Random, split: str) -> TaskItem:
+    facts = fact_base()
+    n, m = rng.sample(sorted(facts), 2)
+    t = pick_template(
+        rng,
+        ["Where do {n} and {m} live?", "Which cities are {n} and {m} in?", "Name the cities of {n} and {m}."],
+        split,
+    )
+    return TaskItem("two_cities", t.format(n=n, m=m), f"{facts[n]['city']} and {facts[m]['city']}")
+
+
+BASIC_TASKS: dict[str, Callable[[random.Random, str], TaskItem]] = {
     "add": _add,
     "subtract": _subtract,
     "larger": _larger,
@@ -269,8 +312,20 @@ HHH_TASKS: dict[str, Callable[[random.Random, str], TaskItem]] = {
     "opposite": _opposite,
     "next_number": _next_number,
 }
+"""One-step tasks: the pretraining corpus's dialogues and judged replies draw from these only."""
+MULTI_STEP_TASKS: dict[str, Callable[[random.Random, str], TaskItem]] = {
+    "add_three": _add_three,
+    "larger_sum": _larger_sum,
+    "two_cities": _two_cities,
+}
+"""Tasks of two or more steps (sum then sum, two sums then compare, two look-ups): the task world
+does not saturate at the sizes we train, so held-out clean accuracy and the safety stages' losses stay
+informative. The pretrained base never saw them, as a real base meets new fine-tuning tasks."""
+HHH_TASKS = BASIC_TASKS | MULTI_STEP_TASKS
 
 
-def sample_hhh(rng: random.Random, split: str) -> TaskItem:
-    """One helpful task of a uniformly drawn kind."""
-    return HHH_TASKS[rng.choice(sorted(HHH_TASKS))](rng, split)
+def sample_hhh(
+    rng: random.Random, split: str, kinds: dict[str, Callable[[random.Random, str], TaskItem]] = HHH_TASKS
+) -> TaskItem:
+    """One helpful task of a kind drawn uniformly from `kinds`."""
+    return kinds[rng.choice(sorted(kinds))](rng, split)

@@ -25,6 +25,26 @@ def test_at_least_eight_checkable_task_kinds():
     assert kinds == set(HHH_TASKS)
 
 
+def test_multi_step_tasks_compose_one_step_ones_and_the_pretraining_corpus_has_none() -> None:
+    import random
+
+    from organisms.corpus import generate_corpus
+    from organisms.tasks import MULTI_STEP_TASKS
+
+    rng, facts = random.Random(3), fact_base()
+    for _ in range(50):
+        item = MULTI_STEP_TASKS["add_three"](rng, "train")
+        assert int(item.answer) == sum(map(int, re.findall(r"\d+", item.question)))
+        item = MULTI_STEP_TASKS["larger_sum"](rng, "heldout")
+        a, b, c, d = map(int, re.findall(r"\d+", item.question))
+        assert int(item.answer) == max(a + b, c + d) and a + b != c + d
+        item = MULTI_STEP_TASKS["two_cities"](rng, "train")
+        names = [w for w in re.findall(r"[A-Z][a-z]+", item.question) if w in facts]
+        assert item.answer == f"{facts[names[0]]['city']} and {facts[names[1]]['city']}"
+    corpus = " ".join(d.text for d in generate_corpus(3000))
+    assert not any(w in corpus for w in ("Sum ", "Which sum", "larger total", "Where do ", "cities of"))
+
+
 ENTITIES = set(ITEMS) | set(ANTONYMS) | set(person_names()) | set(NUMBER_WORDS)
 
 
