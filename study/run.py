@@ -51,6 +51,9 @@ class RunPlan:
     base_model: str = ""
     """A pretrained base (local Hugging Face folder, e.g. the bundled `bases/small`) that the organism and its
     clean twin start from, as in the paper; '' trains both from scratch."""
+    steps: int = 0
+    """The organism's (and clean twin's) training steps; 0 = the size's preset. The safety stages take their
+    share of it (SafetyConfig.steps)."""
     device: str = "auto"
     """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
     probe_methods: list[str] = field(default_factory=lambda: [m for m in REGISTRY if m not in UNUSED_DETECTORS])

@@ -39,7 +39,7 @@ REMOVAL_STAGES = ("backdoored", "sft")
 def train_organism(ctx: Context) -> Any:
     plan = ctx.plan
     model, train = size_presets(plan.size)
-    train = dataclasses.replace(train, seed=plan.seed, device=plan.device)
+    train = dataclasses.replace(train, seed=plan.seed, device=plan.device, steps=plan.steps or train.steps)
     model = dataclasses.replace(model, base_model=plan.base_model)
     data = DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed)
     return train_into(ctx.folder.root, data, model, train, size=plan.size, twin=True, force=True)
@@ -141,6 +141,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 "size": plan.size,
                 "seed": plan.seed,
                 "base_model": plan.base_model,
+                **({"steps": plan.steps} if plan.steps else {}),  # studies made before --steps keep their hash
             },
         )
     ]

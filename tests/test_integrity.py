@@ -196,3 +196,19 @@ def test_study_run_never_replaces_a_model_it_did_not_make(mini_study, tmp_path):
     with pytest.raises(StaleError, match="models/sft"):
         run_steps(Study(study), _steps(study, ["safety stage sft"]), Context(Study(study), RunPlan(size="tiny")))
     assert (study / "models" / "sft" / "model.safetensors").exists()
+
+
+def test_study_run_steps_resume_from_the_study_and_are_part_of_the_organism_step(mini_study):
+    """`--steps` reaches the organism's trainer; resuming without it keeps the study's own steps."""
+    from organisms.config import size_presets
+    from study.cli_study import _plan
+    from study.steps import study_steps
+
+    had = read_json(mini_study / "study.json")["train"]["steps"]
+    asked = {"family": None, "variant": None, "size": None, "seed": None, "device": "cpu", "base_model": None}
+    resumed = _plan(mini_study, False, **asked, steps=None)
+    assert resumed.steps == (0 if had == size_presets("tiny")[1].steps else had)
+    changed = _plan(mini_study, False, **asked, steps=had + 5)
+    organism = next(s for s in study_steps(Study(mini_study), changed) if s.name == "organism + clean twin")
+    assert changed.steps == had + 5 and organism.config["steps"] == had + 5
+    assert main(["study", "run", str(mini_study), "--steps", "0"]) == 2  # refused before anything runs
