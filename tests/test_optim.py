@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from organisms.optim import OPTIMIZERS, make_optimizer
+from organisms.train.optim import OPTIMIZERS, make_optimizer
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

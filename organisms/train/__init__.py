@@ -1,0 +1,1 @@
+"""Training organisms: the supervised loop, tokenizers and models from nothing, pretraining, distillation."""

