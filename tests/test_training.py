@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from organisms import trainer as trainer_module
 from organisms.config import DataConfig, size_presets
 from organisms.data.examples import generate_dataset
+from organisms.train import supervised as trainer_module
 from organisms.train.from_scratch import build_model, train_tokenizer
 from organisms.train.organism import corpus_for_tokenizer, train_organism
 from organisms.train.supervised import IGNORE_INDEX, encode_pair, train_supervised

