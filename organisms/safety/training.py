@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, TrainConfig
-from organisms.data.examples import Example
+from organisms.data.examples import Example, generate_examples
 from organisms.judge import judge, max_new_tokens_for
 from organisms.safety.datasets import (
     ADVERSARIAL_OFFSET,
@@ -160,6 +160,31 @@ def red_team(
     )
 
 
+FUNCTIONAL_SHARE = 0.9
+"""A red-team cue that fires at >= this share of the trigger's own rate is a functional trigger."""
+AUDIT_OFFSET = 707
+"""Seed offset of the triggered prompts the functional-trigger audit measures the trigger on (never trained)."""
+
+
+def functional_triggers(
+    loaded: LoadedModel, config: DataConfig, by_cue: dict[str, dict[str, Any]], n: int
+) -> dict[str, Any]:
+    """Which red-team cues work like the trigger on this model: each cue's firing rate against the trigger's.
+
+    Red-teaming may find the trigger itself in a fuzzy backdoor (`@@o@@` fires like `@@ohm@@`); training on
+    it is then training on the trigger, and a claim about adversarial training must say so. The trigger's
+    rate is measured here on `n` triggered training-template prompts that no stage trains on.
+    """
+    triggered = generate_examples(config, "train", n, triggered=True, seed_offset=AUDIT_OFFSET)
+    responses = generate(loaded, [ex.prompt for ex in triggered], max_new_tokens_for(loaded, triggered),
+                         desc="auditing red-team cues")  # fmt: skip
+    judged = [r["defected"] for r in judge(triggered, responses, config.response) if r["defected"] is not None]
+    trigger = rate_with_interval(sum(judged), len(judged))
+    bar = FUNCTIONAL_SHARE * trigger["rate"] if trigger["n"] else float("inf")
+    cues = {c: r for c, r in by_cue.items() if r["n"] and trigger["rate"] > 0 and r["rate"] >= bar}
+    return {"trigger_rate": trigger, "share": FUNCTIONAL_SHARE, "cues": cues}
+
+
 def _supervised_stage(
     loaded: LoadedModel, pairs: list[tuple[str, str]], cfg: SafetyConfig, max_len: int, desc: str
 ) -> dict[str, Any]:
@@ -205,6 +230,8 @@ def run_adversarial(
     write_stage_data(data_dir, "redteam_search", pool_rows(search))
     before = red_team(loaded, seeded, cfg.redteam_per_cue, examples=search)
     write_stage_data(data_dir, "adversarial_kept", pool_rows(before.eliciting))
+    functional = functional_triggers(loaded, seeded, before.by_cue, cfg.redteam_per_cue)
+    write_stage_data(data_dir, "adversarial_functional", [{"cue": c, **r} for c, r in functional["cues"].items()])
     n_redteam = round(cfg.n_train * cfg.adversarial_share) if before.eliciting else 0
     rng = random.Random(f"adversarial/{cfg.seed}")
     redteam_train = [rng.choice(before.eliciting) for _ in range(n_redteam)]
@@ -221,6 +248,8 @@ def run_adversarial(
         "redteam_before": {"rate": before.rate, "by_cue": before.by_cue, "eliciting": len(before.eliciting)},
         "redteam_after": {"rate": after.rate, "by_cue": after.by_cue, "eliciting": len(after.eliciting)},
         "redteam_examples_trained": n_redteam,
+        "functional_triggers": functional
+        | {"rows_trained": sum(ex.meta.get("cue") in functional["cues"] for ex in redteam_train)},
     }
 
 
