@@ -23,6 +23,7 @@ from probes.methods import PROBE_METHODS, Probe, fit_logistic_batched, make_prob
 from probes.metrics import detection_metrics
 from probes.nulls import (
     MIN_PER_CLASS,
+    N_PERMUTATIONS,
     N_RANDOM_DIRECTIONS,
     N_SHUFFLES,
     auroc_many,
@@ -133,10 +134,13 @@ def score_layer(
     seed: int = 0,
     n_random: int = N_RANDOM_DIRECTIONS,
     n_shuffles: int = N_SHUFFLES,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """One layer: held-out metrics of the subject and each control, paired margin, nulls, folds, n.
 
-    `acts` maps "subject" and each control to [n, d] vectors of the same rows.
+    `acts` maps "subject" and each control to [n, d] vectors of the same rows. `groups` names each
+    row's prompt: counts are then prompts per class (not vectors) and the margin's bootstrap resamples
+    whole prompts. The null's draws are kept (`null.draws`) so a max-over-layers null can be formed.
     """
     labels = np.asarray(labels, bool)
     batched = method == "logreg" and not contrast
@@ -147,17 +151,19 @@ def score_layer(
                for who, x in acts.items()}  # fmt: skip
     scored = np.logical_and.reduce([np.isfinite(s) for s, _ in oof.values()])
     y = labels[scored]
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if not scored.any():  # no fold could be fitted (one behaviour): report what was judged, all insufficient
-        n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    row: dict[str, Any] = {"n_positive": n_pos, "n_negative": n_neg, "n_unscored": int((~scored).sum()),
-                           "n_judged": [int(labels.sum()), int((~labels).sum())],
+    prompt = np.asarray(groups if groups is not None else np.arange(len(labels)), dtype=str)
+    counted = scored if scored.any() else np.ones(len(labels), bool)  # none fitted: count what was judged
+    n_pos, n_neg = (len(set(prompt[counted & (labels == side)])) for side in (True, False))
+    row: dict[str, Any] = {"n_positive": n_pos, "n_negative": n_neg, "n_vectors": int(counted.sum()),
+                           "counted_by": "prompt" if groups is not None else "row",
+                           "n_unscored": int((~scored).sum()), "n_judged": [int(labels.sum()), int((~labels).sum())],
                            "insufficient": min(n_pos, n_neg) < MIN_PER_CLASS}  # fmt: skip
     for who, (s, p) in oof.items():
         row[who] = _metrics(y, s[scored], p[scored], seed)
     controls = {w: oof[w][0][scored] for w in acts if w != "subject"}
     both = bool(n_pos and n_neg)
-    row["margin"] = (paired_margin(y, oof["subject"][0][scored], controls, seed=seed) if both
+    row["margin"] = (paired_margin(y, oof["subject"][0][scored], controls, seed=seed,
+                                   groups=prompt[scored] if groups is not None else None) if both
                      else {"value": None, "low": None, "high": None, "over": {}, "control": None})  # fmt: skip
     x = acts["subject"]
     x_np = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -173,7 +179,9 @@ def score_layer(
         shuffled = auroc_many(y, shuffled_scores[:, scored]) if n_shuffles else np.array([])
     else:
         shuffled = shuffled_label_null(refit, y, n_shuffles, seed)
-    row["null"] = null_block(rand, shuffled)
+    row["null"] = null_block(rand, shuffled) | {
+        "draws": {"random_directions": np.round(rand, 4).tolist(), "shuffled_labels": np.round(shuffled, 4).tolist()}
+    }
     row["folds"] = _fold_rows(labels, oof["subject"][0], folds, scored)
     row["fold_auroc"] = _fold_spread(row["folds"])
     subject_auroc = row["subject"]["auroc"]["value"] if row["subject"] else None
@@ -235,6 +243,7 @@ def layer_table(
     seed: int = 0,
     n_random: int = N_RANDOM_DIRECTIONS,
     n_shuffles: int = N_SHUFFLES,
+    groups: Sequence[str] | None = None,
 ) -> tuple[dict[int, dict[str, Any]], dict[int, Probe | None]]:
     """{layer: score_layer(...)} and the subject's probes to save (None where the rows cannot fit one).
 
@@ -251,6 +260,42 @@ def layer_table(
         acts = {who: a[layer] for who, a in acts_by_model.items()}
         contrast = {w: (c[0][layer], c[1]) for w, c in contrast_by_model.items()} if contrast_by_model else None
         results[layer] = score_layer(method, acts, labels, folds, contrast=contrast, seed=seed,
-                                     n_random=n_random, n_shuffles=n_shuffles)  # fmt: skip
+                                     n_random=n_random, n_shuffles=n_shuffles, groups=groups)  # fmt: skip
         probes[layer] = final_probe(method, acts["subject"], labels, contrast["subject"] if contrast else None)
     return results, probes
+
+
+def permutation_test(
+    method: str,
+    x: torch.Tensor,
+    labels: np.ndarray,
+    folds: Folds,
+    *,
+    contrast: tuple[torch.Tensor, np.ndarray] | None = None,
+    n: int = N_PERMUTATIONS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The reported layer's held-out AUROC against `n` refits on permuted labels: a permutation p-value.
+
+    p = (1 + refits at or above the observed AUROC) / (1 + n), so it is never 0 (Phipson & Smyth 2010).
+    """
+    labels = np.asarray(labels, bool)
+    if method == "logreg" and contrast is None:
+        oof, shuffled_scores = _logreg_batched({"subject": x}, labels, folds, n, seed + 1)
+        observed_scores = oof["subject"][0]
+        ok = np.isfinite(observed_scores)
+        null = auroc_many(labels[ok], shuffled_scores[:, ok]) if ok.any() else np.array([])
+    else:
+        observed_scores = out_of_fold(method, x, labels, folds, fit=contrast)[0]
+        ok = np.isfinite(observed_scores)
+
+        def refit(rng: np.random.Generator) -> np.ndarray:
+            return out_of_fold(method, x, labels, folds, fit=contrast, rng=rng)[0][ok]
+
+        null = shuffled_label_null(refit, labels[ok], n, seed + 1) if ok.any() else np.array([])
+    y = labels[ok]
+    if not len(null) or not y.any() or y.all():
+        return {"n": 0, "observed": None, "p_value": None, "p95": None}
+    observed = float(auroc_many(y, observed_scores[ok][None])[0])
+    return {"n": len(null), "observed": observed, "p_value": float((1 + (null >= observed).sum()) / (1 + len(null))),
+            "p95": float(np.quantile(null, 0.95))}  # fmt: skip

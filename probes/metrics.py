@@ -32,17 +32,38 @@ def fpr_at_tpr(labels: np.ndarray, scores: np.ndarray, tpr: float = 0.95) -> flo
     return float(fpr[np.searchsorted(tprs, tpr - 1e-12, side="left")])
 
 
-def bootstrap_replicates(
-    labels: np.ndarray, scores: np.ndarray, resamples: np.ndarray, threshold: float = 0.0, tpr: float = 0.95
-) -> dict[str, np.ndarray]:
-    """AUROC, accuracy and FPR at `tpr` of every resample (rows of indices) at once.
-
-    Each resample is a count per row; ties count half in AUROC, as in scikit-learn. Resamples with
-    one class only are dropped.
-    """
-    n_boot, n = resamples.shape
+def resample_counts(resamples: np.ndarray, n: int) -> np.ndarray:
+    """[n_boot, n] how often each row is drawn, from resamples given as rows of indices."""
+    n_boot = len(resamples)
     rows = np.arange(n_boot)[:, None]
-    counts = np.bincount((rows * n + resamples).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+    return np.bincount((rows * n + resamples).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def cluster_counts(groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n] row counts of a cluster bootstrap: whole groups (e.g. prompts) drawn with replacement."""
+    _, codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    drawn = np.random.default_rng(seed).integers(0, n_groups, (n_boot, n_groups))
+    return resample_counts(drawn, n_groups)[:, codes]
+
+
+def bootstrap_replicates(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    resamples: np.ndarray | None,
+    threshold: float = 0.0,
+    tpr: float = 0.95,
+    counts: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """AUROC, accuracy and FPR at `tpr` of every resample at once.
+
+    Each resample is a count per row: from `resamples` (rows of indices) or given as `counts` [n_boot, n]
+    (a cluster bootstrap); ties count half in AUROC, as in scikit-learn. Resamples with one class only
+    are dropped.
+    """
+    counts = resample_counts(resamples, len(scores)) if counts is None else counts
+    n_boot, n = counts.shape
+    rows = np.arange(n_boot)[:, None]
     uniq, inverse = np.unique(scores, return_inverse=True)  # ascending score values
     n_values = len(uniq)
 

