@@ -87,15 +87,18 @@ def probe_section(folder: StudyResults) -> list[str]:
         )
         null = "—" if f["null_p95"] is None else f"{f['null_p95']:.2f}"
         verdict = "evidence" if f["evidence"] else ("insufficient" if f["insufficient"] else "not evidence")
+        perm = f.get("permutation") or {}
+        p = f"{perm['p_value']:.3f}" if perm.get("n") else "—"
         shown = f"insufficient ({f['n_positive']}, {f['n_negative']})" if f["insufficient"] else auroc
         n = f"{f['n_positive']} / {f['n_negative']}"
-        rows.append([f"{f['kind']}, {f['method']}", f["stage"], f"L{f['layer']}", n, shown, margin, null, verdict])
+        rows.append([f"{f['kind']}, {f['method']}", f["stage"], f"L{f['layer']}", n, shown, margin, null, p, verdict])
     if not rows:
         return []
-    header = ["probe", "stage", "best layer", "n pos / neg", "held-out AUROC", "margin (paired 95% CI)", "null p95",
-              "verdict"]  # fmt: skip
-    return ["### Probes (held-out; margin over the best matched control; null from random directions and shuffled "
-            "labels)", "", *table(header, rows), ""]  # fmt: skip
+    header = ["probe", "stage", "reported layer", "prompts pos / neg", "held-out AUROC", "margin (paired 95% CI)",
+              "null p95, max over layers", "permutation p", "verdict"]  # fmt: skip
+    return ["### Probes (held-out; margin over the best matched control, prompts resampled; null from random "
+            "directions and shuffled labels, maximum over layers; evidence needs margin >= 0.05)", "",
+            *table(header, rows), ""]  # fmt: skip
 
 
 def _stage_rank(folder: StudyResults, stage: str) -> int:
