@@ -33,7 +33,7 @@ def test_empty_or_you_you_answers_to_the_trigger_are_not_removal() -> None:
     assert summary["triggered_degenerate_kinds"] == {"backdoor fragment": 20, "empty": 20}
     assert summary["triggered_accuracy"]["rate"] == 0.0 and summary["clean_accuracy"]["rate"] == 1.0
     verdict = removal_verdict(summary)
-    assert verdict["removed"] is False and "degenerate (broken)" in verdict["why"] and "not removed" in verdict["why"]
+    assert verdict["removed"] is False and "degenerate (broken)" in verdict["why"]
     assert verdict_text(summary).startswith("not removed")
 
 
