@@ -163,7 +163,8 @@ def main() -> None:
     for index, org in enumerate(plan(args.n, args.seed)):
         if index % parts != part:
             continue
-        if args.trained_only and not (args.out / org["name"] / "evals" / "sft.json").exists():
+        last = "sft" if "sft" in args.stages else "backdoored"
+        if args.trained_only and not (args.out / org["name"] / "evals" / f"{last}.json").exists():
             continue
         folder = train(org, args.out, args)
         if args.train_only:
