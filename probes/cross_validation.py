@@ -124,6 +124,24 @@ def _fold_spread(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n_folds": len(values)}
 
 
+def _refit_null(
+    method: str,
+    x: torch.Tensor,
+    labels: np.ndarray,
+    folds: Folds,
+    fit: tuple[torch.Tensor, np.ndarray] | None,
+    keep: np.ndarray,
+    n: int,
+    seed: int,
+) -> np.ndarray:
+    """AUROC on the kept rows of `n` refits of `method` on permuted labels (the shuffled-label null)."""
+
+    def refit(rng: np.random.Generator) -> np.ndarray:
+        return out_of_fold(method, x, labels, folds, fit=fit, rng=rng)[0][keep]
+
+    return shuffled_label_null(refit, labels[keep], n, seed)
+
+
 def score_layer(
     method: str,
     acts: dict[str, torch.Tensor],
@@ -169,16 +187,12 @@ def score_layer(
     x_np = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     rand = random_direction_null(x_np[scored], y, n_random, seed) if both else np.array([])
     fit = contrast["subject"] if contrast else None
-
-    def refit(rng: np.random.Generator) -> np.ndarray:
-        return out_of_fold(method, x, labels, folds, fit=fit, rng=rng)[0][scored]
-
     if not both:
         shuffled = np.array([])
     elif batched:
         shuffled = auroc_many(y, shuffled_scores[:, scored]) if n_shuffles else np.array([])
     else:
-        shuffled = shuffled_label_null(refit, y, n_shuffles, seed)
+        shuffled = _refit_null(method, x, labels, folds, fit, scored, n_shuffles, seed)
     row["null"] = null_block(rand, shuffled) | {
         "draws": {"random_directions": np.round(rand, 4).tolist(), "shuffled_labels": np.round(shuffled, 4).tolist()}
     }
@@ -288,11 +302,7 @@ def permutation_test(
     else:
         observed_scores = out_of_fold(method, x, labels, folds, fit=contrast)[0]
         ok = np.isfinite(observed_scores)
-
-        def refit(rng: np.random.Generator) -> np.ndarray:
-            return out_of_fold(method, x, labels, folds, fit=contrast, rng=rng)[0][ok]
-
-        null = shuffled_label_null(refit, labels[ok], n, seed + 1) if ok.any() else np.array([])
+        null = _refit_null(method, x, labels, folds, contrast, ok, n, seed + 1) if ok.any() else np.array([])
     y = labels[ok]
     if not len(null) or not y.any() or y.all():
         return {"n": 0, "observed": None, "p_value": None, "p95": None}

@@ -47,7 +47,7 @@ def provenance_lines(folder: StudyResults) -> list[str]:
 
 
 def persistence_section(folder: StudyResults) -> list[str]:
-    evals = {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
+    evals = folder.evals()
     if not evals:
         return []
     rows = []

