@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` runs the main job, `make test` the suite.
 # Both create .venv from nothing. torch is pinned to 2.13.0 only here: that CPU build is
-# on our machines, and a looser requirement pulls gigabytes of CUDA packages. --no-compile: Python
-# compiles on first import only what is used (the install took 94 s with byte-compiling, 74 s without).
+# on our machines, and a looser requirement pulls gigabytes of CUDA packages. Byte-compiling at
+# install stays on: with PYTHONDONTWRITEBYTECODE set (as on our machines), a venv installed with
+# --no-compile recompiled torch and transformers in every process (import 27 s instead of 12 s).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,8 +15,8 @@ NOTEBOOK_STUDY ?= studies/notebook-tiny
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile torch==2.13.0
-	$(PY) -m pip install -q --no-compile -e ".[dev]" torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]" torch==2.13.0
 	touch $(STAMP)
 
 # The backdoor is planted into the project's own pretrained base (bases/README.md), as in the paper.
