@@ -48,7 +48,7 @@ browser:
 		|| echo "chromium could not be installed here: the headless-browser report test will be skipped"
 
 test: $(STAMP) lint browser
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 --dist loadgroup -q tests
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n 2 -q tests
 
 clean:
 	rm -rf $(VENV) studies .pytest_cache .ruff_cache

