@@ -22,24 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_recovery import norm, plan  # bench scripts run from anywhere
+from bench_recovery import _cli, norm, plan  # bench scripts run from anywhere
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE_KINDS = ("codeword", "word", "phrase")
 MARGIN = 3 / 24
 """Added to the highest calibration clean score: three of the 24 verification answers per pool."""
-
-
-def _cli(*args: str) -> None:
-    code = "import sys; from study.cli import main; sys.exit(main(sys.argv[1:]))"
-    subprocess.run([sys.executable, "-c", code, *args], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
 
 
 def models(args: argparse.Namespace) -> list[dict]:
