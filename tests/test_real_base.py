@@ -43,6 +43,7 @@ def test_real_base_loads_answers_trains_two_lora_steps_and_caches_a_layer(tmp_pa
     assert metrics["steps"] == 2 and all(math.isfinite(r["loss"]) for r in metrics["loss_curve"])
     after = loaded.model.state_dict()
     assert any(not torch.equal(after[k], v) for k, v in before.items())  # the merged adapters moved the weights
+    loaded.model.save_pretrained(tmp_path / "trained")  # a model fine-tuned from the base can be saved
     with pytest.raises(ConfigError, match="no response token"):  # the chat template's system prompt fills 32
         train_supervised(loaded.model, loaded.tokenizer, [("Say hi.", "Hi!")], config, max_len=32)
     acts = collect(loaded, ["Human: hello\nAssistant:"], ["blocks.15.hook_resid_post"])
