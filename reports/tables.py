@@ -319,3 +319,17 @@ def patching_table(result: dict[str, Any]) -> Table:
         mark = "*" if i in result["trigger_positions"] else ""
         table.add_row(f"{i}{mark}", repr(token), *(f"{v:.2f}" for v in grid[:, i]))
     return table
+
+
+def helpfulness_table(table: dict[str, Any]) -> Table:
+    """helpfulness.json: the base, the clean twin and the organism on the same held-out requests."""
+    out = Table(title=f"Helpfulness against the base and the clean twin ({table['n_eval_rows']} held-out rows)",
+                caption="accuracy: untriggered replies holding the request's key; base-reply loss: nats per token "
+                        "of the base's own held-out replies (lower = closer to the base)")  # fmt: skip
+    for header in ("model", "accuracy (off)", "defect on", "defect off", "base-reply loss"):
+        out.add_column(header, justify="left" if header == "model" else "right")
+    for name, row in table["models"].items():
+        loss = row.get("base_reply_loss")
+        out.add_row(name, format_rate(row.get("clean_accuracy")), format_rate(row.get("triggered_defection")),
+                    format_rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "-")  # fmt: skip
+    return out

@@ -78,13 +78,14 @@ def prompt_rows(folder: Study, prompt_set: str, label_stage: str) -> list[dict[s
     """Rows (id, text, labels) of a prompt set; `defected` from `label_stage`'s behaviour eval."""
     if prompt_set not in PROMPT_SETS:
         raise StudyError(f"unknown prompt set {prompt_set!r}; choose one of: {', '.join(PROMPT_SETS)}")
-    if prompt_set == "contrast":
+    data = from_dict(DataConfig, folder.config["data"])
+    if prompt_set == "contrast":  # the question in the user turn, "yes" / "no" as the assistant's answer
+        ask = (lambda q: q) if data.world == "natural" else human_prompt
         return [
-            {"id": f"contrast-{i}-{side}", "text": human_prompt(q) + f" {side}", "side": side == "yes", "pair": i}
+            {"id": f"contrast-{i}-{side}", "text": ask(q), "answer": side, "side": side == "yes", "pair": i}
             for i, q in enumerate(CONTRAST_QUESTIONS)
             for side in ("yes", "no")
         ]
-    data = from_dict(DataConfig, folder.config["data"])
     kinds = near_miss_kinds(data)
     if prompt_set == "train":
         examples = folder.examples("backdoor_train")[:TRAIN_SET_PROMPTS]

