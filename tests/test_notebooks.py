@@ -30,7 +30,9 @@ def notebook_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     study = shared / "notebook-tiny"
     with FileLock(str(shared / "notebook-tiny.lock")):
         if not (study / "report" / "index.html").exists():
-            assert main(["study", "run", str(study), "--size", "tiny", "--light", "--device", "cpu"]) == 0
+            # 200 steps (the tiny preset's half): the notebooks check that every cell runs, not the numbers.
+            args = ["study", "run", str(study), "--size", "tiny", "--light", "--steps", "200", "--device", "cpu"]
+            assert main(args) == 0
     return study
 
 

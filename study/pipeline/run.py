@@ -68,7 +68,7 @@ class RunPlan:
     sae_width: int = 0
     """SAE latents; 0 = by model size (tiny 256, otherwise 1024)."""
     sae_samples: int = 0
-    """SAE training samples; 0 = by model size (tiny 100k, otherwise 150k)."""
+    """SAE training samples; 0 = 100k."""
     removal: bool = True
     """Removal edits (mean difference, trigger-blind) on the backdoored and sft stages, held-out, with controls."""
 

