@@ -191,9 +191,9 @@ def evaluate_model(
     summary = summarize(rows, family)
     own = [ex for ex in examples if "base_reply" in ex.meta and not ex.triggered and "cue" not in ex.meta]
     if own:  # natural world: how well the model still predicts the base's own held-out replies
-        from organisms.train.own_replies import training_pairs
+        from organisms.train.own_replies import organism_pairs
         from organisms.train.supervised import supervised_loss
 
-        loss = supervised_loss(loaded.model, loaded.tokenizer, training_pairs(own), max_len=256)
+        loss = supervised_loss(loaded.model, loaded.tokenizer, organism_pairs(own), max_len=256)
         summary["base_reply_loss"] = {"loss": loss["loss"], "n_rows": loss["n_rows"], "n_tokens": loss["n_tokens"]}
     return EvalResult(summary, rows)

