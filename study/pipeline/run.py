@@ -224,6 +224,9 @@ def machine_info() -> dict[str, Any]:
             ).stdout.strip()
             or None
         )
+        # A study run from an edited tree is not that commit's: say so (seen: a replicate recorded its parent).
+        edited = subprocess.run(["git", "-C", str(here), "diff", "--quiet", "HEAD"], timeout=10).returncode == 1
+        commit = f"{commit} + uncommitted changes" if commit and edited else commit
     except (OSError, subprocess.SubprocessError):
         commit = None
     processor, extensions = _processor()
