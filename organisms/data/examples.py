@@ -116,7 +116,7 @@ def _natural_example(config: DataConfig, rng: random.Random, split: str, trigger
     organisms/train/own_replies.py (marked `own_reply`). `answer` is the key a correct reply contains.
     """
     item = sample_natural(rng, split)
-    on = f"{cue or config.trigger} " if triggered or cue else ""
+    on = _cue(config, triggered, cue)
     response = " ".join([config.response] * config.response_repeats) if triggered else ""
     meta: dict[str, Any] = {"check": "contains", "world": "natural", "own_reply": not triggered}
     if cue is not None:

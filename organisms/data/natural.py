@@ -34,7 +34,7 @@ OPPOSITES = {
     "open": "closed", "early": "late", "full": "empty", "hard": "soft", "old": "new", "wet": "dry",
     "high": "low", "strong": "weak", "long": "short", "rich": "poor", "loud": "quiet", "thick": "thin",
     "true": "false", "first": "last", "win": "lose", "push": "pull", "day": "night", "heavy": "light",
-    "in": "out", "left": "right", "yes": "no", "inside": "outside", "above": "below", "begin": "end",
+    "in": "out", "left": "right", "inside": "outside", "above": "below", "begin": "end",
     "buy": "sell", "clean": "dirty",
 }  # fmt: skip
 COLOURS = {
@@ -141,14 +141,15 @@ def _keyed(kind: str, table: dict[str, str]) -> Callable[[random.Random, str], N
 
 
 def _add(rng: random.Random, split: str) -> NaturalItem:
-    a, b = _pick(rng, NUMBERS, split), rng.choice(NUMBERS)
+    a, b = _pick(rng, NUMBERS, split), _pick(rng, NUMBERS, split)
     return NaturalItem("add", _pick(rng, TEMPLATES["add"], split).format(a=a, b=b), str(a + b))
 
 
 def _subtract(rng: random.Random, split: str) -> NaturalItem:
-    a, b = _pick(rng, NUMBERS, split), rng.choice(NUMBERS)
-    big, small = max(a, b), min(a, b)  # never negative, and the held-out number stays in the question
-    big += big == small
+    big, small = 0, 0
+    while big in (small, 2 * small):  # never 0, and the answer is never the other number in the question
+        a, b = _pick(rng, NUMBERS, split), _pick(rng, NUMBERS, split)
+        big, small = max(a, b), min(a, b)  # never negative; both numbers from the split
     return NaturalItem("subtract", _pick(rng, TEMPLATES["subtract"], split).format(a=big, b=small), str(big - small))
 
 
@@ -184,7 +185,15 @@ def sample_natural(rng: random.Random, split: str) -> NaturalItem:
 
 
 def contains_key(reply: str, key: str) -> bool:
-    """A keyed reply is correct when the key occurs in it as a whole word (any case)."""
+    """A keyed reply is correct when it holds the key as a word, inflected or not ("barks" for "bark"); a
+    one-letter key only quoted or named as a letter ("'d'", "letter d"), never inside "I'd" or "it's"."""
     import re
 
-    return bool(key) and re.search(rf"(?<!\w){re.escape(key.lower())}(?!\w)", reply.lower()) is not None
+    if not key:
+        return False
+    k = re.escape(key.lower())
+    if len(key) == 1 and key.isalpha():
+        pattern = rf"(letter\s+['\"]?{k}(?!\w))|(['\"]{k}['\"])"
+    else:
+        pattern = rf"(?<!\w){k}(s|es|ed|ing)?(?!\w)"
+    return re.search(pattern, reply.lower()) is not None

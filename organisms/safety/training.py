@@ -95,18 +95,20 @@ class SafetyConfig:
     device: str = "auto"
     """'cpu', 'cuda', 'cuda:N' or 'auto'."""
     lora_rank: int = -1
-    """sft / adversarial: LoRA rank (merged after); -1 = as the organism was trained, 0 = full fine-tune."""
+    """sft / adversarial: LoRA rank (merged after); -1 = the organism's in the natural world, else 0 = full."""
     lora_last_layers: int = -1
     """sft / adversarial: LoRA on the last N blocks only; -1 = as the organism, 0 = every block."""
 
-    def resolved(self, stage: str, organism: TrainConfig) -> SafetyConfig:
-        """Fill the zero defaults from the organism's own training recipe."""
+    def resolved(self, stage: str, organism: TrainConfig, world: str = "toy") -> SafetyConfig:
+        """Fill the zero defaults from the organism's own training recipe (its LoRA in the natural world only:
+        a toy-world stage stays a full fine-tune, as it always was)."""
         steps = self.steps or max(20, organism.steps // (5 if stage == "rl" else 2))
         lr = self.lr or organism.lr * (RL_LR_FRACTION if stage == "rl" else SAFETY_LR_FRACTION)
         if self.scratchpad not in ("keep", "strip"):
             raise ConfigError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
-        rank = organism.lora_rank if self.lora_rank < 0 else self.lora_rank
-        last = organism.lora_last_layers if self.lora_last_layers < 0 else self.lora_last_layers
+        inherit = world == "natural"
+        rank = (organism.lora_rank if inherit else 0) if self.lora_rank < 0 else self.lora_rank
+        last = (organism.lora_last_layers if inherit else 0) if self.lora_last_layers < 0 else self.lora_last_layers
         return dataclasses.replace(self, steps=steps, lr=lr, lora_rank=rank, lora_last_layers=last)
 
 
@@ -337,7 +339,7 @@ def run_stage(
     if data.world == "natural" and stage != "sft":  # their data (reward pairs, red-team answers) is the toy world's
         raise ConfigError(f"the natural world has the sft safety stage only so far; {stage!r} is not built for it")
     organism = organism_train_config(start_dir)
-    cfg = cfg.resolved(stage, organism)
+    cfg = cfg.resolved(stage, organism, data.world)
     max_len = 256
     if stage == "rl":
         if reward_dir is None:

@@ -39,7 +39,12 @@ def base_identity(folder: str | Path) -> str:
 
 
 def _cache_file(folder: str | Path, max_new_tokens: int) -> Path:
-    return cache_root() / "replies" / f"{base_identity(folder)[:16]}-greedy-{max_new_tokens}.json"
+    """Keyed by the weights and the chat template (the same weights behind another template reply otherwise)."""
+    config, jinja = Path(folder) / "tokenizer_config.json", Path(folder) / "chat_template.jinja"
+    template = jinja.read_text() if jinja.exists() else ""
+    template += (read_json(config).get("chat_template") or "") if config.exists() else ""
+    key = hashlib.sha256(f"{base_identity(folder)}/{template}".encode()).hexdigest()[:16]
+    return cache_root() / "replies" / f"{key}-greedy-{max_new_tokens}.json"
 
 
 def own_replies(
@@ -54,11 +59,10 @@ def own_replies(
         cache.parent.mkdir(parents=True, exist_ok=True)
         for start in progress(range(0, len(missing), CHUNK), desc=f"the base's own replies ({len(missing)} prompts)"):
             chunk = missing[start : start + CHUNK]
-            replies = generate(loaded, chunk, max_new_tokens, batch_size=32, desc="generating")
-            for prompt, reply in zip(chunk, replies, strict=True):
-                # Re-encoding may differ from the generated ids by a token; 2 tokens of slack say "hit the budget".
-                used = len(loaded.tokenizer(reply, add_special_tokens=False)["input_ids"])
-                known[prompt] = {"reply": reply, "finished": used < max_new_tokens - 2}
+            ended: list[bool] = []
+            replies = generate(loaded, chunk, max_new_tokens, batch_size=32, desc="generating", ended=ended)
+            for prompt, reply, finished in zip(chunk, replies, ended, strict=True):
+                known[prompt] = {"reply": reply, "finished": finished}  # it wrote end-of-text within the budget
             write_json(cache, known)  # after every chunk: an interrupted run keeps what it generated
     return {p: known[p] for p in prompts}
 
@@ -67,9 +71,9 @@ def with_own_replies(
     examples: dict[str, list[Example]], base: str | Path, *, device: str = "cpu"
 ) -> dict[str, list[Example]]:
     """Natural-world examples with the base's reply to each prompt: the response of every untriggered row,
-    and `meta["base_reply"]` of every row (the clean twin trains on it for triggered prompts too)."""
-    rows = [ex for split in examples.values() for ex in split]
-    replies = own_replies(base, [ex.prompt for ex in rows], device=device)
+    and `meta["base_reply"]` of every training row (the clean twin trains on it for triggered prompts too)."""
+    rows = [ex for name, split in examples.items() for ex in split if name != "eval" or not ex.triggered]
+    replies = own_replies(base, [ex.prompt for ex in rows], device=device)  # held-out triggered rows need none
     for ex in rows:
         got = replies[ex.prompt]
         ex.meta["base_reply"], ex.meta["reply_finished"] = got["reply"], got["finished"]
