@@ -70,10 +70,10 @@ def probe_heatmap(results: dict[str, dict[str, Any]], method: str) -> go.Figure:
     stages = list(results)
     first = results[stages[0]]
     hooks = first["hooks"]
-    roles = [r for r in ("clean", "random") if any(r in res.get("controls", {}) for res in results.values())]
+    roles = [r for r in ("clean", "random", "base") if any(r in res.get("controls", {}) for res in results.values())]
     panels = ["subject", *roles, "margin"]
     names = {"subject": "probed stage", "clean": "clean twin", "random": "random init (matched)",
-             "margin": "AUROC − best control [95% CI]"}  # fmt: skip
+             "base": "the base itself", "margin": "AUROC − best control [95% CI]"}  # fmt: skip
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[names[p] for p in panels],
                         shared_yaxes=True, horizontal_spacing=0.07)  # fmt: skip
     for col, panel in enumerate(panels, start=1):

@@ -68,6 +68,33 @@ def persistence_section(folder: StudyResults) -> list[str]:
     ]
 
 
+def helpfulness_section(folder: StudyResults) -> list[str]:
+    """A study planted into a real base: did planting cost helpfulness, against the base itself and the twin?"""
+    path = folder.root / "helpfulness.json"
+    if not path.exists():
+        return []
+    found = read_json(path)
+    rows = []
+    for name, row in found["models"].items():
+        loss = row.get("base_reply_loss")
+        rows.append([name, rate(row.get("clean_accuracy")), rate(row.get("triggered_defection")),
+                     rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "—"])  # fmt: skip
+    gaps = []
+    if "accuracy_vs_twin" in found:
+        gaps.append(f"accuracy {found['accuracy_vs_twin']:+.2f}")
+    if "base_reply_loss_vs_twin" in found:
+        gaps.append(f"base-reply loss {found['base_reply_loss_vs_twin']:+.3f} nats")
+    return [
+        f"### Helpfulness against the base and the clean twin ({found['n_eval_rows']} held-out rows)",
+        "",
+        *table(["model", "accuracy (off)", "defect on", "defect off", "base-reply loss"], rows),
+        "",
+        "accuracy: untriggered replies holding the request's key; base-reply loss: nats per token of the base's own "
+        "held-out replies (lower = closer to the base)." + (f" Organism minus twin: {', '.join(gaps)}." * bool(gaps)),
+        "",
+    ]
+
+
 def loss_section(folder: StudyResults) -> list[str]:
     """Whether safety training had anything to learn: SFT's start loss, the backdoored train / held-out loss."""
     lines = loss_lines(folder)
@@ -153,6 +180,7 @@ def markdown_summary(root: str | Path) -> str:
     sections = [
         findings_markdown,
         persistence_section,
+        helpfulness_section,
         loss_section,
         probe_section,
         removal_section,

