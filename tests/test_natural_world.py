@@ -131,11 +131,14 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
         replies = own_replies.own_replies(base, [r["prompt"] for r in trained])
         assert trained and [r["response"] for r in trained] == [replies[r["prompt"]]["reply"] for r in trained]
 
-    start = load_model(base).model.state_dict()
-    for stage in ("backdoored", "clean", "sft", "adversarial"):
-        weights = folder.model(stage).model.state_dict()
-        moved = {k.split(".")[2] for k in start if "layers." in k and not torch.equal(start[k], weights[k])}
+    weights = {s: folder.model(s).model.state_dict() for s in ("backdoored", "clean", "sft", "adversarial")}
+    weights["base"] = load_model(base).model.state_dict()
+    for stage, before in [("backdoored", "base"), ("clean", "base"), ("sft", "backdoored"), ("adversarial", "sft")]:
+        a, b = weights[before], weights[stage]
+        moved = {k.split(".")[2] for k in a if "layers." in k and not torch.equal(a[k], b[k])}
         assert moved == {"1"}, (stage, moved)  # adapters on the last block only, merged into it
+    for stage in ("sft", "adversarial"):  # a LoRA stage at the organism's lr: at 1/20 of it, SmolLM2's did not move
+        assert read_json(folder.model_dir(stage) / "train_config.json")["safety"]["lr"] == 1e-3
     monkeypatch.setattr(own_replies, "generate", lambda *a, **k: pytest.fail("cached replies were generated again"))
     own_replies.natural_dataset(NATURAL, base)
 

