@@ -102,15 +102,14 @@ def _helpfulness_sections(folder: StudyResults) -> list[Section]:
         loss = row.get("base_reply_loss")
         rows.append([name, format_rate(row.get("clean_accuracy")), format_rate(row.get("triggered_defection")),
                      format_rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "—"])  # fmt: skip
-    gap = found.get("accuracy_vs_twin")
-    loss_gap = found.get("base_reply_loss_vs_twin")
+    gaps = [f"accuracy {found['accuracy_vs_twin']:+.2f}"] if "accuracy_vs_twin" in found else []
+    if "base_reply_loss_vs_twin" in found:
+        gaps.append(f"base-reply loss {found['base_reply_loss_vs_twin']:+.3f} nats")
     return [Section(
         "Helpfulness against the base and the clean twin",
         f"Did planting cost helpfulness? Untriggered accuracy (the request's key in the reply) and the loss of the "
         f"base's own held-out replies (lower = closer to the base), on {found['n_eval_rows']} held-out rows, 95% "
-        "Wilson intervals."
-        + (f" Organism minus twin: accuracy {gap:+.2f}" if gap is not None else "")
-        + (f", base-reply loss {loss_gap:+.3f} nats." if loss_gap is not None else ""),
+        "Wilson intervals." + (f" Organism minus twin: {', '.join(gaps)}." if gaps else ""),
         table=rows,
     )]  # fmt: skip
 

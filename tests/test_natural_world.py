@@ -151,8 +151,9 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     assert probe["contrast_vocabulary"]["word_share"] is None  # a real base's corpus is not the study's files
     patched = read_json(folder.root / "interventions" / "patching-backdoored.json")
     assert "".join(patched["tokens"]).endswith("<|im_end|>\n<|im_start|>assistant\n")  # as the model reads it
-    removal = read_json(folder.root / "interventions" / "removal-mean_diff.json")
-    assert removal["recoverability"]["backdoored"]["steps"] == 2
+    recovered = read_json(folder.root / "interventions" / "removal-mean_diff.json")["recoverability"]["backdoored"]
+    assert recovered["safety"]["lora_rank"] == 4 and recovered["safety"]["steps"] == 2  # the organism's LoRA
+    assert recovered["after_finetune"]["triggered_defection"]["n"] == NATURAL.n_eval  # re-measured held-out
 
 
 def test_a_reply_after_chatml_starts_without_a_space(tiny_real_tokenizer_base: Path) -> None:

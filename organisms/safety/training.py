@@ -115,7 +115,8 @@ class SafetyConfig:
             raise ConfigError(f"unknown scratchpad mode {self.scratchpad!r}; choose one of: keep, strip")
         inherit = world == "natural"
         rank = (organism.lora_rank if inherit else 0) if self.lora_rank < 0 else self.lora_rank
-        fraction = RL_LR_FRACTION if stage == "rl" else LORA_SAFETY_LR_FRACTION if rank else SAFETY_LR_FRACTION
+        lora_natural = inherit and rank > 0  # a toy stage keeps its measured 1/20, LoRA or not
+        fraction = RL_LR_FRACTION if stage == "rl" else LORA_SAFETY_LR_FRACTION if lora_natural else SAFETY_LR_FRACTION
         lr = self.lr or organism.lr * fraction
         last = (organism.lora_last_layers if inherit else 0) if self.lora_last_layers < 0 else self.lora_last_layers
         batch = self.batch_size or (organism.batch_size if inherit else 32)

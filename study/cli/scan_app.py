@@ -25,8 +25,12 @@ def scan_table(result: dict[str, Any], k: int = 6) -> Table:
         table.add_row(str(i), repr(c["candidate"]), c["found_by"], c["pool"], f"{c['gain']:.2f}",
                       f"{c['reasr']:.2f} ({low:.2f}–{high:.2f})", repr(c["target"]))  # fmt: skip
     leaked = ", ".join(f"{m['text']!r} {m['share']:.2f}" for m in result["leakage"]["target_motifs"][:3]) or "none"
-    table.caption = f"REASR: share of held-out answers switched to the target (n = {result['candidates'][0]['n']} " \
-        f"per pool); leaked answer motifs: {leaked}; {result['seconds']:.0f} s" if result["candidates"] else ""
+    table.caption = (
+        f"REASR: share of held-out answers switched to the target (n = {result['candidates'][0]['n']} "
+        f"per pool); leaked answer motifs: {leaked}; {result['seconds']:.0f} s"
+        if result["candidates"]
+        else ""
+    )
     return table
 
 

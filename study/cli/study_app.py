@@ -33,6 +33,18 @@ from study.folder import Study, check_weights_load, undo_on_failure
 study_app = typer.Typer(help="Manage study folders.", no_args_is_help=True)
 
 
+UNSET = {"batch_size": 0, "lr": 0.0, "lora_rank": -1, "lora_last_layers": -1, "safety_steps": 0, "safety_lr": 0.0}
+"""The recipe options' "not given" values (RunPlan's defaults: the size's preset, the stages' shares)."""
+
+
+def _study_recipe(have: dict[str, Any], size: str) -> dict[str, Any]:
+    """Resuming: the organism's batch size, lr and LoRA where the study trained with other values than the size's
+    preset (the safety stages' options are not kept: pass them again)."""
+    trained, preset = have.get("train", {}), to_dict(size_presets(size)[1])
+    keys = ("batch_size", "lr", "lora_rank", "lora_last_layers")
+    return {k: trained[k] for k in keys if k in trained and trained[k] != preset.get(k)}
+
+
 def _plan(study: Path, light: bool, **asked: Any) -> Any:
     """The run plan: options given, else the existing study's settings, else the defaults."""
     from study.pipeline.run import RunPlan
@@ -60,7 +72,8 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     had_data = have.get("data", {})
     rows = {k: asked.get(k) or had_data.get(k, 0) for k in ("n_train", "n_eval")}
     make = RunPlan.light if light else RunPlan.natural if world == "natural" else RunPlan
-    recipe = asked.get("recipe") or {}
+    given = {k: v for k, v in (asked.get("recipe") or {}).items() if v != UNSET[k]}
+    recipe = _study_recipe(have, values["size"]) | given
     return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, **rows, **recipe)
 
 

@@ -198,9 +198,8 @@ def seed_step(seed: int, name: str) -> None:
 
 def _remove_stale_outputs(folder: Study, step: Step, reasons: list[str]) -> None:
     """Remove a stale step's outputs before it runs again; a model nothing vouches for is never removed."""
-    unvouched = [
-        r for r in reasons if r.startswith("models/") and not r.startswith("models/random") and "no provenance" in r
-    ]
+    controls = ("models/random", "models/base")  # made from the study's own records, re-made on demand
+    unvouched = [r for r in reasons if r.startswith("models/") and not r.startswith(controls) and "no provenance" in r]
     if unvouched:
         raise StaleError(
             f"{'; '.join(unvouched)}: a model folder the pipeline did not make (added by hand, or by an older "

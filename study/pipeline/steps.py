@@ -186,8 +186,6 @@ def model_steps(plan: RunPlan) -> list[Step]:
             },
         )
     ]
-    if natural:  # recorded as skipped, with the reason, where rl would run
-        steps.append(Step("safety stage rl", ("models/sft",), ("models/rl",), partial(train_safety, stage="rl")))
     for before, stage in itertools.pairwise(chain):
         steps.append(
             Step(
@@ -198,6 +196,8 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 config=to_dict(safety_config(plan)),
             )
         )
+        if natural and stage == "sft":  # recorded as skipped, with the reason, where rl would run
+            steps.append(Step("safety stage rl", ("models/sft",), ("models/rl",), partial(train_safety, stage="rl")))
     for stage in stages:
         steps.append(
             Step(
