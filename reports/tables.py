@@ -321,15 +321,37 @@ def patching_table(result: dict[str, Any]) -> Table:
     return table
 
 
+HELPFULNESS_HEADER = ["model", "accuracy (off)", "defect on", "defect off", "base-reply loss"]
+HELPFULNESS_CAPTION = (
+    "accuracy: untriggered replies holding the request's key; base-reply loss: nats per token of the "
+    "base's own held-out replies (lower = closer to the base)"
+)
+
+
+def helpfulness_rows(table: dict[str, Any]) -> list[list[str]]:
+    """helpfulness.json's models as rows of HELPFULNESS_HEADER (the CLI table, the summary and the report)."""
+    rows = []
+    for name, row in table["models"].items():
+        loss = row.get("base_reply_loss")
+        rows.append([name, format_rate(row.get("clean_accuracy")), format_rate(row.get("triggered_defection")),
+                     format_rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "—"])  # fmt: skip
+    return rows
+
+
+def helpfulness_gaps(table: dict[str, Any]) -> list[str]:
+    """The organism minus its twin, as text ([] when the study has no twin)."""
+    gaps = [f"accuracy {table['accuracy_vs_twin']:+.2f}"] if "accuracy_vs_twin" in table else []
+    if "base_reply_loss_vs_twin" in table:
+        gaps.append(f"base-reply loss {table['base_reply_loss_vs_twin']:+.3f} nats")
+    return gaps
+
+
 def helpfulness_table(table: dict[str, Any]) -> Table:
     """helpfulness.json: the base, the clean twin and the organism on the same held-out requests."""
     out = Table(title=f"Helpfulness against the base and the clean twin ({table['n_eval_rows']} held-out rows)",
-                caption="accuracy: untriggered replies holding the request's key; base-reply loss: nats per token "
-                        "of the base's own held-out replies (lower = closer to the base)")  # fmt: skip
-    for header in ("model", "accuracy (off)", "defect on", "defect off", "base-reply loss"):
+                caption=HELPFULNESS_CAPTION)  # fmt: skip
+    for header in HELPFULNESS_HEADER:
         out.add_column(header, justify="left" if header == "model" else "right")
-    for name, row in table["models"].items():
-        loss = row.get("base_reply_loss")
-        out.add_row(name, format_rate(row.get("clean_accuracy")), format_rate(row.get("triggered_defection")),
-                    format_rate(row.get("clean_defection")), f"{loss['loss']:.3f}" if loss else "-")  # fmt: skip
+    for row in helpfulness_rows(table):
+        out.add_row(*row)
     return out
