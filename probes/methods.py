@@ -228,7 +228,14 @@ def fit_logistic_batched(
     dev = x.device
     y = torch.tensor(check_binary(labels), dtype=dtype, device=dev)
     mean, std = x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-6
-    z = torch.cat([(x - mean) / std, torch.ones(*x.shape[:2], 1, dtype=dtype, device=dev)], -1)  # bias column
+    standard = (x - mean) / std
+    basis = None
+    if x.shape[1] < x.shape[2]:
+        # Fewer rows than dimensions (200-300 prompts, SmolLM2's d 576): the L2 optimum lies in the span of the
+        # rows (representer theorem), so fit in the rows' own basis, exactly, with an n x n Hessian (~4x faster).
+        _, _, basis = torch.linalg.svd(standard, full_matrices=False)  # [k, n, d], orthonormal rows
+        standard = standard @ basis.transpose(1, 2)
+    z = torch.cat([standard, torch.ones(*x.shape[:2], 1, dtype=dtype, device=dev)], -1)  # bias column
     k, _, d1 = z.shape
     reg = torch.eye(d1, dtype=dtype, device=dev) / C
     reg[-1, -1] = 0.0  # the bias is not penalised
@@ -243,6 +250,7 @@ def fit_logistic_batched(
         w = w - step
         if step.abs().max() < tol:  # one host synchronisation per Newton step (<= max_iter)
             break
-    coef = w[:, :-1] / std.squeeze(1)
+    w_features = w[:, :-1] if basis is None else torch.einsum("kr,krd->kd", w[:, :-1], basis)
+    coef = w_features / std.squeeze(1)
     bias = w[:, -1] - (mean.squeeze(1) * coef).sum(-1)
     return coef.float().cpu(), bias.float().cpu()

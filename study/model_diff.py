@@ -40,7 +40,7 @@ def _finetuned(folder: Study, start: Path, stage: str, hook: str, out: Path, con
 
     if (out / "cfg.json").exists():
         return load_sae(out)
-    acts = cached(folder, stage, "train", "all").acts(hook)
+    acts = cached(folder, stage, "train", "all", hooks=(hook,)).acts(hook)
     sae, _ = finetune_sae(start, acts, config, out, source={"stage": stage, "hook": hook, "prompts": "train@all"})
     return sae
 

@@ -148,23 +148,54 @@ def cache_stage(
     return cache
 
 
-def cached(folder: Study, stage: str, prompt_set: str, positions: str = "last_prompt", **kw: Any) -> ActivationCache:
+def cached(
+    folder: Study,
+    stage: str,
+    prompt_set: str,
+    positions: str = "last_prompt",
+    hooks: tuple[str, ...] = ("all",),
+    **kw: Any,
+) -> ActivationCache:
     """The stage's cache of a prompt set, made, finished, repaired or rebuilt first if needed.
 
     A complete cache made from another model than the stage's current one (retrained with --force)
-    is rebuilt; a cache whose shard fails its checksum is resumed, which re-computes that shard.
+    is rebuilt; a cache whose shard fails its checksum is resumed, which re-computes that shard. Named
+    `hooks` cache only those layers (an SAE's every-position cache of one layer was 31 layers' worth
+    on SmolLM2: gigabytes, and half the model's forward); a cache lacking one is rebuilt with both.
     """
     ensure_control_stage(folder, stage)
     out = folder.activations_dir(stage, prompt_set, positions)
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else {}
+    have = manifest.get("hooks", [])
+    if manifest and hooks != ("all",) and not set(hooks) <= set(have):
+        return cache_stage(folder, stage, prompt_set, positions=positions, hooks=_hook_union(have, hooks),
+                           **{**kw, "force": True})  # fmt: skip
+    if manifest and hooks == ("all",) and len(have) < _n_blocks(folder, stage):
+        manifest = {}  # a cache of a few layers where all are wanted: rebuilt below
+        kw = {**kw, "force": True}
     if manifest and manifest.get("model_hash") != fingerprint_model(folder.require_stage(stage)):
-        return cache_stage(folder, stage, prompt_set, positions=positions, **{**kw, "force": True})
+        return cache_stage(folder, stage, prompt_set, positions=positions, hooks=hooks, **{**kw, "force": True})
     if manifest.get("complete"):
         try:
             return ActivationCache(out)
         except CacheError:  # a corrupted or missing shard: resuming re-computes it
             pass
-    return cache_stage(folder, stage, prompt_set, positions=positions, **kw)
+    return cache_stage(folder, stage, prompt_set, positions=positions, hooks=hooks, **kw)
+
+
+def _n_blocks(folder: Study, stage: str) -> int:
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(folder.require_stage(stage), local_files_only=True).num_hidden_layers)
+
+
+def _hook_union(have: list[str], wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """Both sets of hooks in the model's order (embed first, then blocks by number)."""
+
+    def order(name: str) -> int:
+        return int(name.split(".")[1]) if name.startswith("blocks.") else -1
+
+    return tuple(sorted(set(have) | set(wanted), key=order))
 
 
 def judged_labels(

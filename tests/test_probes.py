@@ -58,6 +58,18 @@ def test_batched_all_layer_logistic_matches_per_layer_sklearn() -> None:
         assert abs(auroc[0] - auroc[1]) < 0.005
 
 
+def test_batched_logistic_with_fewer_rows_than_dimensions_matches_scikit_learn() -> None:
+    """The few-rows path (fit in the rows' own basis) is the same L2 optimum as scikit-learn's full fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, labels, _ = planted(60, d=96, strength=2.0, seed=3)
+    weights, _ = fit_logistic_batched(x[None], labels, max_iter=50, tol=1e-7)
+    std = x.numpy().std(0, ddof=1) + 1e-6  # the batched fit's standardisation (sample std)
+    z = (x.numpy() - x.numpy().mean(0)) / std
+    coef = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(z, labels).coef_[0] / std
+    assert np.abs(weights[0].numpy() - coef).max() < 2e-3 * np.abs(coef).max()
+
+
 def test_one_class_labels_are_refused() -> None:
     with pytest.raises(LabelError, match="one class"):
         make_probe("logreg").fit(torch.randn(10, 4), np.ones(10, bool))

