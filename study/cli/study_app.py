@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,6 +125,9 @@ def study_run(
     ] = -1,
     safety_steps: Annotated[int, typer.Option(min=0, help="Steps of each safety stage (0: their share).")] = 0,
     safety_lr: Annotated[float, typer.Option(min=0, help="Safety stages' peak learning rate (0: their share).")] = 0.0,
+    persistence_only: Annotated[
+        bool, typer.Option(help="Models, behaviour, persistence and helpfulness only: no probes, SAEs or removal.")
+    ] = False,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.pipeline.run import run_study
@@ -150,7 +154,7 @@ def study_run(
             "safety_lr": safety_lr,
         },
     )
-    result = run_study(study, plan, log=console.print)
+    result = run_study(study, dataclasses.replace(plan, lens=not persistence_only), log=console.print)
     for line in result["skipped"]:
         console.print(f"[yellow]skipped:[/] {line}")
     console.print(f"[bold]report:[/] {result['report']}")
@@ -170,6 +174,12 @@ def study_replicate(
         Path | None, typer.Option(help="Pretrained base the organisms start from (e.g. bases/small).")
     ] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps of each organism and its twin.")] = None,
+    world: Annotated[WorldName, typer.Option(help="toy or natural (a real base's chat template: study run).")] = "toy",
+    n_train: Annotated[int | None, typer.Option(min=1, help="Backdoor training rows (default: the data's).")] = None,
+    n_eval: Annotated[int | None, typer.Option(min=1, help="Held-out rows per condition.")] = None,
+    persistence_only: Annotated[
+        bool, typer.Option(help="Models, behaviour, persistence and helpfulness only: no probes, SAEs or removal.")
+    ] = False,
 ) -> None:
     """The whole study once per seed (resumable), then every finding as "holds in k of n seeds"."""
     from reports.seeds import replicate_markdown
@@ -180,8 +190,8 @@ def study_replicate(
     except ValueError as err:
         raise StudyError(f"--seeds takes comma-separated integers, not {seeds!r}") from err
     plan = _plan(Path("/nonexistent"), light, family=family, variant=variant, size=size, seed=0, device=device,
-                 base_model=base_model, steps=steps)  # fmt: skip
-    replicate(study, plan, wanted, log=console.print)
+                 base_model=base_model, steps=steps, world=world, n_train=n_train, n_eval=n_eval)  # fmt: skip
+    replicate(study, dataclasses.replace(plan, lens=not persistence_only), wanted, log=console.print)
     print(replicate_markdown(study))  # noqa: T201 (plain markdown on stdout, for pasting)
 
 

