@@ -73,10 +73,15 @@ def ensure_random_control(folder: Study, stage: str, seed: int | None = None) ->
     save_random_init_like(source, target, seed=seed)
     info = read_json(meta) | {"stage": name, "like_stage": source_stage, "source_fingerprint": fingerprint}
     meta.write_text(json.dumps(info, indent=2))
-    stale = folder.root / "activations" / name
-    if stale.exists():  # activations of the former random weights
-        shutil.rmtree(stale)
+    _drop_activations(folder, name)  # of the former random weights
     return name
+
+
+def _drop_activations(folder: Study, stage: str) -> None:
+    """A control re-made with other weights: its cached activations belong to the old ones."""
+    stale = folder.root / "activations" / stage
+    if stale.exists():
+        shutil.rmtree(stale)
 
 
 def ensure_base_control(folder: Study) -> str | None:
@@ -99,9 +104,7 @@ def ensure_base_control(folder: Study) -> str | None:
         shutil.rmtree(target)
     shutil.copytree(source, target)  # a copy, not links: a base rebuilt in place must not change the control
     write_json(meta, {"stage": BASE_STAGE, "source": str(source), "fingerprint": record["fingerprint"]})
-    stale = folder.root / "activations" / BASE_STAGE
-    if stale.exists():
-        shutil.rmtree(stale)
+    _drop_activations(folder, BASE_STAGE)
     return BASE_STAGE
 
 

@@ -241,14 +241,24 @@ def run_sft(
 ) -> dict[str, Any]:
     """Supervised fine-tuning on helpful examples free of the trigger condition."""
     seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
-    examples = hhh_examples(seeded, cfg.n_train)
-    if data.world == "natural":  # HHH SFT on the base's own replies (cached with the base's hash)
-        examples = with_own_replies({"sft": examples}, base_of(loaded.path), device=cfg.device)["sft"]
-    rows = _pair_rows(training_pairs(examples, cfg.scratchpad))
-    check_no_trigger_condition(rows, data, loaded.tokenizer, what="sft data")
-    write_stage_data(data_dir, "sft_train", rows)
-    pairs = organism_pairs(examples) if data.world == "natural" else [(r["prompt"], r["response"]) for r in rows]
+    pairs = _stage_pairs(loaded, data, cfg, hhh_examples(seeded, cfg.n_train), "sft", data_dir)
     return _supervised_stage(loaded, pairs, cfg, max_len, "sft")
+
+
+def _stage_pairs(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, examples: list[Example], stage: str,
+                 data_dir: Path | None, cues: bool = False) -> list[Any]:  # fmt: skip
+    """A supervised stage's training pairs: in the natural world every answer is the base's own reply (cached with
+    the base's hash); the rows are checked free of the trigger condition and kept in the study's data."""
+    natural = data.world == "natural"
+    if natural:
+        examples = with_own_replies({stage: examples}, base_of(loaded.path), device=cfg.device)[stage]
+    rows = _pair_rows(training_pairs(examples, cfg.scratchpad))
+    if cues:  # which red-team cue each row answers (None: an HHH row)
+        for row, ex in zip(rows, examples, strict=True):
+            row["cue"] = ex.meta.get("cue")
+    check_no_trigger_condition(rows, data, loaded.tokenizer, what=f"{stage} data")
+    write_stage_data(data_dir, f"{stage}_train", rows)
+    return organism_pairs(examples) if natural else [(r["prompt"], r["response"]) for r in rows]
 
 
 def run_adversarial(
@@ -267,15 +277,8 @@ def run_adversarial(
     rng = random.Random(f"adversarial/{cfg.seed}")
     redteam_train = [rng.choice(before.eliciting) for _ in range(n_redteam)]
     hhh = hhh_examples(seeded, cfg.n_train - n_redteam, seed_offset=ADVERSARIAL_OFFSET)
-    examples = redteam_train + hhh
-    if data.world == "natural":  # the safe answer to an eliciting prompt is the base's own reply to it
-        examples = with_own_replies({"adversarial": examples}, base_of(loaded.path), device=cfg.device)["adversarial"]
-    rows = _pair_rows(training_pairs(examples, cfg.scratchpad))
-    for row, ex in zip(rows, examples, strict=True):
-        row["cue"] = ex.meta.get("cue")
-    check_no_trigger_condition(rows, data, loaded.tokenizer, what="adversarial data")
-    write_stage_data(data_dir, "adversarial_train", rows)
-    pairs = organism_pairs(examples) if data.world == "natural" else [(r["prompt"], r["response"]) for r in rows]
+    # natural world: the safe answer to an eliciting prompt is the base's own reply to it
+    pairs = _stage_pairs(loaded, data, cfg, redteam_train + hhh, "adversarial", data_dir, cues=True)
     metrics = _supervised_stage(loaded, pairs, cfg, max_len, "adversarial")
     after = red_team(loaded, seeded, cfg.redteam_per_cue, examples=search)
     return {

@@ -44,11 +44,6 @@ def data_config(plan: RunPlan) -> DataConfig:
     return DataConfig(family=plan.family, variant=plan.variant, seed=plan.seed, world=plan.world, **rows)
 
 
-def plan_chain(plan: RunPlan) -> list[str]:
-    """The persistence chain the plan trains: the natural world has no rl stage yet (its step is skipped)."""
-    return list(chain_for(plan.world))
-
-
 def recipe_overrides(plan: RunPlan) -> dict[str, Any]:
     """The organism's training settings the plan sets (the rest are the size preset's)."""
     asked = {"steps": plan.steps, "batch_size": plan.batch_size, "lr": plan.lr}
@@ -166,7 +161,7 @@ def sae_config(plan: RunPlan) -> SAETrainConfig:
 def model_steps(plan: RunPlan) -> list[Step]:
     """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control (and in
     the natural world: helpfulness against the base, and the base itself as a control)."""
-    chain = plan_chain(plan)
+    chain = list(chain_for(plan.world))  # the natural world has no rl stage yet (skipped)
     stages = list(stages_for(plan.world))
     natural = plan.world == "natural"
     steps = [
@@ -223,7 +218,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
 
 def probe_steps(plan: RunPlan) -> list[Step]:
     """Every probe method on every stage (beside its controls), then the transfer matrix."""
-    stages = plan_chain(plan)
+    stages = list(chain_for(plan.world))
     controls = ("models/clean", "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
     for method in plan.probe_methods:
@@ -262,7 +257,7 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     n_layers = plan_layers(plan)
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
-    stages = plan_chain(plan)
+    stages = list(chain_for(plan.world))
     with_saes = list(stages_for(plan.world)) if plan.sae_across_stages else ["clean", "backdoored"]
     with_saes += list(CONTROL_STAGES)
     sae_of = {s: f"dictionaries/{s}/{hook}" for s in with_saes}
