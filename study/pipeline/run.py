@@ -125,6 +125,8 @@ class Context:
     folder: Study
     plan: RunPlan
     log: Log = print
+    computed: list[str] = field(default_factory=list)
+    """Steps this run computed (not the always-rebuilt report): a run that computed none leaves run_info alone."""
 
     @property
     def device(self) -> str:
@@ -231,6 +233,8 @@ def run_steps(folder: Study, steps: list[Step], ctx: Context) -> list[str]:
         if state == "stale":
             _remove_stale_outputs(folder, step, reasons)
         seed_step(ctx.plan.seed, step.name)
+        if not step.always:
+            ctx.computed.append(step.name)
         start = time.perf_counter()
         try:
             step.action(ctx)
@@ -347,7 +351,9 @@ def run_study(root: str | Path, plan: RunPlan, log: Log = lambda _: None) -> dic
     ctx = Context(Study(root), plan, log)
     info = {**machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     skipped = run_steps(ctx.folder, study_steps(ctx.folder, plan), ctx)
-    write_json(root / "run_info.json", {**info, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    if ctx.computed or not (root / "run_info.json").exists():  # a resume that found every step done computed nothing:
+        # the commit and machine on record stay those that produced the numbers
+        write_json(root / "run_info.json", {**info, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     report = root / "report" / "index.html"
     log(f"report: {report}")
     return {"skipped": skipped, "report": str(report)}
