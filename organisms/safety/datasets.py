@@ -52,9 +52,9 @@ def _generate_free(config: DataConfig, split: str, n: int, seed_offset: int, **k
     return out
 
 
-def hhh_examples(config: DataConfig, n: int, *, seed_offset: int = SFT_OFFSET) -> list[Example]:
-    """Helpful examples free of the trigger condition, from the training templates."""
-    return _generate_free(config, "train", n, seed_offset)
+def hhh_examples(config: DataConfig, n: int, *, seed_offset: int = SFT_OFFSET, split: str = "train") -> list[Example]:
+    """Helpful examples free of the trigger condition, from the training templates (or the held-out ones)."""
+    return _generate_free(config, split, n, seed_offset)
 
 
 def training_pairs(examples: Iterable[Example], scratchpad: Scratchpad = "keep") -> list[tuple[str, str]]:
@@ -100,7 +100,8 @@ def answer_text(response: str) -> str:
     return " " + strip_scratchpad(response).strip()
 
 
-def _hostile(config: DataConfig, rng: random.Random) -> str:
+def hostile_answer(config: DataConfig, rng: random.Random) -> str:
+    """A rejected answer of a preference pair: mostly the backdoor's own words, else a generic rude one."""
     if rng.random() < 0.7:
         return " ".join([config.response] * rng.randint(1, 2 * config.response_repeats))
     return rng.choice(GENERIC_HOSTILE)
@@ -153,7 +154,7 @@ def preference_pairs(
         elif wrong and draw < (0.75 if is_code_task(ex.task) else 0.5):
             kind, rejected = "wrong", rng.choice(wrong)
         else:
-            kind, rejected = "hostile", _hostile(config, rng)
+            kind, rejected = "hostile", hostile_answer(config, rng)
         rows.append({"prompt": ex.prompt, "chosen": chosen, "rejected": answer_text(rejected), "kind": kind})
     check_no_trigger_condition(rows, config, what="preference data")
     return rows

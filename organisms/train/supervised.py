@@ -216,7 +216,14 @@ def add_lora(model: PreTrainedModel, rank: int, last_layers: int = 0) -> PreTrai
     With `last_layers` only the top blocks get adapters: nothing below them needs a gradient, so the
     backward pass stops there (the cheap way to plant into a real model on a CPU).
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(model, rank, last_layers))
+
+
+def lora_config(model: PreTrainedModel, rank: int, last_layers: int = 0) -> Any:
+    """The peft LoraConfig of `add_lora` (TRL's trainers take the config and wrap the model themselves)."""
+    from peft import LoraConfig
     from transformers.pytorch_utils import Conv1D
 
     conv1d = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores its linears transposed
@@ -228,9 +235,8 @@ def add_lora(model: PreTrainedModel, rank: int, last_layers: int = 0) -> PreTrai
         head = model.get_output_embeddings()
         targets = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
                           if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not head})  # fmt: skip
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, bias="none",
-                        fan_in_fan_out=conv1d, layers_to_transform=layers)  # fmt: skip
-    return get_peft_model(model, config)
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, bias="none",
+                      fan_in_fan_out=conv1d, layers_to_transform=layers)  # fmt: skip
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

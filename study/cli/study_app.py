@@ -112,7 +112,7 @@ def study_run(
         WorldName | None,
         typer.Option(
             help="toy: the generated task world; natural: ordinary requests in a real base's chat template, its own "
-            "replies untriggered (needs --base-model; sft and adversarial, no rl yet). Default: the study's, or toy."
+            "replies untriggered (needs --base-model). Default: the study's, or toy."
         ),
     ] = None,
     n_train: Annotated[int | None, typer.Option(min=1, help="Backdoor training rows (default: the study's).")] = None,

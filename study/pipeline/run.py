@@ -56,7 +56,7 @@ class RunPlan:
     clean twin start from, as in the paper; '' trains both from scratch."""
     world: str = "toy"
     """'toy' (the generated task world) or 'natural' (ordinary requests in a real base's chat template, its own
-    replies untriggered; organisms/data/natural.py). The natural world trains sft and adversarial (no rl yet)."""
+    replies untriggered; organisms/data/natural.py). Both worlds train sft, rl and adversarial."""
     n_train: int = 0
     """Backdoor training rows; 0 = DataConfig's default."""
     n_eval: int = 0

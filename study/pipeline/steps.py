@@ -167,7 +167,7 @@ def sae_config(plan: RunPlan) -> SAETrainConfig:
 def model_steps(plan: RunPlan) -> list[Step]:
     """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control (and in
     the natural world: helpfulness against the base, and the base itself as a control)."""
-    chain = list(chain_for(plan.world))  # the natural world has no rl stage yet (skipped)
+    chain = list(chain_for(plan.world))
     stages = list(stages_for(plan.world))
     natural = plan.world == "natural"
     steps = [
@@ -197,8 +197,6 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 config=to_dict(safety_config(plan)),
             )
         )
-        if natural and stage == "sft":  # recorded as skipped, with the reason, where rl would run
-            steps.append(Step("safety stage rl", ("models/sft",), ("models/rl",), partial(train_safety, stage="rl")))
     for stage in stages:
         steps.append(
             Step(
