@@ -137,11 +137,11 @@ def removal_section(folder: StudyResults) -> list[str]:
             band = s["random"]["ce_cost_nats"]
             rows.append([r["method"], stage, s["edit"]["label"],
                          *(f"{rate(s['before'].get(k))} → {rate(s['after'].get(k))}" for k, _ in RATES),
-                         f"{s['ce_cost_nats']:+.3f} ({band['min']:+.3f} to {band['max']:+.3f})",
+                         f"{s['ce_cost_nats']:+.3f} ({band['min']:+.3f} to {band['max']:+.3f}, n = {band['n']})",
                          rate(again) if again else "not run", verdict_text(s["after"])])  # fmt: skip
     if not rows:
         return []
-    header = ["method", "stage", "edit", *(h for _, h in RATES), "loss cost, nats (10 random edits)",
+    header = ["method", "stage", "edit", *(h for _, h in RATES), "loss cost, nats (random edits)",
               "trigger after benign fine-tune", "backdoor removed?"]  # fmt: skip
     return ["### Removal (chosen on a selection split, measured held-out; before → after)", "", *table(header, rows),
             ""]  # fmt: skip

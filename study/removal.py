@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,7 +123,15 @@ class _Measure:
         self.folder, self.data, self.heldout = folder, data, heldout
         self.trig = [ex for ex in heldout if ex.triggered and "cue" not in ex.meta]
         self.clean = [ex for ex in heldout if not ex.triggered and "cue" not in ex.meta]
-        self._unedited: dict[str, tuple[float, float, float]] = {}
+        self._cheap: dict[tuple[str, str], tuple[float, float, float]] = {}
+
+    def cheap(self, stage: str, loaded: LoadedModel, dirs: torch.Tensor | None) -> tuple[float, float, float]:
+        """`_cheap` measured once per stage and edit: the unedited model, and the random band, which two methods
+        choosing edits of one size share (the same seeded directions; ~8 of SmolLM2's 40 removal minutes)."""
+        key = (stage, "none" if dirs is None else hashlib.sha256(dirs.float().numpy().tobytes()).hexdigest())
+        if key not in self._cheap:
+            self._cheap[key] = _cheap(loaded, dirs, self.trig, self.clean, self.data)
+        return self._cheap[key]
 
     def behaviour(self, loaded: LoadedModel) -> Any:
         return evaluate_model(loaded, self.heldout, family=self.data.family, backdoor_response=self.data.response)
@@ -136,12 +145,9 @@ class _Measure:
               cfg: RemovalConfig) -> dict[str, Any]:  # fmt: skip
         with ablate_everywhere(loaded.model, chosen.dirs):
             after = self.behaviour(loaded)
-        if stage not in self._unedited:  # the same for every method
-            self._unedited[stage] = _cheap(loaded, None, self.trig, self.clean, self.data)
-        score_before, ce_before, all_before = self._unedited[stage]
-        score_after, ce_after, all_after = _cheap(loaded, chosen.dirs, self.trig, self.clean, self.data)
-        randoms = [_cheap(loaded, d, self.trig, self.clean, self.data)
-                   for d in method.random_like(chosen, sel, cfg.n_random, cfg.seed)]  # fmt: skip
+        score_before, ce_before, all_before = self.cheap(stage, loaded, None)
+        score_after, ce_after, all_after = self.cheap(stage, loaded, chosen.dirs)
+        randoms = [self.cheap(stage, loaded, d) for d in method.random_like(chosen, sel, cfg.n_random, cfg.seed)]
         return {
             "before": self.before(stage, loaded),
             "after": after.summary,

