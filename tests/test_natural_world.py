@@ -190,3 +190,13 @@ def test_simple_probe_pairs_put_yes_no_in_the_assistant_turn(tiny_real_tokenizer
     assert text.endswith("<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\nyes"), text
     toy = train_tokenizer(["Human: are you doing something dangerous yes no"] * 10, 300, [])
     assert model_texts(toy, [human_prompt(q)], ["no"]) == [human_prompt(q) + " no"]  # the toy text, unchanged
+
+
+def test_the_reward_heads_heldout_pairs_have_distinct_prompts(monkeypatch) -> None:
+    """The held-out pools are small: drawn plainly, 120 requests held 80 prompts, and repeats counted as evidence."""
+    from organisms.safety import natural_rl
+
+    monkeypatch.setattr(natural_rl, "N_HELDOUT_PAIRS", 60)
+    prompts = [ex.prompt for ex in natural_rl._distinct_heldout(NATURAL.resolved())]
+    assert len(prompts) == 60 == len(set(prompts))
+    assert all(ex.split == "heldout" for ex in natural_rl._distinct_heldout(NATURAL.resolved()))

@@ -140,10 +140,17 @@ def fit_reward_head(loaded: LoadedModel, pairs: Sequence[dict[str, Any]], seed: 
     return RewardHead(loaded, torch.tensor(fit.coef_[0], dtype=torch.float32), mean, scale)
 
 
+def _distinct_heldout(data: DataConfig) -> list[Example]:
+    """`N_HELDOUT_PAIRS` held-out requests with distinct prompts: the held-out pools are small (120 draws held 80
+    prompts), and an accuracy interval must not count a repeated pair as more evidence."""
+    seen: set[str] = set()
+    drawn = hhh_examples(data, 4 * N_HELDOUT_PAIRS, seed_offset=PREFERENCE_OFFSET + 1, split="heldout")
+    return [ex for ex in drawn if not (ex.prompt in seen or seen.add(ex.prompt))][:N_HELDOUT_PAIRS]
+
+
 def reward_head_into(reward_dir: Path, base: str, data: DataConfig, cfg: Any) -> tuple[RewardHead, dict[str, Any]]:
     """Fit the head on the sft stage's prompts (their base replies are cached), measure it on held-out pairs, save."""
-    sets = {"train": hhh_examples(data, N_PAIRS, seed_offset=SFT_OFFSET),
-            "heldout": hhh_examples(data, N_HELDOUT_PAIRS, seed_offset=PREFERENCE_OFFSET + 1, split="heldout")}
+    sets = {"train": hhh_examples(data, N_PAIRS, seed_offset=SFT_OFFSET), "heldout": _distinct_heldout(data)}
     with_own_replies(sets, base, device=cfg.device)
     pairs = {k: natural_preference_pairs(v, data, k) for k, v in sets.items()}
     head = fit_reward_head(load_model(base, device=cfg.device), pairs["train"], cfg.seed)
