@@ -232,9 +232,11 @@ def fit_logistic_batched(
     basis = None
     if x.shape[1] < x.shape[2]:
         # Fewer rows than dimensions (200-300 prompts, SmolLM2's d 576): the L2 optimum lies in the span of the
-        # rows (representer theorem), so fit in the rows' own basis, exactly, with an n x n Hessian (~4x faster).
-        _, _, basis = torch.linalg.svd(standard, full_matrices=False)  # [k, n, d], orthonormal rows
-        standard = standard @ basis.transpose(1, 2)
+        # rows (representer theorem), so fit in an orthonormal basis of that span, exactly, with an n x n Hessian
+        # (~4x faster). The basis is QR's Q, not the SVD's: any orthonormal basis keeps |w| and the optimum, and
+        # QR is ~5x cheaper (the SVD was half of a defection probe's time on SmolLM2).
+        q, r = torch.linalg.qr(standard.transpose(1, 2))  # standard^T = Q R, Q [k, d, n] orthonormal columns
+        basis, standard = q.transpose(1, 2), r.transpose(1, 2)  # standard @ Q = R^T
     z = torch.cat([standard, torch.ones(*x.shape[:2], 1, dtype=dtype, device=dev)], -1)  # bias column
     k, _, d1 = z.shape
     reg = torch.eye(d1, dtype=dtype, device=dev) / C
