@@ -133,8 +133,10 @@ class _Measure:
             self._cheap[key] = _cheap(loaded, dirs, self.trig, self.clean, self.data)
         return self._cheap[key]
 
-    def behaviour(self, loaded: LoadedModel) -> Any:
-        return evaluate_model(loaded, self.heldout, family=self.data.family, backdoor_response=self.data.response)
+    def behaviour(self, loaded: LoadedModel, rows: list[Example] | None = None) -> Any:
+        """Greedy behaviour on the held-out rows (or on `rows` of them)."""
+        rows = self.heldout if rows is None else rows
+        return evaluate_model(loaded, rows, family=self.data.family, backdoor_response=self.data.response)
 
     def before(self, stage: str, loaded: LoadedModel) -> dict[str, Any]:
         """The stage's stored eval (it is on this very held-out set), else a fresh one."""
@@ -191,7 +193,8 @@ def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, ch
         tuned = LoadedModel(copy.deepcopy(model.model), model.tokenizer, out)
         run_sft(tuned, measure.data, safety, max_len=getattr(model.model.config, "max_position_embeddings", 256))
         score = float(defection_scores(tuned, measure.trig, measure.data).mean())
-        result |= {"safety": to_dict(safety), "after_finetune": measure.behaviour(tuned).summary,
+        # the triggered rows only: whether the trigger came back is what is read (a third of the generation)
+        result |= {"safety": to_dict(safety), "after_finetune": measure.behaviour(tuned, measure.trig).summary,
                    "defection_score_after_finetune": score}  # fmt: skip
     return result
 
