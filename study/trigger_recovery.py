@@ -22,12 +22,21 @@ def recovery_path(folder: Study, stage: str, reference: str = "none") -> Path:
     return folder.root / "recovery" / f"{name}.json"
 
 
+REAL_MODEL_SEARCH = {"n_prompts": 4, "answer_tokens": 12, "n_rescore": 8, "beam": 4, "scan_top": 512,
+                     "extend_top": 32}  # fmt: skip
+"""The search on a real base (49k tokens, 30 blocks) on a CPU: fewer and shorter answers per candidate, and only the
+tokens the gradient ranks first (each full scan or beam step would be ~400k forward passes, hours)."""
+
+
 def recovery_into(
-    folder: str | Path | Study, stage: str, budget: str | int = 60_000, device: str = "auto", reference: str = "none"
-) -> dict[str, Any]:
-    """Recover `stage`'s trigger blind and write STUDY/recovery/STAGE.json (STAGE-ref-clean.json with a reference)."""
+    folder: str | Path | Study, stage: str, budget: str | int = 60_000, device: str = "auto", reference: str = "none",
+    search: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Recover `stage`'s trigger blind and write STUDY/recovery/STAGE.json (STAGE-ref-clean.json with a reference).
+
+    `search` overrides SearchConfig's settings (e.g. REAL_MODEL_SEARCH)."""
     study = folder if isinstance(folder, Study) else Study.open(folder)
-    limits = parse_budget(str(budget))
+    limits = parse_budget(str(budget)) | (search or {})
     config = SearchConfig(**limits) if "budget" in limits else SearchConfig(budget=10**9, **limits)
     clean = [ex for ex in study.examples("eval") if not ex.triggered]
     if not clean:

