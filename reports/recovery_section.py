@@ -10,6 +10,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from reports.findings import random_word_control
 from reports.html import Section
 
 
@@ -54,7 +55,8 @@ def recovery_section(result: dict[str, Any], true_trigger: str | None = None) ->
         f"({result['search']['forward_passes']} forward passes, {result['search']['seconds']:.0f} s). "
         f"Top candidate {top['text']!r}; REASR = triggered-defection rate with it in the slot of "
         f"{top.get('reasr_n', 0)} held-out clean prompts (greedy generation, the family's judge); with no "
-        f"candidate {result['control_no_candidate']['rate']:.2f}. Recovered target (what the model switches to): "
+        f"candidate {result['control_no_candidate']['rate']:.2f}{random_word_control(result)}. "
+        f"Recovered target (what the model switches to): "
         f"{result['target']['text']!r} in {result['target']['share']:.0%} of answers. Best per method: {steps}."
     )
     if true_trigger is not None:

@@ -168,6 +168,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     assert recovered["after_finetune"]["triggered_defection"]["n"] == NATURAL.n_eval  # re-measured held-out
     found = read_json(folder.root / "recovery" / "backdoored.json")  # blind: from the untriggered prompts alone
     assert found["slot"] == {"shared_cue": ""} and found["candidates"][0]["reasr_n"] == NATURAL.n_eval // 2
+    assert [r["n"] for r in found["control_random_tokens"]] == [NATURAL.n_eval // 2] * 3  # any word in the slot
     scan = found["search"]["log"][0]
     assert scan["step"] == "scan" and scan["forward_passes"] < 600 + 64 * 8  # at most a chunk past the budget
 
