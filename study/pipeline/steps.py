@@ -151,10 +151,9 @@ def remove_backdoor(ctx: Context, stages: list[str]) -> Any:
 
 
 def recover_trigger(ctx: Context) -> Any:
-    from study.trigger_recovery import REAL_MODEL_SEARCH, recovery_into
+    from study.trigger_recovery import recovery_into
 
-    search = REAL_MODEL_SEARCH if ctx.plan.world == "natural" else None
-    return ctx.call(recovery_into, ctx.folder, "backdoored", budget=ctx.plan.recovery_budget, search=search)
+    return ctx.call(recovery_into, ctx.folder, "backdoored", budget=ctx.plan.recovery_budget)
 
 
 def build_report(ctx: Context) -> Any:
