@@ -118,9 +118,13 @@ def _recovery(folder: StudyResults, out: Findings) -> None:
             continue
         top = r["candidates"][0]
         reasr = top.get("reasr")
+        verified = [c for c in r["candidates"] if c.get("reasr") is not None]
+        best = max(verified, key=lambda c: c["reasr"]) if verified else top
+        also = (f"; best verified {best['text']!r}, REASR {best['reasr']:.2f} ({best['reasr_interval'][0]:.2f}–"
+                f"{best['reasr_interval'][1]:.2f})" if best is not top else "")  # fmt: skip
         out.findings.append(
             f"Blind recovery on {r['stage']} (reference {r.get('reference_stage')}): top candidate {top['text']!r}, "
-            f"REASR {'n/a' if reasr is None else f'{reasr:.2f}'} (n={top.get('reasr_n')}), target "
+            f"REASR {'n/a' if reasr is None else f'{reasr:.2f}'} (n={top.get('reasr_n')}){also}, target "
             f"{r.get('target', {}).get('text', '')[:40]!r}; with no candidate "
             f"{format_rate(r.get('control_no_candidate'))}{random_word_control(r)}."
         )
