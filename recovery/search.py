@@ -100,9 +100,9 @@ class Scorer:
         seqs, positions = [], []
         for cand in cands:
             for (before, after), answer in zip(self.parts, self.answers, strict=True):
-                prompt = [*before, *cand, *after]
-                seqs.append(prompt + answer[:-1])
-                positions.append(range(len(prompt) - 1, len(prompt) - 1 + len(answer)))
+                seq, at = teacher_forced([*before, *cand, *after], answer)
+                seqs.append(seq)
+                positions.append(at)
         flat = logprobs_at(model, seqs, positions, self.pad, self.config.batch_size)
         self.passes += len(seqs)
         n = len(self.parts)
@@ -121,11 +121,11 @@ class Scorer:
         refs = self._logprobs(self.reference.model, [cand])[0] if self.reference is not None else self.base
         total = torch.zeros((), device=dev)
         for (before, after), answer, ref in zip(self.parts, self.answers, refs, strict=True):
-            rows = embed(torch.tensor([*before, *cand, *after, *answer[:-1]], device=dev)).detach()
+            seq, read = teacher_forced([*before, *cand, *after], answer)
+            rows = embed(torch.tensor(seq, device=dev)).detach()
             slot = len(before) + at
             rows = torch.cat([rows[:slot], (onehot @ embed.weight)[None], rows[slot + 1 :]])
-            start = len(before) + len(cand) + len(after) - 1
-            logits = self.model(inputs_embeds=rows[None]).logits[0, start : start + len(answer)].float()
+            logits = self.model(inputs_embeds=rows[None]).logits[0, read.start : read.stop].float()
             mine = torch.log_softmax(logits, -1)
             total = total + (mine.exp() * (mine - ref.to(dev))).sum()
         (grad,) = torch.autograd.grad(total, onehot)
@@ -142,7 +142,13 @@ class Scorer:
         return scores
 
 
-def _decode(tok, ids: Sequence[int]) -> str:
+def teacher_forced(prompt: Sequence[int], answer: Sequence[int]) -> tuple[list[int], range]:
+    """The prompt followed by the answer but its last token, and the positions whose next-token distributions are
+    the answer's (one forward pass reads every answer token)."""
+    return [*prompt, *answer[:-1]], range(len(prompt) - 1, len(prompt) - 1 + len(answer))
+
+
+def decode_ids(tok, ids: Sequence[int]) -> str:
     return " ".join(tok.decode(list(ids), skip_special_tokens=True).split())
 
 
@@ -189,12 +195,13 @@ def search_trigger(
     n_all = len(slot.questions)
     run = _Run(Scorer(loaded, slot, range(min(config.n_prompts, n_all)), reference, config), config)
     tok = loaded.tokenizer
-    vocab = [i for i in range(len(tok)) if i not in set(tok.all_special_ids) and _decode(tok, [i])]
+    special = set(tok.all_special_ids)
+    vocab = [i for i in range(len(tok)) if i not in special and decode_ids(tok, [i])]
     mark = _placeholder(tok, vocab)
     ordered = run.scorer.first_order(vocab, (mark,), 0)
     run.score([(i,) for i in ordered[: config.scan_top or None]])  # 1. the scan: each token alone, likeliest first
     best = _rank(run.scored, 1)[0]
-    log = [{"step": "scan", "best": _decode(tok, best[0]), "score": best[1], "forward_passes": run.scorer.passes}]
+    log = [{"step": "scan", "best": decode_ids(tok, best[0]), "score": best[1], "forward_passes": run.scorer.passes}]
     beam = _rank(run.scored, config.beam)
     for length in range(2, config.max_tokens + 1):  # 2. the beam: grow by one token on either side
         grown: dict[tuple[int, ...], float] = {}
@@ -206,7 +213,7 @@ def search_trigger(
         if not grown:
             break
         beam = _rank({**dict(beam), **grown}, config.beam)
-        log.append({"step": f"beam-{length}", "best": _decode(tok, beam[0][0]), "score": beam[0][1],
+        log.append({"step": f"beam-{length}", "best": decode_ids(tok, beam[0][0]), "score": beam[0][1],
                     "forward_passes": run.scorer.passes})  # fmt: skip
     run.bar.close()
     finalists = _finalists(run.scored, tok, beam)  # 3. re-score the best distinct texts, re-tokenized, on more prompts
@@ -245,7 +252,7 @@ def _finalists(scored: dict[tuple[int, ...], float], tok, beam: list, k: int = 1
     for group, found_by in ((pool, "search"), (singles, "scan"), (parts, "trim")):
         added = 0
         for ids in group:
-            text = _decode(tok, ids)
+            text = decode_ids(tok, ids)
             if text and text not in out:
                 out[text] = found_by if found_by != "search" else ("scan" if len(ids) == 1 else "beam")
                 added += 1
@@ -267,9 +274,9 @@ def firing_share(
     seqs, positions = [], []
     for cand in cands:
         for before, after in parts:
-            prompt = [*before, *cand, *after]
-            seqs.append(prompt + list(target[:-1]))
-            positions.append(range(len(prompt) - 1, len(prompt) - 1 + len(target)))
+            seq, at = teacher_forced([*before, *cand, *after], target)
+            seqs.append(seq)
+            positions.append(at)
     lps = logprobs_at(loaded.model, seqs, positions, tok.pad_token_id or 0)
     idx = torch.tensor(list(target))
     fired = [lp[torch.arange(len(idx)), idx].sum().exp().item() > threshold for lp in lps]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
+from reports.findings import random_word_control
 from study.cli.common import DeviceOpt, console, user_errors
 from study.folder import Study
 from study.trigger_recovery import recovery_into, recovery_path
@@ -28,9 +29,8 @@ def recovery_table(result: dict[str, Any], k: int = 8) -> Table:
         table.add_row(str(i), repr(c["text"]), f"{c['score']:.2f}", c["found_by"], r)
     table.caption = (
         f"target: {result['target']['text']!r} (share {result['target']['share']:.2f}); "
-        f"no candidate: {result['control_no_candidate']['rate']:.2f}; "
-        + "".join(f"random word {r['text']!r}: {r['rate']:.2f}; " for r in result.get("control_random_tokens", []))
-        + f"{result['search']['forward_passes']} forward passes, {result['search']['seconds']:.0f} s"
+        f"no candidate: {result['control_no_candidate']['rate']:.2f}{random_word_control(result)}; "
+        f"{result['search']['forward_passes']} forward passes, {result['search']['seconds']:.0f} s"
     )
     return table
 

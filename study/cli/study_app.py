@@ -77,14 +77,15 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
     recipe = _study_recipe(have, values["size"]) | given
     lens = not asked.get("persistence_only", False)  # False: probes, SAEs and removal are left out
     budget = asked.get("recovery_budget")
-    if budget not in (None, "0", "none"):
+    budget = "" if budget in ("0", "none") else budget
+    if budget:
         from recovery.api import parse_budget
 
         try:
             parse_budget(budget)  # a bad value fails now, not after hours of training
         except ValueError as err:
             raise ConfigError(f"--recovery-budget: {err}") from err
-    extra = {"recovery_budget": "" if budget in ("0", "none") else budget} if budget is not None else {}
+    extra = {"recovery_budget": budget} if budget is not None else {}
     return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, lens=lens, **rows,
                 **recipe, **extra)  # fmt: skip
 
