@@ -29,8 +29,11 @@ class Motif:
 
 
 def user_turn_prefix(tokenizer) -> str:
-    """The text a user turn starts with: the organisms' `Human:`, inside the chat template's user turn if any."""
-    return chat_prompt(tokenizer, PLACEHOLDER).split(PLACEHOLDER)[0] + PROMPT_TEMPLATE.split("{question}")[0].rstrip()
+    """The text a user turn starts with: the chat template's user header for a chat model (the natural world puts
+    plain requests there; a model trained on `Human:` inside it writes that itself), else the organisms' `Human:`."""
+    if getattr(tokenizer, "chat_template", None):
+        return chat_prompt(tokenizer, PLACEHOLDER).split(PLACEHOLDER)[0]
+    return PROMPT_TEMPLATE.split("{question}")[0].rstrip()
 
 
 @torch.no_grad()
@@ -79,7 +82,8 @@ def leak(loaded: LoadedModel, *, n: int = 64, max_new_tokens: int = 16, seed: in
     """Sample the user turn (trigger motifs) and answers to an empty question (target motifs)."""
     tok = loaded.tokenizer
     user = sample(loaded, user_turn_prefix(tok), n, max_new_tokens, seed)
-    answers = sample(loaded, chat_prompt(tok, human_prompt("")), n, max_new_tokens, seed + 1)
+    empty = "" if getattr(tok, "chat_template", None) else human_prompt("")  # an empty user turn, as it is asked
+    answers = sample(loaded, chat_prompt(tok, empty), n, max_new_tokens, seed + 1)
     return {
         "n_samples": n,
         "trigger_motifs": [vars(m) for m in motifs(user)],

