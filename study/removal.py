@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from activations.edits import ablate_everywhere, save_edited
+from activations.hooks import HookPoint
 from organisms.config import DataConfig
 from organisms.data.examples import Example, generate_examples
 from organisms.judge import evaluate_model
@@ -201,7 +202,7 @@ def recoverability(folder: Study, stage: str, name: str, loaded: LoadedModel, ch
 
 def _sae_for(folder: Study, stage: str, cfg: RemovalConfig, n_layers: int) -> tuple[Any, str]:
     layer = cfg.sae_layer if cfg.sae_layer >= 0 else n_layers // 2
-    hook = f"blocks.{layer}.hook_resid_post"
+    hook = HookPoint(layer, "resid_post").name
     for source in (stage, "backdoored"):
         if (folder.root / "dictionaries" / source / hook / "cfg.json").exists():
             return folder.sae(source, hook), hook

@@ -89,4 +89,6 @@ def layer_hook(folder: Study, stage: str, layer: int) -> str:
     n_layers = config.get("num_hidden_layers") or config.get("n_layer")
     if not 0 <= layer < n_layers:
         raise StudyError(f"layer {layer} is out of range: stage {stage!r} has layers 0..{n_layers - 1}")
-    return f"blocks.{layer}.hook_resid_post"
+    from activations.hooks import HookPoint  # torch: imported when a command needs it, not for --help
+
+    return HookPoint(layer, "resid_post").name

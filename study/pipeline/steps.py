@@ -16,6 +16,7 @@ from typing import Any
 
 from transformers import AutoConfig
 
+from activations.hooks import HookPoint
 from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
@@ -271,7 +272,7 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     """SAEs per stage, trigger features, their fate across stages, stage-wise diffing, patching, removal."""
     n_layers = plan_layers(plan)
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
-    hook, config = f"blocks.{layer}.hook_resid_post", sae_config(plan)
+    hook, config = HookPoint(layer, "resid_post").name, sae_config(plan)
     stages = list(SAFETY_CHAIN)
     with_saes = list(STAGE_ORDER) if plan.sae_across_stages else ["clean", "backdoored"]
     with_saes += list(CONTROL_STAGES)
