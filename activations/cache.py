@@ -185,7 +185,8 @@ def _forward_batch(model, tok, texts, positions, points, sink, padding_side, dev
         rows = [tok(t)["input_ids"] for t in texts]
         first = min((min(p) for p in positions if len(p)), default=0)  # no vector is read inside the shared part
         batch = left_padded(rows, tok.pad_token_id, shared_length(rows, cap=first) if takes_cache(model) else 0)
-        inputs, seq, lengths = tail_inputs(model, batch), batch.ids.shape[1], batch.mask.sum(1)
+        inputs = tail_inputs(model, batch, run=lambda forward: _until_last_point(model, points, forward))
+        seq, lengths = batch.ids.shape[1], batch.mask.sum(1)
     else:
         enc = tok(texts, return_tensors="pt", padding=True)
         # position_ids from the mask: padding must not shift rotary / learned positions.
@@ -205,6 +206,12 @@ def _forward_batch(model, tok, texts, positions, points, sink, padding_side, dev
 
     with capture(model, points, capture_rows):
         run_until_done(lambda: model(**inputs))
+
+
+def _until_last_point(model, points: Sequence[HookPoint], forward) -> None:
+    """A forward pass stopped where the cache's last hook point is (the shared prefix's: nothing read from it)."""
+    with capture(model, points, lambda _point, _output: None):
+        run_until_done(forward)
 
 
 def _resume_manifest(out: Path, request: dict[str, Any]) -> dict[str, Any]:

