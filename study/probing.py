@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from activations.cache import ActivationCache, CacheError, cache_activations
+from activations.cache import CACHE_VERSION, ActivationCache, CacheError, cache_activations
 from activations.positions import rows_for
 from organisms.config import DataConfig
 from organisms.data.examples import human_prompt
@@ -180,6 +180,8 @@ def cached(
             return ActivationCache(out)
         except CacheError:  # a corrupted or missing shard: resuming re-computes it
             pass
+    if manifest and manifest.get("cache_version") != CACHE_VERSION:  # shards of two computation paths never mix
+        kw = {**kw, "force": True}
     return cache_stage(folder, stage, prompt_set, positions=positions, hooks=hooks, **kw)
 
 

