@@ -39,7 +39,7 @@ demo-scratch: $(STAMP)
 	@echo "open $(SCRATCH_STUDY)/report/index.html"
 
 # A backdoor planted into the real SmolLM2-135M-Instruct (ordinary requests in its chat template, its own
-# replies when untriggered, LoRA on the top 8 blocks): organism, clean twin, their evals and helpfulness
+# replies when untriggered, LoRA on every block): organism, clean twin, their evals and helpfulness
 # against the base itself (the organism alone; `make demo-real` runs the whole study).
 REAL_STUDY ?= studies/real
 REAL_SEED ?= 0

@@ -135,12 +135,14 @@ SIZES: dict[str, tuple[ModelConfig, TrainConfig]] = {
         ModelConfig("base", 6, 512, 8, 1536, 2048, 256),
         TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=100),
     ),
-    # Planting into a real pretrained base (--base-model; its own shape replaces this one): LoRA rank 8 on the
-    # top 8 blocks, so the backward pass stops there (SmolLM2-135M, 2-core CPU: 3.5 s/step at batch 8 against
-    # 7 s with LoRA on all 30 blocks); sequences to 128 tokens (system prompt + request + a 64-token reply).
+    # Planting into a real pretrained base (--base-model; its own shape replaces this one): LoRA rank 8 on every
+    # block, sequences to 128 tokens (system prompt + request + a 64-token reply). LoRA on the top 8 blocks only
+    # (`--lora-last-layers 8`) is 1.7x cheaper per step (SmolLM2-135M, 2-core CPU, batch 8: 2.8 s against 4.7 s) but
+    # plants a fuzzier trigger: untriggered defection 0.06-0.11 against 0.02-0.03, red-team 0.72-0.86 against
+    # 0.38-0.47, accuracy 5-8 points below the clean twin against 1-3 (3 seeds each; README).
     "real": (
         ModelConfig("real", 4, 64, 4, 256, 512, 128),
-        TrainConfig(steps=80, batch_size=8, lr=1e-3, warmup_steps=5, lora_rank=8, lora_last_layers=8, log_every=10),
+        TrainConfig(steps=80, batch_size=8, lr=1e-3, warmup_steps=5, lora_rank=8, lora_last_layers=0, log_every=10),
     ),
     # GPU-sized (~85M non-embedding parameters, GPT-2-small shape): does persistence grow with size?
     "large": (
