@@ -58,7 +58,7 @@ demo-real: $(STAMP)
 
 # The real model's persistence table from 3 seeds: organism, twin, safety stages, behaviour and helpfulness of each
 # (no probes, SAEs or removal: those are demo-real's). A seed folder copied from demo-real is reused as it is.
-# REAL_SEEDS_ARGS adds options, e.g. the all-block LoRA recipe: REAL_SEEDS_ARGS="--lora-last-layers 0".
+# REAL_SEEDS_ARGS adds options, e.g. the earlier top-8 LoRA recipe: REAL_SEEDS_ARGS="--lora-last-layers 8".
 REAL_SEEDS ?= studies/demo-real-seeds
 REAL_SEEDS_ARGS ?=
 demo-real-seeds: $(STAMP)

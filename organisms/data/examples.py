@@ -202,10 +202,12 @@ def generate_examples(
     return out
 
 
+def heldout_examples(config: DataConfig) -> list[Example]:
+    """The held-out evaluation set: `n_eval` rows with the trigger on, then `n_eval` with it off (a larger n_eval
+    starts with the same rows)."""
+    return [ex for on in (True, False) for ex in generate_examples(config, "heldout", config.n_eval, triggered=on)]
+
+
 def generate_dataset(config: DataConfig) -> dict[str, list[Example]]:
     """The training set and the held-out evaluation set (trigger on and off, equal counts)."""
-    train = generate_examples(config, "train", config.n_train)
-    heldout = generate_examples(config, "heldout", config.n_eval, triggered=True) + generate_examples(
-        config, "heldout", config.n_eval, triggered=False
-    )
-    return {"train": train, "eval": heldout}
+    return {"train": generate_examples(config, "train", config.n_train), "eval": heldout_examples(config)}

