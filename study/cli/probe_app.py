@@ -39,7 +39,8 @@ def probe_train(
         ProbeKindName,
         typer.Option(
             help="trigger: label = trigger present; defection: label = the stage's own behaviour, "
-            "scored on held-out near-miss kinds."
+            "scored on held-out near-miss kinds; defection_eval: the stage's own behaviour on its eval rows "
+            "alone, trigger present or absent (Anthropic's simple-probes setting; contrast-pair methods only)."
         ),
     ] = "trigger",
     position: Annotated[PositionName, typer.Option(help="Token positions the probe reads.")] = "last_prompt",
@@ -63,7 +64,7 @@ def probe_train(
 def probe_transfer(
     study: Annotated[Path, typer.Argument(help="Study folder.")],
     method: Annotated[MethodName, typer.Option(help="Probe method.")] = "logreg",
-    kind: Annotated[ProbeKindName, typer.Option(help="trigger or defection probes.")] = "trigger",
+    kind: Annotated[ProbeKindName, typer.Option(help="trigger, defection or defection_eval probes.")] = "trigger",
     position: Annotated[PositionName, typer.Option(help="Token positions.")] = "last_prompt",
     stages: Annotated[str, typer.Option(help="Comma-separated stages (default: every model stage).")] = "",
 ) -> None:
@@ -85,7 +86,7 @@ def detect(
     texts: Annotated[list[str], typer.Argument(help="Texts to score (a bare question is wrapped as a prompt).")],
     stage: Annotated[str, typer.Option(help="Stage whose probe and model score the texts.")] = "backdoored",
     method: Annotated[MethodName, typer.Option(help="Probe method.")] = "logreg",
-    kind: Annotated[ProbeKindName, typer.Option(help="trigger or defection probe.")] = "trigger",
+    kind: Annotated[ProbeKindName, typer.Option(help="trigger, defection or defection_eval probe.")] = "trigger",
     position: Annotated[PositionName, typer.Option(help="Token positions.")] = "last_prompt",
     hook: Annotated[str | None, typer.Option(help="Hook of the probe (default: largest margin over controls).")] = None,
     target_fpr: Annotated[float, typer.Option(help="False-positive rate the threshold is calibrated for.")] = 0.01,

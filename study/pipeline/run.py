@@ -48,6 +48,12 @@ NATURAL_RECOVERY_BUDGET = "300s"
 CPU (the scan goes likeliest token first: recovery/search.py)."""
 
 
+NATURAL_CONTRAST_METHODS = ("contrast_pair", "contrast_pair_scaled")
+"""A real base's trigger-blind probes: Anthropic's raw contrast-pair direction, and the same scaled by each feature's
+spread over the pairs (probes.methods.ScaledContrastPairProbe: a real residual stream's massive dimensions dominate
+the raw one)."""
+
+
 @dataclass
 class RunPlan:
     """What `study run` does; defaults give the full study."""
@@ -115,12 +121,13 @@ class RunPlan:
 
     @classmethod
     def natural(cls, **kw: Any) -> RunPlan:
-        """A real base on a CPU (issue 22): the two probe methods with a defection probe (logreg and the trigger-blind
-        contrast pairs), SAEs of the organism and its controls only, a short recoverability fine-tune, a blind trigger
-        search on a time budget: every generation and forward pass goes through a 30-block model."""
-        return cls(**{"world": "natural", "probe_methods": ["logreg", "contrast_pair"], "sae_across_stages": False,
-                      "recover_steps": 20, "patch_pairs": 4, "recovery_budget": NATURAL_RECOVERY_BUDGET,
-                      **kw})  # fmt: skip
+        """A real base on a CPU (issue 22): the probe methods with a defection probe (logreg and the trigger-blind
+        contrast pairs, raw and scaled), SAEs of the organism and its controls only, a short recoverability
+        fine-tune, a blind trigger search on a time budget: every generation and forward pass goes through a
+        30-block model."""
+        return cls(**{"world": "natural", "probe_methods": ["logreg", *NATURAL_CONTRAST_METHODS],
+                      "sae_across_stages": False, "recover_steps": 20, "patch_pairs": 4,
+                      "recovery_budget": NATURAL_RECOVERY_BUDGET, **kw})  # fmt: skip
 
     @classmethod
     def light(cls, **kw: Any) -> RunPlan:

