@@ -35,7 +35,7 @@ def test_a_persistence_only_plan_stops_at_behaviour_and_helpfulness(tmp_path: Pa
 
     full = [s.name for s in study_steps(Study(tmp_path), RunPlan(size="tiny"))]
     only = [s.name for s in study_steps(Study(tmp_path), RunPlan(size="tiny", lens=False))]
-    assert only == [n for n in full if not n.startswith(("trigger probe", "defection probe", "probe transfer",
+    assert only == [n for n in full if not n.startswith(("trigger probe", "defection", "probe transfer",
                                                           "SAE", "activation patching", "removal", "trigger feat",
                                                           "stage-wise"))]  # fmt: skip
     assert "behaviour of adversarial" in only and "persistence table" in only and only[-1] == "report"

