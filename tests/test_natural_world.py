@@ -161,6 +161,11 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     table = read_json(folder.root / "helpfulness.json")  # the base itself, evaluated on the same rows
     assert set(table["models"]) == {"base", "clean", "backdoored", "sft", "rl", "adversarial"}
     assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval and "base_reply_loss_vs_twin" in table
+    paired = table["accuracy_vs_twin_paired"]  # the same checkable prompts, answered by organism and twin
+    checkable = [r for r in read_jsonl(folder.responses_path("clean"))
+                 if not r["triggered"] and r["correct"] is not None]  # fmt: skip
+    assert paired["n"] == len(checkable) > 0 and paired["low"] <= paired["value"] <= paired["high"]
+    assert paired["value"] == pytest.approx(table["accuracy_vs_twin"])  # a prompt is checkable for both or neither
     probes = {kind: read_json(folder.probes_dir("backdoored", "contrast_pair_scaled", kind, "last_prompt")
                               / "results.json") for kind in ("defection", "defection_eval")}  # fmt: skip
     for probe in probes.values():
@@ -190,6 +195,9 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     assert bigger["triggered_defection"]["n"] == bigger["clean_defection"]["n"] == n
     assert bigger["shared_with_study"] == 2 * NATURAL.n_eval  # the larger draw starts with the study's own prompts
     assert folder.eval_path("backdoored").read_bytes() == own_eval  # what later steps read stays as it was
+    assert "Organism minus twin" not in result.output  # the twin was not evaluated on this draw yet
+    twin = CliRunner().invoke(app, [*args[:3], "--stage", "clean", *args[5:]])
+    assert twin.exit_code == 0 and "Organism minus twin, untriggered accuracy:" in twin.output, twin.output
 
 
 def test_a_reply_after_chatml_starts_without_a_space(tiny_real_tokenizer_base: Path) -> None:

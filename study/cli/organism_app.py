@@ -17,6 +17,7 @@ from reports.loss_text import gap_text, loss_lines
 from reports.tables import (
     eval_table,
     helpfulness_table,
+    paired_accuracy_text,
     per_task_table,
     stage_summary,
     sweep_table,
@@ -39,6 +40,7 @@ from study.cli.common import (
 )
 from study.cli.options import build_configs, collect_params, with_config_options
 from study.folder import Study
+from study.helpfulness import paired_accuracy
 from study.pipeline.training_steps import (
     default_from,
     evaluate_heldout,
@@ -161,10 +163,12 @@ def organism_eval(
     title = f"Behaviour on {n_eval} + {n_eval} held-out prompts (95% Wilson intervals)"
     console.print(eval_table(results, title=title))
     shared = next(iter(results.values()))["shared_with_study"]
-    console.print(
-        f"{shared} of these {2 * n_eval} prompts are the study's own eval set's; "
-        f"wrote {folder.root / 'evals' / f'heldout-{n_eval}'}"
-    )
+    out = folder.root / "evals" / f"heldout-{n_eval}"
+    organism, twin = (out / f"{s}.responses.jsonl" for s in ("backdoored", "clean"))
+    if organism.exists() and twin.exists():  # either evaluated now or by an earlier call on the same draw
+        paired = paired_accuracy(organism, twin)
+        console.print(f"Organism minus twin, untriggered accuracy: {paired_accuracy_text(paired)}")
+    console.print(f"{shared} of these {2 * n_eval} prompts are the study's own eval set's; wrote {out}")
 
 
 SAFETY_PARAMS = collect_params([SafetyConfig], choices={"scratchpad": ("keep", "strip")})
