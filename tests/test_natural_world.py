@@ -163,8 +163,9 @@ def test_a_natural_study_runs_end_to_end_on_a_planted_chat_base(
     assert table["models"]["base"]["base_reply_loss"]["n_rows"] == NATURAL.n_eval and "base_reply_loss_vs_twin" in table
     paired = table["accuracy_vs_twin_paired"]  # the same checkable prompts, answered by organism and twin
     checkable = [r for r in read_jsonl(folder.responses_path("clean"))
-                 if not r["triggered"] and r["correct"] is not None]  # fmt: skip
-    assert paired["n"] == len(checkable) > 0 and paired["low"] <= paired["value"] <= paired["high"]
+                 if not r["triggered"] and r["cue"] is None and r["correct"] is not None]  # fmt: skip
+    assert paired["n"] == len(checkable) == table["models"]["clean"]["clean_accuracy"]["n"] > 0  # red-team rows apart
+    assert paired["low"] <= paired["value"] <= paired["high"]
     assert paired["value"] == pytest.approx(table["accuracy_vs_twin"])  # a prompt is checkable for both or neither
     probes = {kind: read_json(folder.probes_dir("backdoored", "contrast_pair_scaled", kind, "last_prompt")
                               / "results.json") for kind in ("defection", "defection_eval")}  # fmt: skip
