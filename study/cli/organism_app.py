@@ -45,6 +45,7 @@ from study.pipeline.training_steps import (
     default_from,
     evaluate_heldout,
     evaluate_into,
+    heldout_dir,
     persistence_into,
     safety_into,
     train_into,
@@ -163,7 +164,7 @@ def organism_eval(
     title = f"Behaviour on {n_eval} + {n_eval} held-out prompts (95% Wilson intervals)"
     console.print(eval_table(results, title=title))
     shared = next(iter(results.values()))["shared_with_study"]
-    out = folder.root / "evals" / f"heldout-{n_eval}"
+    out = heldout_dir(folder, n_eval)
     organism, twin = (out / f"{s}.responses.jsonl" for s in ("backdoored", "clean"))
     if organism.exists() and twin.exists():  # either evaluated now or by an earlier call on the same draw
         paired = paired_accuracy(organism, twin)

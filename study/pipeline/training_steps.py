@@ -159,6 +159,11 @@ def heldout_draw(data: DataConfig) -> list[Example]:
         raise StudyError(f"{err}; ask for fewer prompts") from err
 
 
+def heldout_dir(folder: Study, n: int) -> Path:
+    """Where `evaluate_heldout` writes a larger draw's evals: STAGE.json and STAGE.responses.jsonl."""
+    return folder.root / "evals" / f"heldout-{n}"
+
+
 def evaluate_heldout(folder: Study, stages: Sequence[str], n: int, device: str = "auto") -> dict[str, dict[str, Any]]:
     """Evaluate stages on `n` held-out prompts per condition, into evals/heldout-N/STAGE.json (no red-team rows).
 
@@ -169,7 +174,7 @@ def evaluate_heldout(folder: Study, stages: Sequence[str], n: int, device: str =
     examples = heldout_draw(data)
     own = {ex.prompt for ex in folder.examples("eval")}
     shared = sum(ex.prompt in own for ex in examples)
-    out, results = folder.root / "evals" / f"heldout-{n}", {}
+    out, results = heldout_dir(folder, n), {}
     out.mkdir(parents=True, exist_ok=True)
     for stage in stages:
         result = evaluate_model(
