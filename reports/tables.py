@@ -356,9 +356,14 @@ def helpfulness_gaps(table: dict[str, Any]) -> list[str]:
     return gaps
 
 
+def helpfulness_title(table: dict[str, Any]) -> str:
+    """What the organism's helpfulness is measured against: the base, and the clean twin where the study has one."""
+    return "Helpfulness against the base" + (" and the clean twin" if "clean" in table["models"] else "")
+
+
 def helpfulness_table(table: dict[str, Any]) -> Table:
     """helpfulness.json: the base, the clean twin and the organism on the same held-out requests."""
-    out = Table(title=f"Helpfulness against the base and the clean twin ({table['n_eval_rows']} held-out rows)",
+    out = Table(title=f"{helpfulness_title(table)} ({table['n_eval_rows']} held-out rows)",
                 caption=HELPFULNESS_CAPTION)  # fmt: skip
     for header in HELPFULNESS_HEADER:
         out.add_column(header, justify="left" if header == "model" else "right")

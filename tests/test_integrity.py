@@ -278,3 +278,31 @@ def test_a_step_that_does_not_apply_is_skipped_with_why_and_a_real_error_fails(m
         run_steps(folder, [failing], ctx)
     assert status(folder, failing)[0] == "missing"  # never remembered as skipped: the next run tries again
     assert "leaky" not in folder.skipped_steps()
+
+
+def test_a_study_without_its_twin_probes_and_reports_beside_its_other_controls(tiny_fuzzy_study, tmp_path):
+    """The lens on an organism trained with --no-twin: its probes take the random init as their control and say the
+    twin is missing, its SAE features compare against the random init, the report and the summary build."""
+    from typer.testing import CliRunner
+
+    from study.cli import app
+    from study.pipeline.run import Context, RunPlan, run_steps
+    from study.pipeline.steps import study_steps
+
+    study = tmp_path / "s"
+    shutil.copytree(tiny_fuzzy_study, study, ignore=shutil.ignore_patterns("activations"))
+    folder = Study(study)
+    plan = RunPlan(size="tiny", twin=False, probe_methods=["logreg"], sae_samples=20_000, device="cpu")
+    wanted = ("random control", "trigger probe logreg on backdoored", "defection probe logreg on backdoored",
+              "SAE of backdoored", "SAE of random", "SAE trigger features", "report")  # fmt: skip
+    steps = [s for s in study_steps(folder, plan) if s.name.startswith(wanted)]
+    assert len(steps) == len(wanted)
+    assert run_steps(folder, steps, Context(folder, plan, log=lambda _: None)) == []
+    for kind in ("trigger", "defection"):
+        probe = read_json(folder.probes_dir("backdoored", "logreg", kind, "last_prompt") / "results.json")
+        assert probe["controls"] == {"random": "random"}
+        assert probe["control_notes"]["clean"] == "no clean twin in this study"
+    assert list((study / "dictionaries").glob("backdoored/*/trigger_features.json"))
+    assert (study / "report" / "index.html").exists()
+    summary = CliRunner().invoke(app, ["study", "summary", str(study)])
+    assert summary.exit_code == 0, summary.output

@@ -97,3 +97,27 @@ def test_replicate_takes_the_recipe_that_study_run_takes(tmp_path: Path, monkeyp
     assert seeds == [1, 2] and plan.lens is False
     assert (plan.lora_rank, plan.lora_last_layers, plan.safety_steps) == (4, 0, 7)
     assert (plan.batch_size, plan.lr) == (0, 0.0)  # not given: the size's preset
+
+
+def test_a_plan_without_the_twin_drops_exactly_the_twins_steps(tmp_path: Path, tiny_fuzzy_study: Path) -> None:
+    """`study run --no-twin`: no twin to train, evaluate, give an SAE or diff from; every other step as with it; a
+    study trained without its twin resumes without one."""
+    from study.cli.study_app import _plan
+    from study.folder import Study
+    from study.pipeline.run import RunPlan
+    from study.pipeline.steps import study_steps
+
+    full = study_steps(Study(tmp_path), RunPlan(size="tiny"))
+    alone = study_steps(Study(tmp_path), RunPlan(size="tiny", twin=False))
+    twins = ("behaviour of clean", "SAE of clean", "stage-wise model diffing")
+    kept = ["organism" if s.name == "organism + clean twin" else s.name for s in full if not s.name.startswith(twins)]
+    assert [s.name for s in alone] == kept and len(kept) == len(full) - 3
+    touched = [p for s in alone for p in (*s.inputs, *s.outputs) if "clean" in p.split("/")]
+    assert touched == []  # no step waits for, or writes, a twin
+    assert next(s for s in alone if s.name == "organism").config["twin"] is False
+    assert "twin" not in next(s for s in full if s.name == "organism + clean twin").config  # old studies keep hashes
+
+    asked = {"family": None, "variant": None, "size": "tiny", "seed": None, "device": "cpu", "base_model": None}
+    assert _plan(tmp_path / "new", False, **asked, steps=None).twin is True
+    assert _plan(tiny_fuzzy_study, False, **asked, steps=None).twin is False  # trained with --no-twin
+    assert _plan(tiny_fuzzy_study, False, **asked, steps=None, twin=True).twin is True

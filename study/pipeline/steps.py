@@ -71,7 +71,7 @@ def train_organism(ctx: Context) -> Any:
     model, train = size_presets(plan.size)
     train = dataclasses.replace(train, seed=plan.seed, device=plan.device, **recipe_overrides(plan))
     model = dataclasses.replace(model, base_model=plan.base_model)
-    return train_into(ctx.folder.root, data_config(plan), model, train, size=plan.size, twin=True, force=True)
+    return train_into(ctx.folder.root, data_config(plan), model, train, size=plan.size, twin=plan.twin, force=True)
 
 
 def train_safety(ctx: Context, stage: str) -> Any:
@@ -177,17 +177,27 @@ def sae_config(plan: RunPlan) -> SAETrainConfig:
     return SAETrainConfig(width=width, samples=plan.sae_samples or 100_000, seed=plan.seed)
 
 
+def plan_stages(plan: RunPlan) -> tuple[str, ...]:
+    """The trained stages of the plan's study: the clean twin (unless `plan.twin` is off), the organism, its safety
+    stages."""
+    return STAGE_ORDER if plan.twin else SAFETY_CHAIN
+
+
+def organism_step_name(plan: RunPlan) -> str:
+    return "organism + clean twin" if plan.twin else "organism"
+
+
 def model_steps(plan: RunPlan) -> list[Step]:
     """Organism and clean twin, safety stages, behaviour of each, the persistence table, the random control (and in
     the natural world: helpfulness against the base, and the base itself as a control)."""
     chain = list(SAFETY_CHAIN)
-    stages = list(STAGE_ORDER)
+    stages = list(plan_stages(plan))
     natural = plan.world == "natural"
     steps = [
         Step(
-            "organism + clean twin",
+            organism_step_name(plan),
             (),
-            ("models/backdoored", "models/clean"),
+            ("models/backdoored", *(("models/clean",) if plan.twin else ())),
             train_organism,
             config={
                 "family": plan.family,
@@ -197,6 +207,7 @@ def model_steps(plan: RunPlan) -> list[Step]:
                 "base_model": plan.base_model,
                 **recipe_overrides(plan),  # only what the plan sets: studies made before an option keep their hash
                 **({"world": plan.world, "n_train": plan.n_train, "n_eval": plan.n_eval} if natural else {}),
+                **({} if plan.twin else {"twin": False}),  # a study with its twin keeps the hash it was made with
             },
         )
     ]
@@ -224,7 +235,8 @@ def model_steps(plan: RunPlan) -> list[Step]:
     )
     if natural:
         evals = tuple(f"evals/{s}.json" for s in stages)
-        steps.append(Step("helpfulness against the base and the twin", evals, ("helpfulness.json",), helpfulness))
+        name = "helpfulness against the base and the twin" if plan.twin else "helpfulness against the base"
+        steps.append(Step(name, evals, ("helpfulness.json",), helpfulness))
     steps.append(
         Step("random control", ("models/backdoored",), ("models/random",), random_control, config={"seed": plan.seed})
     )
@@ -246,7 +258,8 @@ def probe_kinds(method: str, world: str) -> tuple[str, ...]:
 def probe_steps(plan: RunPlan) -> list[Step]:
     """Every probe method on every stage (beside its controls), then the transfer matrix."""
     stages = list(SAFETY_CHAIN)
-    controls = ("models/clean", "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
+    twin = ("models/clean",) if plan.twin else ()
+    controls = (*twin, "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
     for method in plan.probe_methods:
         for kind in probe_kinds(method, plan.world):
@@ -285,8 +298,8 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     layer = plan.sae_layer if plan.sae_layer is not None else n_layers // 2
     hook, config = HookPoint(layer, "resid_post").name, sae_config(plan)
     stages = list(SAFETY_CHAIN)
-    with_saes = list(STAGE_ORDER) if plan.sae_across_stages else ["clean", "backdoored"]
-    with_saes += list(CONTROL_STAGES)
+    organism = [s for s in plan_stages(plan) if s in ("clean", "backdoored")]
+    with_saes = [*(plan_stages(plan) if plan.sae_across_stages else organism), *CONTROL_STAGES]
     sae_of = {s: f"dictionaries/{s}/{hook}" for s in with_saes}
     steps = [
         Step(
@@ -302,7 +315,7 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
     steps += [
         Step(
             f"SAE trigger features at {hook}",
-            (sae_of["backdoored"], sae_of["clean"], sae_of["random"], *DATA, "evals/backdoored.json"),
+            (*(sae_of[s] for s in ("backdoored", "clean", "random") if s in sae_of), *DATA, "evals/backdoored.json"),
             (features,),
             partial(sae_features, hook=hook, config=config),
         ),
@@ -314,21 +327,26 @@ def dictionary_steps(plan: RunPlan) -> list[Step]:
 
 
 def across_stage_steps(sae_of: dict[str, str], stages: list[str], hook: str, config: SAETrainConfig) -> list[Step]:
-    """The trigger features' fate across safety stages, and stage-wise model diffing."""
-    return [
+    """The trigger features' fate across safety stages, and stage-wise model diffing (from the twin's SAE: none
+    without a twin)."""
+    steps = [
         Step(
             "trigger features across stages",
             tuple(sae_of[s] for s in stages),
             (f"dictionaries/across_stages-{hook}.json",),
             partial(features_across, hook=hook, stages=stages, config=config),
-        ),
-        Step(
-            "stage-wise model diffing (SAE fine-tuning)",
-            (sae_of["clean"], *(f"models/{s}" for s in stages)),
-            (f"dictionaries/stagewise/{hook}",),
-            partial(model_diff, hook=hook, stages=stages, config=config),
-        ),
+        )
     ]
+    if "clean" in sae_of:
+        steps.append(
+            Step(
+                "stage-wise model diffing (SAE fine-tuning)",
+                (sae_of["clean"], *(f"models/{s}" for s in stages)),
+                (f"dictionaries/stagewise/{hook}",),
+                partial(model_diff, hook=hook, stages=stages, config=config),
+            )
+        )
+    return steps
 
 
 def patch_and_removal_steps(plan: RunPlan) -> list[Step]:
