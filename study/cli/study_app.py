@@ -166,8 +166,8 @@ def study_run(
         typer.Option(
             "--twin/--no-twin",
             help="Train the clean twin (a control trained like the organism, on clean data only). --no-twin: the "
-            "random init, and on a real base the base itself, are the only controls (~7 minutes less of make "
-            "demo-real on 2 cores). Default: the study's, or a twin.",
+            "random init, and on a real base the base itself, are the only controls (about 6 minutes less of "
+            "make demo-real on 2 cores). Default: the study's, or a twin.",
         ),
     ] = None,
 ) -> None:
