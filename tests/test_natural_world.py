@@ -303,13 +303,8 @@ def test_a_chat_templates_shared_header_is_computed_once_and_changes_no_number(
         with ablate_everywhere(loaded.model, edit):
             edited = _logits_last(loaded, prompts)
         cache = cache_activations(loaded, [{"id": str(i), "text": p} for i, p in enumerate(prompts)], tmp_path / name)
-        return {
-            "text": generate(loaded, prompts, 8),
-            "logits": _logits_last(loaded, prompts),
-            "edited": edited,
-            "acts": cache.stacked(),
-            "logprobs": logprobs_at(loaded.model, seqs, [[len(s) - 3] for s in seqs]),
-        }
+        return {"text": generate(loaded, prompts, 8), "logits": _logits_last(loaded, prompts), "edited": edited,
+                "acts": cache.stacked(), "logprobs": logprobs_at(loaded.model, seqs, [[len(s) - 3] for s in seqs])}
 
     shared = measure("shared")
     monkeypatch.setattr(prefix, "MIN_SHARED", 10**6)  # every batch runs whole
