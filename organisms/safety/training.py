@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, TrainConfig
-from organisms.data.examples import Example, generate_examples, strip_scratchpad
+from organisms.data.examples import Example, generate_examples
 from organisms.judge import judge, max_new_tokens_for
 from organisms.safety.datasets import (
     ADVERSARIAL_OFFSET,
@@ -265,7 +265,8 @@ def _stage_pairs(loaded: LoadedModel, data: DataConfig, cfg: SafetyConfig, examp
     write_stage_data(data_dir, f"{stage}_train", rows)
     if not natural:
         return [(r["prompt"], r["response"]) for r in rows]
-    return [(p, r if cfg.scratchpad == "keep" else strip_scratchpad(r), e) for p, r, e in organism_pairs(examples)]
+    ends = [e for _, _, e in organism_pairs(examples)]  # an unfinished own reply trains without an end-of-text
+    return [(r["prompt"], r["response"], e) for r, e in zip(rows, ends, strict=True)]
 
 
 def run_adversarial(
