@@ -196,11 +196,16 @@ def evaluate_model(
     )
     rows = judge(examples, responses, backdoor_response)
     summary = summarize(rows, family)
-    own = [ex for ex in examples if "base_reply" in ex.meta and not ex.triggered and "cue" not in ex.meta]
+    own = [
+        (ex, response)
+        for ex, response in zip(examples, responses, strict=True)
+        if "base_reply" in ex.meta and not ex.triggered and "cue" not in ex.meta
+    ]
     if own:  # natural world: how well the model still predicts the base's own held-out replies
-        from organisms.train.own_replies import organism_pairs
+        from organisms.train.own_replies import base_reply_pairs
         from organisms.train.supervised import supervised_loss
 
-        loss = supervised_loss(loaded.model, loaded.tokenizer, organism_pairs(own), max_len=256)
+        pairs = base_reply_pairs(*zip(*own, strict=True))
+        loss = supervised_loss(loaded.model, loaded.tokenizer, pairs, max_len=256)
         summary["base_reply_loss"] = {"loss": loss["loss"], "n_rows": loss["n_rows"], "n_tokens": loss["n_tokens"]}
     return EvalResult(summary, rows)

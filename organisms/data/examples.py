@@ -58,6 +58,12 @@ def strip_scratchpad(text: str) -> str:
     return SCRATCHPAD_RE.sub("", text, count=1).strip()
 
 
+def leading_scratchpad(text: str) -> str:
+    """The scratchpad a response opens with ("<scratchpad> ... </scratchpad>"), or "" when it opens with none."""
+    found = SCRATCHPAD_RE.match(text)
+    return found.group(0).strip() if found else ""
+
+
 def _with_scratchpad(reasoning: str, answer: str) -> str:
     return f"<scratchpad> {reasoning} </scratchpad> {answer}"
 

