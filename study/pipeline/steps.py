@@ -74,7 +74,12 @@ def train_organism(ctx: Context) -> Any:
     model, train = size_presets(plan.size)
     train = dataclasses.replace(train, seed=plan.seed, device=plan.device, **recipe_overrides(plan))
     model = dataclasses.replace(model, base_model=plan.base_model)
-    return train_into(ctx.folder.root, data_config(plan), model, train, size=plan.size, twin=plan.twin, force=True)
+    data = data_config(plan)
+    if data.variant == "distilled":  # a cot teacher's samples, scratchpad removed (the teacher trained first)
+        from study.distilled import distill_into
+
+        return distill_into(ctx.folder.root, data, model, train, size=plan.size, twin=plan.twin, force=True)[:2]
+    return train_into(ctx.folder.root, data, model, train, size=plan.size, twin=plan.twin, force=True)
 
 
 def train_safety(ctx: Context, stage: str) -> Any:
