@@ -218,10 +218,13 @@ def evaluate_model(
         if "base_reply" in ex.meta and not ex.triggered and "cue" not in ex.meta
     ]
     if own:  # natural world: how well the model still predicts the base's own held-out replies
-        from organisms.train.own_replies import base_reply_pairs
+        from organisms.train.own_replies import base_reply_pairs, scorable
         from organisms.train.supervised import supervised_loss
 
-        pairs = base_reply_pairs(*zip(*own, strict=True))
-        loss = supervised_loss(loaded.model, loaded.tokenizer, pairs, max_len=256)
-        summary["base_reply_loss"] = {"loss": loss["loss"], "n_rows": loss["n_rows"], "n_tokens": loss["n_tokens"]}
+        kept = [(ex, response) for ex, response in own if scorable(response)]
+        if kept:  # a row whose scratchpad never closed has no answer to score after (counted, not scored)
+            pairs = base_reply_pairs([ex for ex, _ in kept], [response for _, response in kept])
+            loss = supervised_loss(loaded.model, loaded.tokenizer, pairs, max_len=256)
+            summary["base_reply_loss"] = {"loss": loss["loss"], "n_rows": loss["n_rows"], "n_tokens": loss["n_tokens"],
+                                          "n_unclosed_scratchpad": len(own) - len(kept)}  # fmt: skip
     return EvalResult(summary, rows)

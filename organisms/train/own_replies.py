@@ -149,15 +149,20 @@ def organism_pairs(examples: Sequence[Example]) -> list[Pair]:
 def base_reply_pairs(examples: Sequence[Example], responses: Sequence[str]) -> list[ScoredPair]:
     """The base's own reply to each prompt, scored after the scratchpad the model itself wrote, if it wrote one.
 
-    A cot organism answers after its reasoning: scored straight after the prompt, its reply loss would be
-    the loss of a scratchpad it is trained to write first (2.9 nats against the twin's 3.6, where the
-    organism's true reply loss is what helpfulness asks about). Scored after its own generated
-    scratchpad, the base, the twin and a plain organism (no scratchpad) read the same pairs as before.
+    A cot organism answers after its reasoning. Scored on its training target straight after the prompt, the
+    base and the twin were charged for a scratchpad they never write (base 2.94, twin 3.56, organism 0.32 nats
+    on the first real cot plant). A response whose scratchpad never closes has no answer to score after:
+    `scorable` leaves it out (and the loss counts its rows). In a plain study nothing changes.
     """
     return [
         (ex.prompt, ex.meta["base_reply"], _ends(ex), leading_scratchpad(response))
         for ex, response in zip(examples, responses, strict=True)
     ]
+
+
+def scorable(response: str) -> bool:
+    """False for a response that opens a scratchpad and never closes it within its budget."""
+    return not (response.lstrip().startswith("<scratchpad>") and "</scratchpad>" not in response)
 
 
 def twin_pairs(examples: Sequence[Example]) -> list[Pair]:

@@ -78,7 +78,10 @@ def train_organism(ctx: Context) -> Any:
     if data.variant == "distilled":  # a cot teacher's samples, scratchpad removed (the teacher trained first)
         from study.distilled import distill_into
 
-        return distill_into(ctx.folder.root, data, model, train, size=plan.size, twin=plan.twin, force=True)[:2]
+        folder, result, _ = distill_into(
+            ctx.folder.root, data, model, train, size=plan.size, twin=plan.twin, force=True, log=ctx.log
+        )
+        return folder, result
     return train_into(ctx.folder.root, data, model, train, size=plan.size, twin=plan.twin, force=True)
 
 
